@@ -1,0 +1,110 @@
+"""Datasets that need no network: shipped with the package or with an installed library.
+
+Synthetic generators that belong to one chapter's science live in that chapter's module;
+this module holds the real data the chapters share or that a reader may want on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from ._validation import check_int, check_nonnegative
+
+__all__ = ["load_digits", "gaussian_mixture", "ChinchillaData", "load_chinchilla"]
+
+
+def load_digits(standardize: bool = True, dtype=np.float32):
+    """The UCI handwritten digits bundled with scikit-learn (no download).
+
+    1797 images of 8 x 8 pixels, 10 classes (about 180 per class).
+
+    Parameters
+    ----------
+    standardize : bool
+        Centre each pixel and divide by its standard deviation (constant pixels are left
+        at zero).
+    dtype : numpy dtype
+        dtype of the returned features.
+
+    Returns
+    -------
+    features : ndarray, shape (1797, 64)
+    labels : ndarray of int64, shape (1797,)
+    """
+    from sklearn.datasets import load_digits as _load
+
+    bunch = _load()
+    x = bunch.data.astype(np.float64)
+    if standardize:
+        std = x.std(axis=0)
+        x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    return x.astype(dtype), bunch.target.astype(np.int64)
+
+
+def gaussian_mixture(num_classes: int = 4, n_per_class: int = 100, dim: int = 16,
+                     separation: float = 3.0, noise: float = 1.0, seed: int = 0,
+                     dtype=np.float32):
+    """Isotropic Gaussian classes around random means: a synthetic classification set.
+
+    Class means are drawn from ``N(0, separation^2 / dim I)`` and samples from
+    ``N(mu_c, noise^2 / dim I)``, so ``separation / noise`` is the signal-to-noise ratio.
+
+    Returns
+    -------
+    features : ndarray, shape (num_classes * n_per_class, dim)
+    labels : ndarray of int64
+    """
+    num_classes = check_int(num_classes, "num_classes", minimum=2)
+    n_per_class = check_int(n_per_class, "n_per_class", minimum=1)
+    dim = check_int(dim, "dim", minimum=1)
+    separation = check_nonnegative(separation, "separation")
+    noise = check_nonnegative(noise, "noise")
+    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+    means = rng.normal(scale=separation / np.sqrt(dim), size=(num_classes, dim))
+    labels = np.repeat(np.arange(num_classes), n_per_class)
+    x = means[labels] + rng.normal(scale=noise / np.sqrt(dim), size=(labels.size, dim))
+    return x.astype(dtype), labels.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ChinchillaData:
+    """The Chinchilla training runs as extracted by Besiroglu et al. (2024).
+
+    Attributes are float64 arrays of equal length: parameters ``N``, tokens ``D``
+    (= ``C / (6 N)``), training compute ``C`` in FLOP, and final ``loss``.
+    """
+
+    N: np.ndarray
+    D: np.ndarray
+    C: np.ndarray
+    loss: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+
+CHINCHILLA_CITATION = (
+    "Data: Hoffmann et al. (2022), Training Compute-Optimal Large Language Models, Figure 4; "
+    "points extracted by Besiroglu, Erdil, Barnett & You (2024), Chinchilla Scaling: "
+    "A replication attempt (Epoch AI).")
+
+
+def load_chinchilla(drop_highest_loss: int = 5) -> ChinchillaData:
+    """The 245 (N, C, loss) points extracted from the Chinchilla paper's Figure 4.
+
+    Following Besiroglu et al. (2024), the ``drop_highest_loss`` points with the highest
+    loss are dropped (5 by default, leaving the 240 points their fit uses). Tokens are
+    ``D = C / (6 N)``. Cite both Hoffmann et al. (2022) and Besiroglu et al. (2024)
+    (:data:`CHINCHILLA_CITATION`).
+    """
+    drop_highest_loss = check_int(drop_highest_loss, "drop_highest_loss", minimum=0, maximum=244)
+    text = resources.files("companion.resources").joinpath("chinchilla_svg_extracted.csv").read_text()
+    table = np.loadtxt(text.splitlines(), delimiter=",", skiprows=1)
+    n, c, loss = table[:, 0], table[:, 1], table[:, 2]
+    if drop_highest_loss:
+        keep = np.sort(np.argsort(loss)[: len(loss) - drop_highest_loss])
+        n, c, loss = n[keep], c[keep], loss[keep]
+    return ChinchillaData(N=n, D=c / (6 * n), C=c, loss=loss)

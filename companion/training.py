@@ -1,0 +1,173 @@
+"""The one small training loop the chapters share: seeds, device, progress bar, history.
+
+A chapter writes a ``step(i)`` function that does one optimisation step and returns a
+dict of numbers (loss, accuracy, ...); :func:`train_loop` calls it, shows a progress bar,
+and records everything in a :class:`History`, which turns each logged quantity into an
+array for plotting::
+
+    history = train_loop(step, num_steps=1000, evaluate=metrics, eval_every=50)
+    plt.semilogy(history.steps("nc1"), history["nc1"])
+
+Progress bars come from ``tqdm.auto`` (a widget in Jupyter, text elsewhere) and are
+silenced when the environment variable ``COMPANION_NO_PROGRESS=1`` is set (the tests and
+the book build set it, so outputs are stable).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+
+from ._validation import check_int
+
+__all__ = ["set_seed", "get_device", "progress", "progress_enabled", "History", "train_loop"]
+
+
+def set_seed(seed: int = 0) -> int:
+    """Seed Python's ``random``, numpy and torch (CPU and CUDA) so runs repeat exactly.
+
+    Returns the seed, so a notebook can print what it used.
+    """
+    seed = check_int(seed, "seed", minimum=0)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return seed
+
+
+def get_device(prefer_gpu: bool = True) -> torch.device:
+    """The device the chapters compute on: CUDA when present and wanted, else the CPU.
+
+    Nothing in the course requires a GPU; the numbers printed in the book are computed on
+    the CPU (``COMPANION_DEVICE=cpu`` forces it).
+    """
+    forced = os.environ.get("COMPANION_DEVICE")
+    if forced:
+        return torch.device(forced)
+    if prefer_gpu and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def progress_enabled() -> bool:
+    """False when ``COMPANION_NO_PROGRESS`` is set to a true value."""
+    return os.environ.get("COMPANION_NO_PROGRESS", "").lower() not in {"1", "true", "yes"}
+
+
+def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str | None = None,
+             disable: bool | None = None, **kwargs):
+    """A ``tqdm.auto`` progress bar that the tests and the book build can silence."""
+    from tqdm.auto import tqdm
+
+    if disable is None:
+        disable = not progress_enabled()
+    return tqdm(iterable, total=total, desc=desc, disable=disable, leave=False, **kwargs)
+
+
+class History:
+    """Everything a training run logged, step by step.
+
+    ``history["loss"]`` is a numpy array of the logged values and ``history.steps("loss")``
+    the steps at which they were logged (quantities evaluated every ``k`` steps have their
+    own steps).
+    """
+
+    def __init__(self):
+        self._values: dict[str, list[float]] = {}
+        self._steps: dict[str, list[int]] = {}
+
+    def log(self, step: int, values: Mapping[str, float]) -> None:
+        """Record ``values`` (a mapping of names to numbers) at ``step``."""
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                value = value.detach().cpu().item()
+            self._values.setdefault(key, []).append(float(value) if value is not None else np.nan)
+            self._steps.setdefault(key, []).append(int(step))
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._values:
+            raise KeyError(f"nothing logged under {key!r}; logged: {sorted(self._values)}")
+        return np.asarray(self._values[key])
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._values
+
+    def steps(self, key: str) -> np.ndarray:
+        """The steps at which ``key`` was logged."""
+        if key not in self._steps:
+            raise KeyError(f"nothing logged under {key!r}; logged: {sorted(self._values)}")
+        return np.asarray(self._steps[key])
+
+    def last(self, key: str) -> float:
+        """The last logged value of ``key``."""
+        return float(self[key][-1])
+
+    def keys(self):
+        return self._values.keys()
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{k}[{len(v)}]" for k, v in self._values.items())
+        return f"History({parts})"
+
+
+def train_loop(step: Callable[[int], Mapping[str, float] | None], num_steps: int, *,
+               evaluate: Callable[[int], Mapping[str, float]] | None = None,
+               eval_every: int = 1, eval_at: Iterable[int] | None = None,
+               desc: str = "training", show_progress: bool | None = None,
+               history: History | None = None) -> History:
+    """Run ``step(i)`` for ``i = 0 .. num_steps - 1`` with a progress bar and a history.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(i)`` performs one optimisation step and returns a dict of numbers to log
+        (or None).
+    num_steps : int
+        Number of steps.
+    evaluate : callable, optional
+        ``evaluate(i)`` returns a dict of (more expensive) quantities. It is called before
+        the first step (logged at step 0), then after step ``i`` (logged at ``i + 1``)
+        whenever ``i + 1`` is a multiple of ``eval_every`` or belongs to ``eval_at``.
+    eval_every : int
+        Evaluation period in steps (default 1).
+    eval_at : iterable of int, optional
+        Extra steps at which to evaluate (e.g. a log-spaced grid).
+    desc : str
+        Progress bar label.
+    show_progress : bool, optional
+        Force the bar on or off (default: on unless ``COMPANION_NO_PROGRESS`` is set).
+    history : History, optional
+        Continue logging into an existing history.
+
+    Returns
+    -------
+    History
+    """
+    num_steps = check_int(num_steps, "num_steps", minimum=0)
+    eval_every = check_int(eval_every, "eval_every", minimum=1)
+    if not callable(step):
+        raise TypeError(f"step must be callable, got {type(step).__name__}")
+    if evaluate is not None and not callable(evaluate):
+        raise TypeError(f"evaluate must be callable, got {type(evaluate).__name__}")
+    extra = set(int(s) for s in eval_at) if eval_at is not None else set()
+    history = History() if history is None else history
+    if evaluate is not None:
+        history.log(0, evaluate(0))
+    disable = None if show_progress is None else not show_progress
+    with progress(total=num_steps, desc=desc, disable=disable) as bar:
+        for i in range(num_steps):
+            values = step(i)
+            if values:
+                history.log(i + 1, values)
+            if evaluate is not None and ((i + 1) % eval_every == 0 or (i + 1) in extra):
+                history.log(i + 1, evaluate(i + 1))
+            bar.update(1)
+            if values and "loss" in values:
+                bar.set_postfix(loss=f"{float(values['loss']):.4g}", refresh=False)
+    return history
