@@ -1,0 +1,75 @@
+"""Benchmark: variable projection against the multi-start Approach 3 fit, same data.
+
+Fits the 240 Chinchilla points of Besiroglu et al. (2024) and a noisy synthetic IsoFLOP data
+set (true parameters known) with
+
+- ``fit_variable_projection`` (Huber on relative residuals, 2-D search over the exponents),
+- ``fit_approach3`` from a grid of starts (Huber on log-loss residuals, L-BFGS per start),
+
+and prints a table of wall-clock time, objective, the fitted parameters and their error
+against the reference (Epoch's published Huber fit for the real data, the truth for the
+synthetic data), plus the fraction of Approach 3 starts that reach the best objective.
+
+Usage::
+
+    python benchmarks/bench_scaling.py          # Approach 3 from the 243-start sub-grid (~1 min)
+    python benchmarks/bench_scaling.py --full   # the full 4500-start grid of Epoch (several minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from companion import scaling
+from companion.data import load_chinchilla
+
+
+def _row(label, fit, reference, seconds):
+    p = fit.params.as_array()
+    err = np.abs(p / reference.as_array() - 1).max()
+    return (f"{label:34s}{seconds:9.2f}{fit.objective:12.4g}"
+            + "".join(f"{v:10.4g}" for v in p) + f"{100 * err:9.2f}%")
+
+
+def run(kind: str) -> None:
+    header = (f"{'data / method':34s}{'time s':>9s}{'objective':>12s}"
+              + "".join(f"{n:>10s}" for n in ("E", "A", "B", "alpha", "beta")) + f"{'max err':>10s}")
+    chin = load_chinchilla()
+    noisy_truth = scaling.HOFFMANN_2022
+    noisy = scaling.isoflop_grid(noisy_truth, width=8, noise=0.003, seed=0)
+    cases = [("Chinchilla (240 points)", chin.N, chin.D, chin.loss, scaling.BESIROGLU_2024_HUBER),
+             ("synthetic, 0.3% noise", noisy.N, noisy.D, noisy.loss, noisy_truth)]
+    print(header)
+    print("-" * len(header))
+    for name, N, D, L, reference in cases:
+        start = time.perf_counter()
+        vp = scaling.fit_variable_projection(N, D, L)
+        t_vp = time.perf_counter() - start
+        start = time.perf_counter()
+        a3 = scaling.fit_approach3(N, D, L, starts=kind)
+        t_a3 = time.perf_counter() - start
+        start = time.perf_counter()
+        polish = scaling.fit_approach3(N, D, L, starts=vp.params)
+        t_polish = time.perf_counter() - start
+        print(_row(f"{name}: VP", vp, reference, t_vp))
+        print(_row(f"{name}: A3 {a3.info['starts']} starts", a3, reference, t_a3))
+        print(_row(f"{name}: A3 from VP (1 start)", polish, reference, t_vp + t_polish))
+        values = a3.info["start_objectives"]
+        reached = np.mean(values <= a3.objective * (1 + 1e-6) + 1e-12)
+        print(f"    fraction of Approach 3 starts reaching the best objective: {reached:.3f}")
+    print("max err: largest relative error of (E, A, B, alpha, beta) against Epoch's Huber fit "
+          "(Chinchilla) or the truth (synthetic).")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="run Epoch's full 4500-start grid")
+    args = parser.parse_args(argv)
+    run("full" if args.full else "small")
+
+
+if __name__ == "__main__":
+    main()

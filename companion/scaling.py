@@ -1,0 +1,1328 @@
+"""Neural scaling laws: loss surfaces, compute-optimal allocation and how to fit them.
+
+The chapter's objects, in the order the chapter meets them:
+
+- :func:`power_law_fit`: the saturating power law ``L(x) = L_inf + (x0 / x)^alpha`` of
+  Henighan et al. (2020), fitted by variable projection (also used by other chapters);
+- a teacher-student model with a power-law spectrum (:func:`power_law_spectrum`,
+  :func:`teacher_student_risk`) in which the scaling exponents can be derived (Bahri et
+  al., 2024);
+- a small training sweep of MLPs the chapter runs itself (:func:`training_sweep`);
+- the Chinchilla loss surface ``L(N, D) = E + A / N^alpha + B / D^beta`` (Hoffmann et al.,
+  2022) with its compute-optimal allocation (:func:`chinchilla_loss`,
+  :func:`compute_optimal`);
+- three ways of fitting it: IsoFLOP parabolas (:func:`fit_approach2`), the direct robust
+  fit from a grid of starts (:func:`fit_approach3`, the protocol of Besiroglu et al., 2024)
+  and variable projection (:func:`fit_variable_projection`, Golub and Pereyra, 1973),
+  plus :func:`bootstrap` confidence intervals for any of them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ._validation import as_array, check_int, check_nonnegative, check_positive, check_choice
+from .training import progress
+
+__all__ = [
+    "PowerLawFit", "power_law_fit",
+    "ChinchillaParams", "HOFFMANN_2022", "BESIROGLU_2024", "BESIROGLU_2024_HUBER",
+    "BESIROGLU_2024_SE",
+    "chinchilla_loss", "compute_optimal", "optimal_exponents",
+    "IsoflopData", "isoflop_grid",
+    "ScalingFit", "fit_approach2", "fit_approach3", "fit_variable_projection",
+    "approach3_start_grid", "approach2_bias",
+    "BootstrapResult", "bootstrap",
+    "power_law_spectrum", "teacher_student_risk", "teacher_student_sweep",
+    "SweepResult", "training_sweep",
+    "plot_power_law_fit", "plot_teacher_student", "plot_training_sweep", "plot_isoflop_fits",
+    "plot_approach2_bias", "plot_chinchilla_fits", "plot_bootstrap",
+    "scaling_explorer",
+]
+
+
+# ---------------------------------------------------------------------------------------
+# Saturating power law (Henighan et al., 2020)
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PowerLawFit:
+    """A fitted saturating power law ``L(x) = l_inf + (x0 / x)^alpha``.
+
+    Attributes
+    ----------
+    l_inf : float
+        The irreducible loss (the limit as ``x`` grows).
+    x0 : float
+        The scale at which the reducible part equals one.
+    alpha : float
+        The exponent.
+    rms_relative_error : float
+        Root mean square of ``(prediction - y) / y`` on the fitted points.
+    """
+
+    l_inf: float
+    x0: float
+    alpha: float
+    rms_relative_error: float = float("nan")
+
+    def predict(self, x):
+        """Evaluate ``l_inf + (x0 / x)^alpha`` at ``x`` (array-like, positive)."""
+        x = as_array(x, "x")
+        if np.any(x <= 0):
+            raise ValueError("x must be positive")
+        return self.l_inf + (self.x0 / x) ** self.alpha
+
+
+def _power_law_design(log_x, alpha):
+    return np.column_stack([np.ones_like(log_x), np.exp(-alpha * log_x)])
+
+
+def _power_law_inner(log_x, y, alpha, fit_l_inf):
+    """Best (l_inf, c) >= 0 for fixed alpha, relative least squares; returns (coef, residuals)."""
+    from scipy.optimize import nnls
+
+    design = _power_law_design(log_x, alpha) / y[:, None]
+    if not fit_l_inf:
+        design = design[:, 1:]
+    coef, _ = nnls(design, np.ones_like(y))
+    if not fit_l_inf:
+        coef = np.array([0.0, coef[0]])
+    residual = _power_law_design(log_x, alpha) @ coef / y - 1.0
+    return coef, residual
+
+
+def power_law_fit(x, y, *, fit_l_inf: bool = True, alpha_bounds=(1e-3, 5.0)) -> PowerLawFit:
+    """Fit the saturating power law ``L(x) = L_inf + (x0 / x)^alpha`` of Henighan et al. (2020).
+
+    For a fixed exponent the model is linear in ``L_inf`` and ``c = x0^alpha``, so the fit
+    is a one-dimensional search over ``alpha`` (a grid, then bounded refinement) with a
+    non-negative least-squares solve inside (variable projection, Golub and Pereyra,
+    1973). Residuals are relative, ``(L(x_i) - y_i) / y_i``, so that small and large losses
+    weigh alike, as a fit in log space would.
+
+    Parameters
+    ----------
+    x : array-like, shape (n,)
+        Positive scales (parameters, data, compute, dictionary size, ...).
+    y : array-like, shape (n,)
+        Positive losses.
+    fit_l_inf : bool
+        Fit the offset ``L_inf`` (default). With False, ``L_inf = 0`` (a pure power law).
+    alpha_bounds : tuple of float
+        Search interval of the exponent.
+
+    Returns
+    -------
+    PowerLawFit
+        Fields ``l_inf``, ``x0``, ``alpha`` and a ``predict(x)`` method.
+
+    Raises
+    ------
+    ValueError
+        If fewer than three points (two without ``L_inf``), non-positive values, or a
+        fit with no decreasing part (the best ``c`` is zero).
+    """
+    from scipy.optimize import minimize_scalar
+
+    x = as_array(x, "x", ndim=1)
+    y = as_array(y, "y", ndim=1)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape, got {x.shape} and {y.shape}")
+    need = 3 if fit_l_inf else 2
+    if x.size < need:
+        raise ValueError(f"x must have at least {need} points, got {x.size}")
+    if np.any(x <= 0):
+        raise ValueError("x must be positive")
+    if np.any(y <= 0):
+        raise ValueError("y must be positive")
+    lo, hi = float(alpha_bounds[0]), float(alpha_bounds[1])
+    if not 0 < lo < hi:
+        raise ValueError(f"alpha_bounds must satisfy 0 < low < high, got {alpha_bounds}")
+    log_x = np.log(x)
+
+    def objective(log_alpha):
+        return float(np.sum(_power_law_inner(log_x, y, np.exp(log_alpha), fit_l_inf)[1] ** 2))
+
+    grid = np.linspace(np.log(lo), np.log(hi), 121)
+    values = np.array([objective(g) for g in grid])
+    i = int(np.argmin(values))
+    left, right = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    if right > left:
+        best = minimize_scalar(objective, bounds=(left, right), method="bounded",
+                               options={"xatol": 1e-10})
+        log_alpha = best.x if best.fun <= values[i] else grid[i]
+    else:
+        log_alpha = grid[i]
+    alpha = float(np.exp(log_alpha))
+    coef, residual = _power_law_inner(log_x, y, alpha, fit_l_inf)
+    if coef[1] <= 0:
+        raise ValueError("y does not decrease with x: no power law to fit")
+    return PowerLawFit(l_inf=float(coef[0]), x0=float(coef[1] ** (1.0 / alpha)), alpha=alpha,
+                       rms_relative_error=float(np.sqrt(np.mean(residual ** 2))))
+
+
+# ---------------------------------------------------------------------------------------
+# The Chinchilla loss surface (Hoffmann et al., 2022)
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChinchillaParams:
+    """Parameters of ``L(N, D) = E + A / N^alpha + B / D^beta`` (Hoffmann et al., 2022).
+
+    ``N`` is the number of parameters, ``D`` the number of training tokens, ``E`` the
+    irreducible loss.
+    """
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+
+    def __post_init__(self):
+        for name in ("E", "A", "B"):
+            check_nonnegative(getattr(self, name), name)
+        for name in ("alpha", "beta"):
+            check_positive(getattr(self, name), name)
+
+    def as_array(self) -> np.ndarray:
+        """``[E, A, B, alpha, beta]`` as a float array."""
+        return np.array([self.E, self.A, self.B, self.alpha, self.beta], dtype=float)
+
+    @classmethod
+    def from_array(cls, values) -> "ChinchillaParams":
+        """Inverse of :meth:`as_array`."""
+        values = as_array(values, "values", ndim=1)
+        if values.size != 5:
+            raise ValueError(f"values must have 5 entries (E, A, B, alpha, beta), got {values.size}")
+        return cls(*(float(v) for v in values))
+
+    def __str__(self) -> str:
+        return (f"E={self.E:.4g}, A={self.A:.4g}, B={self.B:.4g}, "
+                f"alpha={self.alpha:.4g}, beta={self.beta:.4g}")
+
+
+#: Approach 3 fit published by Hoffmann et al. (2022), eq. (10).
+HOFFMANN_2022 = ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+#: Maximum-likelihood refit of Besiroglu et al. (2024) on the 240 extracted points.
+BESIROGLU_2024 = ChinchillaParams(E=1.8169, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)
+#: The Huber-loss grid fit of Besiroglu et al. (2024) (their replication of Approach 3).
+BESIROGLU_2024_HUBER = ChinchillaParams(E=1.817, A=477.9, B=2144.0, alpha=0.3473, beta=0.3672)
+#: Bootstrap standard errors of Besiroglu et al. (2024) (4000 resamples).
+BESIROGLU_2024_SE = ChinchillaParams(E=0.026, A=124.5, B=1293.0, alpha=0.015, beta=0.021)
+
+
+def _check_params(params) -> ChinchillaParams:
+    if not isinstance(params, ChinchillaParams):
+        raise TypeError(f"params must be a ChinchillaParams, got {type(params).__name__}")
+    return params
+
+
+def _positive_array(x, name):
+    arr = as_array(x, name)
+    if np.any(arr <= 0):
+        raise ValueError(f"{name} must be positive")
+    return arr
+
+
+def chinchilla_loss(N, D, params: ChinchillaParams = HOFFMANN_2022):
+    """The Chinchilla loss surface ``L(N, D) = E + A / N^alpha + B / D^beta``.
+
+    Hoffmann et al. (2022), eq. (2). ``N`` (parameters) and ``D`` (tokens) are positive
+    scalars or arrays that broadcast together.
+
+    Returns
+    -------
+    float or ndarray
+    """
+    params = _check_params(params)
+    N = _positive_array(N, "N")
+    D = _positive_array(D, "D")
+    loss = params.E + params.A * N ** -params.alpha + params.B * D ** -params.beta
+    return float(loss) if loss.ndim == 0 else loss
+
+
+def optimal_exponents(params: ChinchillaParams):
+    """``(G, a, b)`` of the compute-optimal allocation (Hoffmann et al., 2022, eq. 4).
+
+    ``a = beta / (alpha + beta)``, ``b = alpha / (alpha + beta)`` and
+    ``G = (alpha A / (beta B))^(1 / (alpha + beta))``.
+    """
+    params = _check_params(params)
+    s = params.alpha + params.beta
+    if params.B == 0 or params.A == 0:
+        raise ValueError("params.A and params.B must be > 0 for a compute-optimal allocation")
+    G = (params.alpha * params.A / (params.beta * params.B)) ** (1.0 / s)
+    return float(G), params.beta / s, params.alpha / s
+
+
+def compute_optimal(C, params: ChinchillaParams = HOFFMANN_2022):
+    """Compute-optimal model size, data size and loss at budget ``C = 6 N D``.
+
+    Minimising ``E + A / N^alpha + B / D^beta`` subject to ``6 N D = C`` gives
+    (Hoffmann et al., 2022, eq. 4)
+
+    ``N* = G (C / 6)^a``, ``D* = (C / 6)^b / G``,
+    ``a = beta / (alpha + beta)``, ``b = alpha / (alpha + beta)``,
+    ``G = (alpha A / (beta B))^(1 / (alpha + beta))``.
+
+    Parameters
+    ----------
+    C : float or array-like
+        Training compute in FLOP (positive).
+    params : ChinchillaParams
+
+    Returns
+    -------
+    N_opt, D_opt, loss : float or ndarray
+    """
+    params = _check_params(params)
+    C = _positive_array(C, "C")
+    G, a, b = optimal_exponents(params)
+    n_opt = G * (C / 6.0) ** a
+    d_opt = (C / 6.0) ** b / G
+    loss = params.E + params.A * n_opt ** -params.alpha + params.B * d_opt ** -params.beta
+    if C.ndim == 0:
+        return float(n_opt), float(d_opt), float(loss)
+    return n_opt, d_opt, loss
+
+
+# ---------------------------------------------------------------------------------------
+# Simulated IsoFLOP experiments
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IsoflopData:
+    """Points ``(N, D, loss)`` of IsoFLOP experiments; ``group`` indexes the budget ``C``.
+
+    ``budgets[group[i]] == 6 N[i] D[i]``.
+    """
+
+    N: np.ndarray
+    D: np.ndarray
+    loss: np.ndarray
+    group: np.ndarray
+    budgets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+
+def isoflop_grid(params: ChinchillaParams = HOFFMANN_2022, budgets=(1e17, 1e18, 1e19, 1e20, 1e21),
+                 points_per_curve: int = 15, width: float = 4.0, centre: float = 1.0,
+                 noise: float = 0.0, seed: int = 0) -> IsoflopData:
+    """Simulate IsoFLOP experiments on the Chinchilla surface (Hoffmann et al., 2022, §3.2).
+
+    For each budget ``C``, ``points_per_curve`` model sizes log-spaced over
+    ``[centre N*/width, centre N* width]`` around the true optimum ``N*(C)``, with
+    ``D = C / (6 N)``, and losses ``L(N, D) (1 + noise z)`` with ``z ~ N(0, 1)``
+    (multiplicative noise of relative size ``noise``).
+
+    Parameters
+    ----------
+    params : ChinchillaParams
+        The true surface.
+    budgets : array-like
+        Compute budgets in FLOP.
+    points_per_curve : int
+        Model sizes per budget (at least 3).
+    width : float
+        Half-width factor ``w > 1`` of the grid in N (a grid over ``[N*/w, w N*]``).
+    centre : float
+        Factor by which the grid's centre misses the optimum (1 = centred).
+    noise : float
+        Relative noise on the losses.
+    seed : int
+        Seed of the noise.
+
+    Returns
+    -------
+    IsoflopData
+    """
+    params = _check_params(params)
+    budgets = _positive_array(budgets, "budgets").ravel()
+    points_per_curve = check_int(points_per_curve, "points_per_curve", minimum=3)
+    width = check_positive(width, "width")
+    if width <= 1:
+        raise ValueError(f"width must be > 1, got {width}")
+    centre = check_positive(centre, "centre")
+    noise = check_nonnegative(noise, "noise")
+    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+    n_opt, _, _ = compute_optimal(budgets, params)
+    n_opt = np.atleast_1d(n_opt) * centre
+    N = np.concatenate([np.logspace(np.log10(n / width), np.log10(n * width), points_per_curve)
+                        for n in n_opt])
+    group = np.repeat(np.arange(budgets.size), points_per_curve)
+    D = budgets[group] / (6.0 * N)
+    loss = np.asarray(chinchilla_loss(N, D, params))
+    if noise > 0:
+        loss = loss * (1.0 + noise * rng.standard_normal(loss.shape))
+    return IsoflopData(N=N, D=D, loss=loss, group=group, budgets=budgets)
+
+
+# ---------------------------------------------------------------------------------------
+# Fits
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScalingFit:
+    """The result of a scaling-law fit.
+
+    Every fit implies a compute-optimal frontier ``N*(C) = 10^k_N C^a`` and
+    ``D*(C) = 10^k_D C^b``; direct fits also give the surface's ``params``.
+
+    Attributes
+    ----------
+    method : str
+        ``"approach2"``, ``"approach3"`` or ``"variable_projection"``.
+    a, b : float
+        Exponents of ``N*`` and ``D*`` in ``C``.
+    log10_n_intercept, log10_d_intercept : float
+        ``k_N`` and ``k_D`` above.
+    params : ChinchillaParams or None
+        The fitted surface (None for Approach 2).
+    objective : float
+        The minimised objective.
+    seconds : float
+        Wall-clock time of the fit.
+    info : dict
+        Method-specific details (vertices of the parabolas, number of starts, ...).
+    """
+
+    method: str
+    a: float
+    b: float
+    log10_n_intercept: float
+    log10_d_intercept: float
+    params: ChinchillaParams | None = None
+    objective: float = float("nan")
+    seconds: float = float("nan")
+    info: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def optimal(self, C):
+        """The implied compute-optimal ``(N*, D*)`` at budget(s) ``C``."""
+        C = _positive_array(C, "C")
+        log_c = np.log10(C)
+        n = 10.0 ** (self.log10_n_intercept + self.a * log_c)
+        d = 10.0 ** (self.log10_d_intercept + self.b * log_c)
+        if C.ndim == 0:
+            return float(n), float(d)
+        return n, d
+
+
+def _fit_from_params(method, params, objective, seconds, info=None) -> ScalingFit:
+    if params.A > 0 and params.B > 0:
+        G, a, b = optimal_exponents(params)
+        k_n = np.log10(G) - a * np.log10(6.0)
+        k_d = -np.log10(G) - b * np.log10(6.0)
+    else:  # a degenerate fit (one term vanished) implies no interior optimum
+        a = b = k_n = k_d = float("nan")
+    return ScalingFit(method=method, a=a, b=b, log10_n_intercept=float(k_n),
+                      log10_d_intercept=float(k_d), params=params, objective=float(objective),
+                      seconds=float(seconds), info=info or {})
+
+
+def _check_points(N, D, loss):
+    N = _positive_array(N, "N")
+    D = _positive_array(D, "D")
+    loss = _positive_array(loss, "loss")
+    if N.ndim != 1 or N.shape != D.shape or N.shape != loss.shape:
+        raise ValueError(f"N, D and loss must be 1-D of equal length, got shapes "
+                         f"{N.shape}, {D.shape}, {loss.shape}")
+    return N, D, loss
+
+
+def _budget_groups(N, D, decimals=3):
+    log_c = np.round(np.log10(6.0 * N * D), decimals)
+    _, group = np.unique(log_c, return_inverse=True)
+    return group
+
+
+def fit_approach2(N, D, loss, groups=None) -> ScalingFit:
+    """Chinchilla Approach 2: IsoFLOP parabolas (Hoffmann et al., 2022, §3.2).
+
+    For each budget ``C`` (points sharing ``C = 6 N D``, or the given ``groups``) fit a
+    parabola of the loss against ``log10 D``, take its vertex as ``D*(C)`` and
+    ``N*(C) = C / (6 D*)``, then fit the lines ``log10 D* = k_D + b log10 C`` and
+    ``log10 N* = k_N + a log10 C`` by least squares.
+
+    The parabola is only a second-order model of the true curve; its vertex is biased
+    when ``alpha != beta`` and the grid is wide or off-centre (the subject of the
+    chapter's Approach 2 section).
+
+    Parameters
+    ----------
+    N, D, loss : array-like, shape (n,)
+        Points of the IsoFLOP experiments.
+    groups : array-like of int, optional
+        Budget label of each point. Default: points whose ``log10(6 N D)`` agree to three
+        decimals share a budget.
+
+    Returns
+    -------
+    ScalingFit
+        ``info`` holds the budgets and the vertices ``N_opt``, ``D_opt``.
+    """
+    start = time.perf_counter()
+    N, D, loss = _check_points(N, D, loss)
+    if groups is None:
+        groups = _budget_groups(N, D)
+    else:
+        groups = as_array(groups, "groups", ndim=1, dtype=None)
+        if groups.shape != N.shape:
+            raise ValueError(f"groups must have one label per point, got shape {groups.shape}")
+    labels = np.unique(groups)
+    if labels.size < 2:
+        raise ValueError("need at least two compute budgets (groups) for Approach 2")
+    budgets, d_opt = [], []
+    for label in labels:
+        mask = groups == label
+        log_d = np.log10(D[mask])
+        if np.unique(log_d).size < 3:
+            raise ValueError(f"budget group {label} has fewer than 3 distinct model sizes")
+        c2, c1, _ = np.polyfit(log_d, loss[mask], 2)
+        if c2 <= 0:
+            raise ValueError(f"the parabola of budget group {label} opens downwards: no minimum")
+        budgets.append(np.exp(np.mean(np.log(6.0 * N[mask] * D[mask]))))
+        d_opt.append(10.0 ** (-c1 / (2.0 * c2)))
+    budgets, d_opt = np.array(budgets), np.array(d_opt)
+    n_opt = budgets / (6.0 * d_opt)
+    b, k_d = np.polyfit(np.log10(budgets), np.log10(d_opt), 1)
+    a, k_n = np.polyfit(np.log10(budgets), np.log10(n_opt), 1)
+    return ScalingFit(method="approach2", a=float(a), b=float(b), log10_n_intercept=float(k_n),
+                      log10_d_intercept=float(k_d), seconds=time.perf_counter() - start,
+                      info={"budgets": budgets, "N_opt": n_opt, "D_opt": d_opt})
+
+
+def approach2_bias(params: ChinchillaParams, width: float, *, target_compute: float = 1e24,
+                   budgets=(1e17, 1e18, 1e19, 1e20, 1e21), points_per_curve: int = 15,
+                   centre: float = 1.0, noise: float = 0.0, seed: int = 0):
+    """Relative error of Approach 2's extrapolated ``N*`` and ``D*`` (noise-free by default).
+
+    Simulates :func:`isoflop_grid`, fits :func:`fit_approach2` and compares its frontier at
+    ``target_compute`` with :func:`compute_optimal`: returns
+    ``(N*_fit / N*_true - 1, D*_fit / D*_true - 1)``.
+    """
+    data = isoflop_grid(params, budgets, points_per_curve, width, centre, noise, seed)
+    fit = fit_approach2(data.N, data.D, data.loss, data.group)
+    n_fit, d_fit = fit.optimal(target_compute)
+    n_true, d_true, _ = compute_optimal(target_compute, params)
+    return n_fit / n_true - 1.0, d_fit / d_true - 1.0
+
+
+# -- Approach 3: Huber on log loss, log-sum-exp form, L-BFGS from a grid -------------------
+def _huber(r, delta):
+    small = np.abs(r) <= delta
+    value = np.where(small, 0.5 * r ** 2, delta * (np.abs(r) - 0.5 * delta))
+    grad = np.where(small, r, delta * np.sign(r))
+    return value, grad
+
+
+def _approach3_objective(theta, log_n, log_d, log_loss, delta):
+    """Sum of Huber(log L - LSE(a - alpha log N, b - beta log D, e)) and its gradient."""
+    a, b, e, alpha, beta = theta
+    terms = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
+    top = terms.max(axis=0)
+    weights = np.exp(terms - top)
+    total = weights.sum(axis=0)
+    pred = top + np.log(total)
+    weights /= total
+    value, dres = _huber(log_loss - pred, delta)
+    dpred = -dres  # d objective / d pred
+    grad = np.array([
+        np.sum(dpred * weights[0]),
+        np.sum(dpred * weights[1]),
+        np.sum(dpred * weights[2]),
+        np.sum(dpred * weights[0] * -log_n),
+        np.sum(dpred * weights[1] * -log_d),
+    ])
+    return float(value.sum()), grad
+
+
+def approach3_start_grid(kind: str = "full") -> np.ndarray:
+    """Starting points ``(a, b, e, alpha, beta)`` of the Approach 3 grid (Besiroglu et al., 2024).
+
+    ``"full"``: ``a, b`` in ``0, 5, ..., 25``, ``e`` in ``-1, -0.5, ..., 1``, ``alpha, beta`` in
+    ``0, 0.5, ..., 2`` (4500 starts), the grid of Epoch's replication. ``"small"``: ``a, b`` in
+    ``0, 5, 10``, ``e`` in ``-1, 0, 1``, ``alpha, beta`` in ``0, 0.5, 1`` (243 starts).
+    """
+    check_choice(kind, "kind", ("full", "small"))
+    if kind == "full":
+        ab, e, ex = np.arange(0, 30, 5.0), np.arange(-1, 1.5, 0.5), np.arange(0, 2.5, 0.5)
+    else:
+        ab, e, ex = np.array([0.0, 5.0, 10.0]), np.array([-1.0, 0.0, 1.0]), np.array([0.0, 0.5, 1.0])
+    return np.array(list(itertools.product(ab, ab, e, ex, ex)), dtype=float)
+
+
+def _params_to_theta(params: ChinchillaParams) -> np.ndarray:
+    return np.array([np.log(params.A), np.log(params.B), np.log(params.E), params.alpha, params.beta])
+
+
+def _theta_to_params(theta) -> ChinchillaParams:
+    a, b, e, alpha, beta = theta
+    return ChinchillaParams(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)),
+                            alpha=float(alpha), beta=float(beta))
+
+
+def fit_approach3(N, D, loss, starts=None, *, delta: float = 1e-3, show_progress=None) -> ScalingFit:
+    """Chinchilla Approach 3: a robust direct fit of the loss surface from a grid of starts.
+
+    Following Hoffmann et al. (2022, §3.3) and the replication of Besiroglu et al. (2024),
+    minimise over ``theta = (a, b, e, alpha, beta)``
+
+    ``sum_i Huber_delta( log L_i - LSE(a - alpha log N_i, b - beta log D_i, e) )``
+
+    (``LSE`` is log-sum-exp, so ``exp(LSE) = e^e + e^a / N^alpha + e^b / D^beta``, and
+    ``E, A, B = exp(e), exp(a), exp(b)``) with L-BFGS (``scipy.optimize.minimize``, an exact
+    gradient) from every start, and keep the best. Huber's loss (Huber, 1964) is quadratic
+    for residuals below ``delta`` and linear above, so outliers pull less.
+
+    Parameters
+    ----------
+    N, D, loss : array-like, shape (n,)
+    starts : array-like, shape (k, 5), ChinchillaParams, or str, optional
+        Starting values of ``theta``; ``"full"`` or ``"small"`` for
+        :func:`approach3_start_grid`; a ``ChinchillaParams`` for a single start (e.g. a
+        variable-projection solution). Default ``"full"`` (4500 starts: minutes).
+    delta : float
+        Huber threshold on log-loss residuals (1e-3 as in both papers).
+    show_progress : bool, optional
+        Progress bar over the starts.
+
+    Returns
+    -------
+    ScalingFit
+        ``info["starts"]`` is the number of starts, ``info["theta"]`` the best ``theta`` and
+        ``info["start_objectives"]`` the objective reached from each start.
+    """
+    from scipy.optimize import minimize
+
+    begin = time.perf_counter()
+    N, D, loss = _check_points(N, D, loss)
+    delta = check_positive(delta, "delta")
+    if starts is None:
+        starts = "full"
+    if isinstance(starts, str):
+        starts = approach3_start_grid(starts)
+    elif isinstance(starts, ChinchillaParams):
+        starts = _params_to_theta(starts)[None, :]
+    else:
+        starts = as_array(starts, "starts", ndim=(1, 2))
+        starts = np.atleast_2d(starts)
+        if starts.shape[1] != 5:
+            raise ValueError(f"starts must have 5 columns (a, b, e, alpha, beta), got {starts.shape}")
+    args = (np.log(N), np.log(D), np.log(loss), delta)
+    best = None
+    values = np.full(len(starts), np.inf)
+    disable = None if show_progress is None else not show_progress
+    for i, theta0 in enumerate(progress(starts, desc="Approach 3 starts", disable=disable)):
+        res = minimize(_approach3_objective, theta0, args=args, jac=True, method="L-BFGS-B",
+                       options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12})
+        if np.all(np.isfinite(res.x)) and np.isfinite(res.fun):
+            values[i] = res.fun
+            if best is None or res.fun < best.fun:
+                best = res
+    if best is None:
+        raise ValueError("no start of Approach 3 converged to a finite objective")
+    params = _theta_to_params(best.x)
+    return _fit_from_params("approach3", params, best.fun, time.perf_counter() - begin,
+                            {"starts": len(starts), "theta": best.x, "start_objectives": values})
+
+
+# -- Variable projection ---------------------------------------------------------------------
+def _vp_design(alpha, beta, log_n, log_d):
+    return np.column_stack([np.ones_like(log_n), np.exp(-alpha * log_n), np.exp(-beta * log_d)])
+
+
+def _huber_newton(X, target, delta, coef, iterations=50):
+    """Minimise sum Huber_delta(X c - target) by Newton steps with backtracking.
+
+    The objective is convex and piecewise quadratic; with the partition of residuals into
+    small (quadratic) and large (linear) fixed, the Newton step is exact, so the
+    iteration ends once the partition stops changing. Returns (coef, value) or None when
+    the quadratic part is singular.
+    """
+    residual = X @ coef - target
+    value = float(np.sum(_huber(residual, delta)[0]))
+    for _ in range(iterations):
+        _, psi = _huber(residual, delta)
+        grad = X.T @ psi
+        small = np.abs(residual) <= delta
+        hess = X[small].T @ X[small]
+        try:
+            step = -np.linalg.solve(hess + 1e-14 * np.trace(hess) * np.eye(3), grad)
+        except np.linalg.LinAlgError:
+            return None
+        t = 1.0
+        while t > 1e-8:
+            new_coef = coef + t * step
+            new_residual = X @ new_coef - target
+            new_value = float(np.sum(_huber(new_residual, delta)[0]))
+            if new_value <= value:
+                break
+            t *= 0.5
+        else:
+            break
+        done = np.array_equal(np.abs(new_residual) <= delta, small) or value - new_value <= 1e-16 * value
+        coef, residual, value = new_coef, new_residual, new_value
+        if done and t == 1.0:
+            break
+    return coef, value
+
+
+def _vp_inner(exponents, log_n, log_d, loss, delta=None):
+    """Best (E, A, B) >= 0 for fixed (alpha, beta) on relative residuals.
+
+    Squared loss when ``delta`` is None (one NNLS solve); Huber loss otherwise, by Newton
+    steps from the least-squares solution (:func:`_huber_newton`), falling back to
+    iteratively reweighted NNLS when a coefficient would turn negative. Returns
+    (coef, residuals, objective).
+    """
+    from scipy.optimize import nnls
+
+    X = _vp_design(exponents[0], exponents[1], log_n, log_d) / loss[:, None]
+    target = np.ones_like(loss)
+    coef, _ = nnls(X, target, maxiter=50)
+    residual = X @ coef - 1.0
+    if delta is None:
+        return coef, residual, float(np.sum(residual ** 2))
+    newton = _huber_newton(X, target, delta, coef) if np.all(coef > 0) else None
+    if newton is not None and np.all(newton[0] >= 0):
+        coef = newton[0]
+        residual = X @ coef - 1.0
+        return coef, residual, newton[1]
+    value = float(np.sum(_huber(residual, delta)[0]))
+    for _ in range(30):  # IRLS: each step decreases the Huber objective
+        weights = np.sqrt(np.minimum(1.0, delta / np.maximum(np.abs(residual), 1e-300)))
+        new_coef, _ = nnls(X * weights[:, None], target * weights, maxiter=50)
+        new_residual = X @ new_coef - 1.0
+        new_value = float(np.sum(_huber(new_residual, delta)[0]))
+        if new_value > value * (1 - 1e-13):
+            if new_value <= value:
+                coef, residual, value = new_coef, new_residual, new_value
+            break
+        coef, residual, value = new_coef, new_residual, new_value
+    return coef, residual, value
+
+
+def fit_variable_projection(N, D, loss, *, robust: bool = True, delta: float = 1e-3,
+                            alpha_grid=None, beta_grid=None) -> ScalingFit:
+    """Fit the Chinchilla surface by variable projection (Golub and Pereyra, 1973).
+
+    For fixed exponents ``(alpha, beta)`` the model ``E + A N^-alpha + B D^-beta`` is
+    linear in ``(E, A, B)``, so their best non-negative values solve a 3-column
+    (non-negative) least-squares problem. The fit therefore searches only the 2-D space
+    of exponents,
+
+    ``min over (alpha, beta) of min over E, A, B >= 0 of sum_i rho(r_i)``,
+    ``r_i = (E + A N_i^-alpha + B D_i^-beta) / L_i - 1``,
+
+    first on a grid, then by local refinement of the best grid point (Nelder-Mead on the
+    projected objective, polished by a Gauss-Newton step when ``rho`` is squared). The
+    relative residual ``r_i`` equals ``log`` of the ratio to first order, the scale of
+    Approach 3. ``rho`` is Huber's loss with threshold ``delta`` (Huber, 1964), solved for
+    ``(E, A, B)`` by iteratively reweighted NNLS, or the square when ``robust=False``.
+    On noise-free data the five parameters are recovered to solver precision; the cost
+    is a few thousand 3-column solves instead of thousands of 5-D quasi-Newton runs.
+
+    Parameters
+    ----------
+    N, D, loss : array-like, shape (n,)
+    robust : bool
+        Huber loss on the relative residuals (default) or squared loss.
+    delta : float
+        Huber threshold (1e-3, as in Approach 3).
+    alpha_grid, beta_grid : array-like, optional
+        Grids of the exponents (default 30 values each over ``[0.05, 1.5]``).
+
+    Returns
+    -------
+    ScalingFit
+    """
+    from scipy.optimize import least_squares, minimize
+
+    begin = time.perf_counter()
+    N, D, loss = _check_points(N, D, loss)
+    if N.size < 5:
+        raise ValueError(f"need at least 5 points to fit five parameters, got {N.size}")
+    delta = check_positive(delta, "delta") if robust else None
+    default = np.linspace(0.05, 1.5, 30)
+    alpha_grid = default if alpha_grid is None else _positive_array(alpha_grid, "alpha_grid").ravel()
+    beta_grid = default if beta_grid is None else _positive_array(beta_grid, "beta_grid").ravel()
+    log_n, log_d = np.log(N), np.log(D)
+
+    def projected(x):
+        if np.any(np.asarray(x) <= 0):
+            return np.inf
+        return _vp_inner(x, log_n, log_d, loss, delta)[2]
+
+    values = np.array([[projected((a, b)) for b in beta_grid] for a in alpha_grid])
+    i, j = np.unravel_index(np.argmin(values), values.shape)
+    start = np.array([alpha_grid[i], beta_grid[j]])
+    simplex = start + np.array([[0.0, 0.0], [0.02, 0.0], [0.0, 0.02]])
+    res = minimize(projected, start, method="Nelder-Mead",
+                   options={"xatol": 1e-12, "fatol": 1e-30, "maxiter": 4000,
+                            "initial_simplex": simplex})
+    exponents = res.x if res.fun <= values[i, j] else start
+    if not robust:
+        polish = least_squares(lambda x: _vp_inner(x, log_n, log_d, loss)[1], exponents,
+                               bounds=([1e-4, 1e-4], [10.0, 10.0]), xtol=1e-15, ftol=1e-15,
+                               gtol=1e-15, method="trf")
+        if 2 * polish.cost <= projected(exponents):
+            exponents = polish.x
+    coef, _, value = _vp_inner(exponents, log_n, log_d, loss, delta)
+    params = ChinchillaParams(E=float(coef[0]), A=float(coef[1]), B=float(coef[2]),
+                              alpha=float(exponents[0]), beta=float(exponents[1]))
+    return _fit_from_params("variable_projection", params, value, time.perf_counter() - begin,
+                            {"grid_points": values.size, "grid_best": tuple(start),
+                             "robust": robust})
+
+
+# ---------------------------------------------------------------------------------------
+# Bootstrap
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Bootstrap replicates of a fit's quantities.
+
+    ``samples[name]`` holds one value per resample for ``a``, ``b``, ``N_opt`` and
+    ``D_opt`` (at ``budget``) and, for direct fits, ``E``, ``A``, ``B``, ``alpha``, ``beta``.
+    Resamples whose fit failed are dropped (``failures`` counts them).
+    """
+
+    samples: dict
+    budget: float
+    level: float
+    failures: int = 0
+
+    def interval(self, name: str):
+        """Percentile interval ``(low, high)`` of ``name`` at the result's ``level``."""
+        values = self._values(name)
+        tail = 50.0 * (1.0 - self.level)
+        low, high = np.percentile(values, [tail, 100.0 - tail])
+        return float(low), float(high)
+
+    def std(self, name: str) -> float:
+        """Bootstrap standard error of ``name``."""
+        return float(np.std(self._values(name), ddof=1))
+
+    def _values(self, name):
+        if name not in self.samples:
+            raise ValueError(f"name must be one of {sorted(self.samples)}, got {name!r}")
+        values = np.asarray(self.samples[name])
+        values = values[np.isfinite(values)]
+        if values.size < 2:
+            raise ValueError(f"fewer than two finite bootstrap values of {name}")
+        return values
+
+
+def bootstrap(fit: Callable, N, D, loss, *, n_resamples: int = 100, budget: float = 1e24,
+              level: float = 0.95, strata=None, seed: int = 0, show_progress=None,
+              **fit_kwargs) -> BootstrapResult:
+    """Bootstrap confidence intervals for any scaling-law fit (Efron's percentile method).
+
+    Resample the points with replacement (within each stratum when ``strata`` is given,
+    e.g. the budget groups of IsoFLOP data for :func:`fit_approach2`), refit with
+    ``fit(N, D, loss, **fit_kwargs)`` and collect the exponents, the compute-optimal
+    ``N*`` and ``D*`` at ``budget`` and, for direct fits, the five parameters. Besiroglu et
+    al. (2024) report such bootstrap standard errors for the Chinchilla fit.
+
+    Parameters
+    ----------
+    fit : callable
+        One of :func:`fit_approach2`, :func:`fit_approach3`, :func:`fit_variable_projection`
+        (or any function returning a :class:`ScalingFit`).
+    N, D, loss : array-like, shape (n,)
+    n_resamples : int
+        Number of bootstrap resamples.
+    budget : float
+        Compute at which ``N_opt`` and ``D_opt`` are evaluated.
+    level : float
+        Coverage of :meth:`BootstrapResult.interval`, in (0, 1).
+    strata : array-like of int, optional
+        Resample within these groups (and pass them to ``fit`` as ``groups`` when ``fit``
+        is :func:`fit_approach2`).
+    seed : int
+    show_progress : bool, optional
+
+    Returns
+    -------
+    BootstrapResult
+    """
+    if not callable(fit):
+        raise TypeError(f"fit must be callable, got {type(fit).__name__}")
+    N, D, loss = _check_points(N, D, loss)
+    n_resamples = check_int(n_resamples, "n_resamples", minimum=2)
+    budget = check_positive(budget, "budget")
+    level = check_positive(level, "level")
+    if level >= 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+    if strata is None:
+        blocks = [np.arange(N.size)]
+    else:
+        strata = as_array(strata, "strata", ndim=1, dtype=None)
+        if strata.shape != N.shape:
+            raise ValueError(f"strata must have one label per point, got shape {strata.shape}")
+        blocks = [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    names = ("a", "b", "N_opt", "D_opt", "E", "A", "B", "alpha", "beta")
+    samples = {name: [] for name in names}
+    failures = 0
+    disable = None if show_progress is None else not show_progress
+    for _ in progress(range(n_resamples), desc="bootstrap", disable=disable):
+        idx = np.concatenate([rng.choice(block, size=block.size, replace=True) for block in blocks])
+        kwargs = dict(fit_kwargs)
+        if strata is not None and fit is fit_approach2:
+            kwargs["groups"] = strata[idx]
+        try:
+            result = fit(N[idx], D[idx], loss[idx], **kwargs)
+        except ValueError:
+            failures += 1
+            continue
+        n_opt, d_opt = result.optimal(budget)
+        values = {"a": result.a, "b": result.b, "N_opt": n_opt, "D_opt": d_opt}
+        if result.params is not None:
+            values.update(zip(("E", "A", "B", "alpha", "beta"), result.params.as_array()))
+        for name in names:
+            samples[name].append(values.get(name, np.nan))
+    samples = {k: np.asarray(v, dtype=float) for k, v in samples.items()
+               if np.any(np.isfinite(np.asarray(v, dtype=float)))}
+    return BootstrapResult(samples=samples, budget=budget, level=level, failures=failures)
+
+
+# ---------------------------------------------------------------------------------------
+# Teacher-student regression with a power-law spectrum (Bahri et al., 2024)
+# ---------------------------------------------------------------------------------------
+def power_law_spectrum(num_features: int, exponent: float) -> np.ndarray:
+    """Eigenvalues ``lambda_k = k^-exponent`` for ``k = 1 .. num_features``.
+
+    A kernel (or feature covariance) with this spectrum gives power-law learning curves
+    (Bahri et al., 2024): with a teacher of unit weight per mode the test error after
+    ``n`` samples is about the tail ``sum_{k > n} lambda_k ~ n^-(exponent - 1)``.
+    """
+    num_features = check_int(num_features, "num_features", minimum=1)
+    exponent = check_positive(exponent, "exponent")
+    return np.arange(1, num_features + 1, dtype=float) ** -exponent
+
+
+def _teacher_student_once(seed, trial, spectrum, n_train, n_features, noise, ridge):
+    P = spectrum.size
+    rng = np.random.default_rng([seed, trial])  # teacher and student features: shared by every n
+    w = rng.standard_normal(P)
+    F = None if n_features is None else rng.standard_normal((P, n_features)) / np.sqrt(n_features)
+    rng = np.random.default_rng([seed, trial, n_train or 0])  # the training sample
+    if n_train is None:  # infinite data: the best student in the span of its features
+        if F is None:
+            return 0.0
+        S = F.T @ (spectrum[:, None] * F)
+        v = np.linalg.lstsq(S, F.T @ (spectrum * w), rcond=None)[0]
+        diff = w - F @ v
+        return float(diff @ (spectrum * diff))
+    X = rng.standard_normal((n_train, P)) * np.sqrt(spectrum)
+    y = X @ w + noise * rng.standard_normal(n_train)
+    Z = X if F is None else X @ F
+    K = Z @ Z.T
+    scale = np.trace(K) / n_train
+    coef = np.linalg.solve(K + ridge * scale * np.eye(n_train), y)
+    u = Z.T @ coef  # student weights in its own features
+    diff = w - (u if F is None else F @ u)
+    return float(diff @ (spectrum * diff))
+
+
+def teacher_student_risk(n_train, spectrum, *, n_features=None, noise: float = 0.0,
+                         ridge: float = 1e-8, trials: int = 4, seed: int = 0) -> float:
+    """Excess test risk of ridge regression in a linear teacher-student model.
+
+    Inputs ``x`` have independent coordinates of variances ``spectrum`` (the kernel's
+    eigenvalues ``lambda_k``); the teacher is ``y = w . x + noise z`` with ``w ~ N(0, I)``.
+    The student is ridge regression (ridge ``ridge`` times the mean kernel diagonal) on
+    all features, or on ``n_features`` random projections ``F^T x`` (a random-feature
+    model of width ``n_features``). The excess risk ``(w - w_hat)^T Lambda (w - w_hat)``
+    is computed exactly, averaged over ``trials`` draws. Trial ``t`` draws the teacher and
+    the student's features from the seed ``(seed, t)`` whatever ``n_train``, so curves over
+    ``n`` (and the infinite-data limit) are paired. ``n_train=None`` gives the
+    infinite-data limit (the best predictor with ``n_features`` features).
+
+    This is the solvable model of Bahri et al. (2024): resolution-limited scaling
+    ``~ n^-(a - 1)`` for ``lambda_k = k^-a`` while ``n`` is below the width, and
+    variance-limited ``~ 1/n`` corrections once ``n`` exceeds it.
+    """
+    spectrum = as_array(spectrum, "spectrum", ndim=1)
+    if np.any(spectrum <= 0):
+        raise ValueError("spectrum must be positive")
+    if n_train is not None:
+        n_train = check_int(n_train, "n_train", minimum=1)
+    if n_features is not None:
+        n_features = check_int(n_features, "n_features", minimum=1)
+    noise = check_nonnegative(noise, "noise")
+    ridge = check_nonnegative(ridge, "ridge")
+    trials = check_int(trials, "trials", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+    return float(np.mean([_teacher_student_once(seed, t, spectrum, n_train, n_features, noise, ridge)
+                          for t in range(trials)]))
+
+
+def teacher_student_sweep(n_values, spectrum, *, n_features=None, noise: float = 0.0,
+                          ridge: float = 1e-8, trials: int = 4, seed: int = 0) -> np.ndarray:
+    """:func:`teacher_student_risk` for every ``n`` in ``n_values`` (same seed for each)."""
+    n_values = [check_int(int(n), "n_values") for n in np.atleast_1d(n_values)]
+    return np.array([teacher_student_risk(n, spectrum, n_features=n_features, noise=noise,
+                                          ridge=ridge, trials=trials, seed=seed)
+                     for n in progress(n_values, desc="teacher-student")])
+
+
+# ---------------------------------------------------------------------------------------
+# A real training sweep: MLPs of several widths, checkpoints at several data sizes
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SweepResult:
+    """Test losses of a training sweep, one point per (width, checkpoint).
+
+    ``N`` parameters, ``D`` training samples seen, ``loss`` test mean squared error
+    (including the label-noise floor ``noise_floor``), ``width`` hidden width.
+    """
+
+    N: np.ndarray
+    D: np.ndarray
+    loss: np.ndarray
+    width: np.ndarray
+    noise_floor: float
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    def isoflop(self, budgets) -> IsoflopData:
+        """IsoFLOP slices: each width's loss interpolated (log-log) at ``D = C / (6 N)``.
+
+        Only budgets inside a width's range of checkpoints contribute a point.
+        """
+        budgets = _positive_array(budgets, "budgets").ravel()
+        rows = []
+        for g, C in enumerate(budgets):
+            for w in np.unique(self.width):
+                mask = self.width == w
+                n = self.N[mask][0]
+                d = C / (6.0 * n)
+                log_d = np.log(self.D[mask])
+                if log_d.min() <= np.log(d) <= log_d.max():
+                    loss = np.exp(np.interp(np.log(d), log_d, np.log(self.loss[mask])))
+                    rows.append((n, d, loss, g))
+        if not rows:
+            raise ValueError("budgets must intersect the sweep's range of 6 N D")
+        N, D, loss, group = (np.array(col) for col in zip(*rows))
+        return IsoflopData(N=N, D=D, loss=loss, group=group.astype(int), budgets=budgets)
+
+
+def _sweep_target(input_dim, num_terms, frequency, generator):
+    import torch
+
+    scale = torch.arange(1, num_terms + 1, dtype=torch.float32)
+    omega = torch.randn(num_terms, input_dim, generator=generator) * scale.sqrt()[:, None] * frequency
+    phase = torch.rand(num_terms, generator=generator) * 2 * np.pi
+    amplitude = 1.0 / scale
+
+    def target(x):
+        return (torch.cos(x @ omega.T + phase) * amplitude).sum(-1)
+
+    probe = torch.rand(8192, input_dim, generator=generator) * 2 - 1
+    values = target(probe)
+    mean, std = values.mean(), values.std()
+    return lambda x: (target(x) - mean) / std
+
+
+def training_sweep(widths=(4, 8, 16, 32, 64, 128), *, steps: int = 1500, batch_size: int = 256,
+                   lr: float = 1e-2, input_dim: int = 4, noise: float = 0.1,
+                   checkpoints: int = 12, min_samples: int = 10_000, frequency: float = 0.7,
+                   test_size: int = 4096, seed: int = 0, show_progress=None) -> SweepResult:
+    """Train one-hidden-layer tanh MLPs of several widths and record test loss vs data seen.
+
+    The task is regression of a fixed smooth function on ``[-1, 1]^input_dim``, a sum of
+    64 random cosines with amplitudes ``1/k`` and frequencies growing like ``sqrt(k)``
+    (normalised to unit variance), with label noise of standard deviation ``noise``.
+    Every step draws a fresh batch (one pass over an unbounded stream, the regime of
+    language-model pretraining), so the number of samples seen plays the role of tokens
+    ``D``; ``N`` is the parameter count ``width (input_dim + 2) + 1``. All widths train
+    together as one batched model (hidden units beyond a model's width are masked), with
+    Adam and the learning rate ``lr / sqrt(1 + t / 200)``. The test loss (mean squared
+    error on ``test_size`` fresh points, plus the noise floor ``noise^2``) is recorded at
+    ``checkpoints`` log-spaced sample counts from ``min_samples`` to ``steps * batch_size``.
+
+    Returns
+    -------
+    SweepResult
+    """
+    import torch
+
+    widths = [check_int(int(w), "widths", minimum=1) for w in np.atleast_1d(widths)]
+    steps = check_int(steps, "steps", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    lr = check_positive(lr, "lr")
+    input_dim = check_int(input_dim, "input_dim", minimum=1)
+    noise = check_nonnegative(noise, "noise")
+    checkpoints = check_int(checkpoints, "checkpoints", minimum=1)
+    min_samples = check_int(min_samples, "min_samples", minimum=1)
+    if min_samples >= steps * batch_size:
+        raise ValueError(f"min_samples must be below steps * batch_size = {steps * batch_size}")
+    generator = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    target = _sweep_target(input_dim, 64, check_positive(frequency, "frequency"), generator)
+    x_test = torch.rand(test_size, input_dim, generator=generator) * 2 - 1
+    y_test = target(x_test)
+
+    M, W = len(widths), max(widths)
+    mask = torch.zeros(M, W)
+    for i, w in enumerate(widths):
+        mask[i, :w] = 1.0
+    fan = torch.tensor(widths, dtype=torch.float32).sqrt()[:, None, None]
+    w1 = (torch.randn(M, input_dim, W, generator=generator) * mask[:, None, :]).requires_grad_()
+    b1 = (torch.randn(M, 1, W, generator=generator) * mask[:, None, :]).requires_grad_()
+    w2 = (torch.randn(M, W, 1, generator=generator) / fan * mask[:, :, None]).requires_grad_()
+    b2 = torch.zeros(M, 1, 1, requires_grad=True)
+    params = [w1, b1, w2, b2]
+    masks = [mask[:, None, :], mask[:, None, :], mask[:, :, None], torch.ones(M, 1, 1)]
+    optimizer = torch.optim.Adam(params, lr=lr)
+
+    def forward(x):
+        return (torch.tanh(x @ w1 + b1) @ w2 + b2).squeeze(-1)
+
+    record = set(np.unique(np.round(np.geomspace(min_samples / batch_size, steps, checkpoints))).astype(int))
+    disable = None if show_progress is None else not show_progress
+    rows = []
+    for step in progress(range(1, steps + 1), desc="training sweep", disable=disable):
+        x = torch.rand(M, batch_size, input_dim, generator=generator) * 2 - 1
+        y = target(x) + noise * torch.randn(M, batch_size, generator=generator)
+        loss = ((forward(x) - y) ** 2).mean(dim=1).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        for p, m in zip(params, masks):
+            p.grad.mul_(m)
+        for group in optimizer.param_groups:
+            group["lr"] = lr / np.sqrt(1.0 + step / 200.0)
+        optimizer.step()
+        if step in record:
+            with torch.no_grad():
+                test = ((forward(x_test.expand(M, -1, -1)) - y_test) ** 2).mean(dim=1) + noise ** 2
+            rows.extend((w, w * (input_dim + 2) + 1, step * batch_size, float(t))
+                        for w, t in zip(widths, test))
+    width, N, D, loss = (np.array(col, dtype=float) for col in zip(*rows))
+    order = np.lexsort((D, width))
+    return SweepResult(N=N[order], D=D[order], loss=loss[order], width=width[order].astype(int),
+                       noise_floor=noise ** 2)
+
+
+# ---------------------------------------------------------------------------------------
+# Figures (one function per figure, each returns the Figure)
+# ---------------------------------------------------------------------------------------
+def _new_figure(ncols=1, width=5.0, height=3.8):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    return fig, axes[0]
+
+
+def plot_power_law_fit(x, y, fit: PowerLawFit, *, xlabel: str = "scale x", ylabel: str = "loss"):
+    """Data and a fitted :class:`PowerLawFit` on log-log axes, with ``L_inf`` dashed."""
+    x, y = as_array(x, "x", ndim=1), as_array(y, "y", ndim=1)
+    fig, (ax,) = _new_figure()
+    grid = np.geomspace(x.min(), x.max(), 200)
+    ax.loglog(x, y, "o", label="data")
+    ax.loglog(grid, fit.predict(grid), "-",
+              label=f"fit: {fit.l_inf:.3g} + ({fit.x0:.3g}/x)^{fit.alpha:.3g}")
+    if fit.l_inf > 0:
+        ax.axhline(fit.l_inf, ls="--", color="gray", label="L_inf")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_teacher_student(n_values, curves: dict, *, reference_slope=None, xlabel="training samples n",
+                         ylabel="excess test risk"):
+    """Learning curves of the teacher-student model on log-log axes.
+
+    ``curves`` maps a label to risks (one per ``n``); ``reference_slope`` draws a dotted
+    power law ``n^slope`` through the first curve's first point.
+    """
+    n_values = as_array(n_values, "n_values", ndim=1)
+    fig, (ax,) = _new_figure()
+    for label, risks in curves.items():
+        ax.loglog(n_values, as_array(risks, "curves"), "o-", label=label)
+    if reference_slope is not None:
+        first = as_array(next(iter(curves.values())), "curves")
+        ax.loglog(n_values, first[0] * (n_values / n_values[0]) ** reference_slope, ":", color="k",
+                  label=f"slope {reference_slope:.2g}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_sweep(sweep: SweepResult, fit: ScalingFit, budgets=None):
+    """Left: test loss vs samples seen per width, with the fitted surface. Right: IsoFLOP
+    slices of the sweep (loss vs N at fixed ``C = 6 N D``) with the fit's optimum."""
+    import matplotlib.pyplot as plt
+
+    if fit.params is None:
+        raise ValueError("fit must be a direct fit (with params)")
+    fig, (ax, bx) = _new_figure(2)
+    colors = plt.cm.viridis(np.linspace(0, 0.9, np.unique(sweep.width).size))
+    for color, w in zip(colors, np.unique(sweep.width)):
+        m = sweep.width == w
+        ax.loglog(sweep.D[m], sweep.loss[m], "o", color=color, ms=4, label=f"width {w}")
+        grid = np.geomspace(sweep.D[m].min(), sweep.D[m].max(), 50)
+        ax.loglog(grid, chinchilla_loss(sweep.N[m][0], grid, fit.params), "-", color=color)
+    ax.axhline(sweep.noise_floor, ls="--", color="gray", label="noise floor")
+    ax.set_xlabel("training samples seen D")
+    ax.set_ylabel("test loss (MSE)")
+    ax.legend(fontsize=7)
+    if budgets is None:
+        c_all = 6 * sweep.N * sweep.D
+        budgets = np.geomspace(np.percentile(c_all, 20), np.percentile(c_all, 80), 4)
+    iso = sweep.isoflop(budgets)
+    colors = plt.cm.plasma(np.linspace(0, 0.8, len(iso.budgets)))
+    n_grid = np.geomspace(sweep.N.min(), sweep.N.max(), 100)
+    for g, (C, color) in enumerate(zip(iso.budgets, colors)):
+        m = iso.group == g
+        bx.semilogx(iso.N[m], iso.loss[m], "o", color=color, ms=4)
+        bx.semilogx(n_grid, chinchilla_loss(n_grid, C / (6 * n_grid), fit.params), "-", color=color,
+                    label=f"C = {C:.1e}")
+        n_opt, _, l_opt = compute_optimal(C, fit.params)
+        bx.plot([n_opt], [l_opt], "*", color=color, ms=12, mec="k")
+    bx.set_xlabel("parameters N")
+    bx.set_ylabel("test loss at fixed compute")
+    bx.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_isoflop_fits(data: IsoflopData, fit: ScalingFit, params: ChinchillaParams | None = None):
+    """IsoFLOP curves with their parabolas (in log D) and vertices; true optima as stars."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax,) = _new_figure(width=6)
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(data.budgets)))
+    for g, (C, color) in enumerate(zip(data.budgets, colors)):
+        m = data.group == g
+        log_d = np.log10(data.D[m])
+        coef = np.polyfit(log_d, data.loss[m], 2)
+        grid = np.linspace(log_d.min(), log_d.max(), 100)
+        ax.plot(data.N[m], data.loss[m], "o", color=color, ms=4, label=f"C = {C:.0e}")
+        ax.plot(C / (6 * 10 ** grid), np.polyval(coef, grid), "-", color=color, lw=1)
+        vertex = -coef[1] / (2 * coef[0])
+        ax.plot([C / (6 * 10 ** vertex)], [np.polyval(coef, vertex)], "v", color=color, mec="k")
+        if params is not None:
+            n_opt, _, l_opt = compute_optimal(C, params)
+            ax.plot([n_opt], [l_opt], "*", color="k", ms=9)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel("final loss")
+    ax.set_title("IsoFLOP parabolas (triangles: vertices, stars: true optima)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_approach2_bias(widths, errors: dict):
+    """Approach 2's relative error in extrapolated ``D*`` (percent) against the grid's
+    half-width factor, one line per label in ``errors``."""
+    widths = as_array(widths, "widths", ndim=1)
+    fig, (ax,) = _new_figure()
+    for label, values in errors.items():
+        ax.semilogx(widths, 100 * as_array(values, "errors"), "o-", label=label)
+    ax.axhline(0, color="gray", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("grid half-width factor w (grid over [N*/w, w N*])")
+    ax.set_ylabel("error of D* at C = 1e24 (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_chinchilla_fits(data, fits: dict, compute=(1e18, 1e26)):
+    """Left: the Chinchilla points (loss vs N, colour = compute). Right: the compute-optimal
+    ``N*(C)`` implied by each fit in ``fits`` (label -> ScalingFit or ChinchillaParams)."""
+    fig, (ax, bx) = _new_figure(2)
+    sc = ax.scatter(data.N, data.loss, c=np.log10(data.C), s=8, cmap="viridis")
+    fig.colorbar(sc, ax=ax, label="log10 C (FLOP)")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel("final loss")
+    grid = np.geomspace(compute[0], compute[1], 100)
+    for label, fit in fits.items():
+        if isinstance(fit, ChinchillaParams):
+            n_opt = compute_optimal(grid, fit)[0]
+        else:
+            n_opt = fit.optimal(grid)[0]
+        bx.loglog(grid, n_opt, label=label)
+    bx.set_xlabel("compute C (FLOP)")
+    bx.set_ylabel("compute-optimal N*")
+    bx.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bootstrap(results: dict, name: str = "N_opt", truth=None):
+    """Histograms of bootstrap replicates of ``name`` (one per label in ``results``),
+    with the true value as a vertical line."""
+    fig, (ax,) = _new_figure()
+    for label, result in results.items():
+        values = result._values(name)
+        ax.hist(values, bins=25, alpha=0.6, label=label)
+    if truth is not None:
+        ax.axvline(truth, color="k", ls="--", label="truth")
+    ax.set_xlabel(f"bootstrap replicates of {name}")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# Explorer
+# ---------------------------------------------------------------------------------------
+def _explorer_draw(alpha, beta, width, noise):
+    params = ChinchillaParams(E=HOFFMANN_2022.E, A=HOFFMANN_2022.A, B=HOFFMANN_2022.B,
+                              alpha=alpha, beta=beta)
+    data = isoflop_grid(params, width=width, noise=noise, points_per_curve=15, seed=0)
+    fit2 = fit_approach2(data.N, data.D, data.loss, data.group)
+    fitvp = fit_variable_projection(data.N, data.D, data.loss, robust=False,
+                                    alpha_grid=np.linspace(0.1, 0.8, 15),
+                                    beta_grid=np.linspace(0.1, 0.8, 15))
+    grid = np.geomspace(1e17, 1e25, 60)
+    truth = compute_optimal(grid, params)[0]
+    fig, (ax,) = _new_figure(width=6)
+    ax.semilogx(grid, 100 * (fit2.optimal(grid)[0] / truth - 1), label="Approach 2 (parabolas)")
+    ax.semilogx(grid, 100 * (fitvp.optimal(grid)[0] / truth - 1), label="variable projection")
+    ax.axvspan(1e17, 1e21, color="0.9", label="fitted budgets")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xlabel("compute C (FLOP)")
+    ax.set_ylabel("error of estimated N*(C) (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    e2 = 100 * (fit2.optimal(1e24)[0] / compute_optimal(1e24, params)[0] - 1)
+    evp = 100 * (fitvp.optimal(1e24)[0] / compute_optimal(1e24, params)[0] - 1)
+    text = (f"alpha={alpha}, beta={beta}, width x{width}, noise {noise}: error of N* at 1e24 FLOP: "
+            f"Approach 2 {e2:+.2f}%, variable projection {evp:+.2f}%")
+    return fig, text
+
+
+def scaling_explorer():
+    """Explorer: Approach 2 vs variable projection estimates of ``N*(C)`` and their error.
+
+    Controls: the true exponents ``alpha`` and ``beta`` (with Chinchilla's ``E, A, B``), the
+    IsoFLOP grid's half-width factor and the relative noise on the losses. The static
+    book precomputes grid width x noise (12 frames).
+    """
+    from .widgets import Choice, Explorer
+
+    controls = {
+        "alpha": Choice([0.2, 0.28, 0.34, 0.465], default=0.34, label="alpha (params)"),
+        "beta": Choice([0.155, 0.28, 0.34, 0.4], default=0.28, label="beta (data)"),
+        "width": Choice([2, 4, 8, 16], default=8, label="grid half-width factor"),
+        "noise": Choice([0.0, 0.002, 0.005], default=0.0, label="relative noise"),
+    }
+    return Explorer(_explorer_draw, controls, title="Approach 2 vs variable projection",
+                    precompute=["width", "noise"])

@@ -1,0 +1,400 @@
+"""The coursework tools: student notebooks (``python -m companion student``) and grading
+(``python -m companion grade``).
+
+The tests use a tiny chapter that follows the exercise convention
+(``tests/fixtures/fixture_chapter.ipynb``, checks in ``tests/fixtures/coursework_exercises.py``,
+chapter id ``fixture``), so they do not depend on the real chapters; one test, skipped
+when no chapter notebook exists, generates the student version of every ``book/*.ipynb``
+chapter and runs it up to its first exercise.
+"""
+
+import ast
+import copy
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from companion import coursework as cw
+from companion.exercises import registry as global_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CHAPTER = FIXTURES / "fixture_chapter.ipynb"
+BOOK_CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+MODULES = ("coursework_exercises",)
+EXPECTED = {"fx-add": 2, "fx-stats": 3, "fx-n-params": 1}
+
+
+def _source(cell):
+    return cell.source if isinstance(cell.source, str) else "".join(cell.source)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    """The real registry plus the fixture chapter's checks (removed again afterwards)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(FIXTURES))
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(FIXTURES), os.environ.get("PYTHONPATH")])))
+        yield cw.exercise_registry(MODULES)
+    for ex_id in EXPECTED:
+        global_registry.pop(ex_id, None)
+    sys.modules.pop("coursework_exercises", None)
+
+
+@pytest.fixture(scope="module")
+def chapter():
+    return nbformat.read(CHAPTER, as_version=4)
+
+
+@pytest.fixture(scope="module")
+def student(chapter, registry):
+    return cw.student_notebook(chapter, registry, name=CHAPTER.name)
+
+
+def _answer_cell(nb, ex_id):
+    return next(c for c in nb.cells if c.metadata.get("exercise") == ex_id and "check" not in c.metadata.get("tags", []))
+
+
+def _check_cell(nb, ex_id):
+    return next(c for c in nb.cells if c.metadata.get("exercise") == ex_id and "check" in c.metadata.get("tags", []))
+
+
+# --------------------------------------------------------------------------------------
+# stubs
+# --------------------------------------------------------------------------------------
+
+def _exec(source):
+    namespace = {}
+    exec(compile(source, "<stub>", "exec"), namespace)
+    return namespace
+
+
+def test_stub_keeps_signatures_and_docstrings_and_raises_the_instructions():
+    message = 'Exercise x (2 points): write `f(a, b=2)` returning "a + b"; see \\ and ünïcode. ' * 3
+    message = message.strip()
+    source = (
+        "import math\n\n"
+        "def f(a, b=2):\n"
+        '    """Add.\n\n    Returns a + b.\n    """\n'
+        "    # secret comment\n"
+        "    return a + b\n\n"
+        "def g(\n    x,\n    y,\n):\n    # the trick\n    return math.hypot(x, y)\n\n"
+        "def h(x): return 2 * x\n\n"
+        "def _helper(v):\n    return v\n\n"
+        "class Model:\n    \"\"\"A model.\"\"\"\n    scale = 3\n\n"
+        "    def forward(self, x):\n        return self.scale * x\n\n"
+        "f(1)\n"
+    )
+    stub = cw.stub_solution(source, message)
+    names = _exec(stub)
+    assert {"f", "g", "h", "Model", "math"} <= set(names) and "_helper" not in names
+    assert names["f"].__doc__ == _exec(source)["f"].__doc__
+    for call in (lambda: names["f"](1), lambda: names["g"](1, 2), lambda: names["h"](1),
+                 lambda: names["Model"]().forward(1)):
+        with pytest.raises(NotImplementedError) as err:
+            call()
+        assert str(err.value) == message  # the wrapped literal reassembles exactly
+    for secret in ("return a + b", "secret comment", "hypot", "the trick", "2 * x", "scale = 3"):
+        assert secret not in stub, secret
+    assert "def g(\n    x,\n    y,\n):" in stub  # the author's formatting of the signature
+    assert all(len(line) <= 100 for line in stub.splitlines())
+
+
+def test_stub_of_a_value_answer_and_of_statements():
+    stub = cw.stub_solution("w = 3 * 2\nn_params = w + 2\n", "set n_params", answers={"n_params"})
+    assert "w =" not in stub and "n_params = None" in stub
+    with pytest.raises(NotImplementedError, match="set n_params"):
+        _exec(stub)
+    assert _exec(stub.replace("n_params = None", "n_params = 8"))["n_params"] == 8
+    both = cw.stub_solution("a, b = 1, 2\nwith open('f') as fh:\n    pass\n", "m")
+    assert "a = None" in both and "b = None" in both and "fh = None" in both
+    with pytest.raises(NotImplementedError, match="^only$"):
+        _exec(cw.stub_solution("print(1)\n", "only"))
+    ast.parse(cw.stub_solution("%matplotlib inline\ndef f():\n    return 1\n", "m"))
+
+
+def test_stub_rejects_bad_input():
+    with pytest.raises(ValueError, match="source"):
+        cw.stub_solution("def f(:\n", "m")
+    with pytest.raises(TypeError, match="source"):
+        cw.stub_solution(None, "m")
+    with pytest.raises(TypeError, match="message"):
+        cw.stub_solution("x = 1", 3)
+    with pytest.raises(TypeError, match="answers"):
+        cw.stub_solution("x = 1", "m", answers="x")
+
+
+# --------------------------------------------------------------------------------------
+# student notebooks
+# --------------------------------------------------------------------------------------
+
+def test_find_exercises_reads_ids_points_tasks_and_cells(chapter, registry):
+    found = {e.id: e for e in cw.find_exercises(chapter, registry)}
+    assert {k: e.points for k, e in found.items()} == EXPECTED
+    assert found["fx-stats"].title == "Mean and centering"
+    assert found["fx-add"].task.startswith("Write `add(a, b)` that returns the elementwise sum")
+    for ex in found.values():
+        assert len(ex.solution_cells) == 1 and len(ex.check_cells) == 1
+        assert ex.solution_cells[0] < ex.check_cells[0]
+
+
+def test_student_notebook_hides_every_solution_and_keeps_the_rest(chapter, student):
+    nbformat.validate(student)
+    markdown = "\n".join(_source(c) for c in student.cells if c.cell_type == "markdown")
+    code = "\n".join(_source(c) for c in student.cells if c.cell_type == "code")
+    assert "{solution-start}" not in markdown and "{solution-end}" not in markdown
+    for secret in ("np.add(a, b)", "np.sum(x) / len(x)", "x - mean(x)\n", "3 * 2", "@title Solution"):
+        assert secret not in code, secret
+    assert all(c.outputs == [] and c.execution_count is None for c in student.cells if c.cell_type == "code")
+    # every non-solution cell is kept, in order
+    kept = [_source(c) for c in chapter.cells if "solution" not in c.metadata.get("tags", [])
+            and "{solution-" not in _source(c)]
+    shown = [_source(c) for c in student.cells if "answer" not in c.metadata.get("tags", [])]
+    assert [s for s in shown if s in kept] == kept
+    # one stub per exercise, with the exercise's task in its NotImplementedError
+    for ex_id, points in EXPECTED.items():
+        cell = _answer_cell(student, ex_id)
+        assert cell.metadata["points"] == points and "raise NotImplementedError" in _source(cell)
+        assert _source(_check_cell(student, ex_id)) == _source(_check_cell(chapter, ex_id))
+    assert "(it must broadcast like numpy)" in _source(_answer_cell(student, "fx-add"))
+    # the points table right after the title, and the chapter in the metadata
+    assert _source(student.cells[0]).startswith("# Chapter 0")
+    table = _source(student.cells[1])
+    assert "**Total** | **6**" in table and "| `fx-stats` | Mean and centering | 3 |" in table
+    meta = student.metadata["companion"]
+    assert meta["chapter"] == "fixture" and meta["total_points"] == 6
+    assert [e["id"] for e in meta["exercises"]] == list(EXPECTED)
+
+
+def test_student_notebook_rejects_a_notebook_without_exercises(registry):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Notes")])
+    with pytest.raises(ValueError, match="no graded exercise"):
+        cw.student_notebook(nb, registry)
+    with pytest.raises(TypeError, match="nb"):
+        cw.student_notebook({"cells": []}, registry)
+
+
+def test_chapter_is_identified_from_content_not_from_the_file_name(chapter, student, registry):
+    assert cw.identify_chapter(student, registry) == ("fixture", EXPECTED)
+    assert cw.identify_chapter(chapter, registry) == ("fixture", EXPECTED)  # no metadata
+    bare = copy.deepcopy(student)
+    bare.metadata.pop("companion")
+    for cell in bare.cells:
+        cell.metadata = {}
+    assert cw.identify_chapter(bare, registry)[0] == "fixture"  # from the check calls only
+    empty = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
+    assert cw.identify_chapter(empty, registry) == (None, {})
+
+
+def test_cli_writes_student_notebooks(tmp_path, registry):
+    assert cw.main(["student", str(FIXTURES), "-o", str(tmp_path / "student"),
+                    "--exercises", MODULES[0]]) == 0
+    written = nbformat.read(tmp_path / "student" / CHAPTER.name, as_version=4)
+    assert written.metadata["companion"]["chapter"] == "fixture"
+    assert cw.main(["student", str(tmp_path / "missing"), "-o", str(tmp_path / "out")]) == 2
+    assert cw.main(["student", str(FIXTURES), "-o", str(FIXTURES)]) == 2  # never overwrite the book
+
+
+def test_generator_names_cells_that_use_an_exercise(chapter, registry, tmp_path):
+    nb = copy.deepcopy(chapter)
+    nb.cells.append(nbformat.v4.new_code_cell("print(add(1, 2), n_params)"))
+    nbformat.write(nb, tmp_path / "chapter.ipynb")
+    log = []
+    cw.write_student_notebooks(tmp_path / "chapter.ipynb", tmp_path / "out", registry=registry, log=log.append)
+    notes = [line for line in log if "note:" in line]
+    assert len(notes) == 1 and "uses add, n_params from exercise fx-add" in notes[0]
+    assert f"cell {len(nb.cells) - 6 + 1} uses" in notes[0]  # 6 solution-block cells gone, 1 table added
+
+
+def test_student_version_runs_and_fails_only_at_the_exercises(student, tmp_path, registry):
+    nb = copy.deepcopy(student)
+    env = dict(os.environ, COMPANION_NO_PROGRESS="1")
+    run = cw._execute(nb, timeout=120, cell_timeout=None, env=env, cwd=str(tmp_path), kernel_name="python3")
+    assert run.stopped == ""
+    failing = {i for i in run.errors}
+    checks = {i for i, c in enumerate(nb.cells) if "check" in c.metadata.get("tags", [])}
+    answers = {i for i, c in enumerate(nb.cells) if "answer" in c.metadata.get("tags", [])}
+    assert checks <= failing <= checks | answers, run.errors
+    first_exercise = min(checks | answers)
+    assert all(i >= first_exercise for i in failing)
+    assert all(run.errors[i].startswith("AssertionError") for i in checks)
+    assert "[FAIL] fx-add: not attempted" in "".join(o.get("text", "") for o in nb.cells[min(checks)].outputs)
+
+
+# --------------------------------------------------------------------------------------
+# grading
+# --------------------------------------------------------------------------------------
+
+def _solve(nb, answers):
+    nb = copy.deepcopy(nb)
+    for ex_id, src in answers.items():
+        _answer_cell(nb, ex_id).source = src
+    return nb
+
+
+SOLUTIONS = {
+    "fx-add": "def add(a, b):\n    return a + b",
+    "fx-stats": "def mean(x):\n    return sum(x) / len(x)\n\ndef centered(x):\n    return x - mean(x)",
+    "fx-n-params": "n_params = 8",
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, chapter, student, registry):
+    """One grading run over a folder with every kind of submission (2 notebooks at a time)."""
+    folder = tmp_path_factory.mktemp("submissions")
+    (folder / "alice").mkdir()
+    nbformat.write(chapter, folder / "alice" / "my_homework.ipynb")          # the reference solutions
+    nbformat.write(student, folder / "bob.ipynb")                            # untouched student version
+    # renamed, metadata stripped, cells reordered and deleted, the check called elsewhere,
+    # plus attempts to forge results
+    carol = _solve(student, SOLUTIONS)
+    carol.metadata.pop("companion")
+    carol.cells.remove(_check_cell(carol, "fx-add"))
+    carol.cells.remove(_check_cell(carol, "fx-stats"))
+    value = [c for c in carol.cells if c.metadata.get("exercise") == "fx-n-params"]
+    carol.cells = [c for c in carol.cells if c not in value]
+    value[-1].source = "import coursework_exercises as ex\n" + value[-1].source
+    carol.cells[3:3] = value  # the last exercise moved before the first
+    carol.cells.append(nbformat.v4.new_code_cell(
+        "import json, os\n"
+        "with open(os.environ['COMPANION_RESULTS'], 'a') as fh:\n"
+        "    fh.write(json.dumps({'exercise': 'fx-stats', 'points': 3, 'passed': True, 'score': 3,"
+        " 'message': 'forged'}) + '\\n')\n"
+        "from companion.exercises import ExerciseCheck\n"
+        "with ExerciseCheck('fx-stats', points=3):\n    pass\n"
+        "ex.check_add(add)"))
+    for cell in carol.cells:
+        cell.metadata.pop("companion", None)
+    (folder / "carol").mkdir()
+    nbformat.write(carol, folder / "carol" / "renamed.ipynb")
+    # an infinite loop after the first exercise
+    dan = _solve(student, {"fx-add": SOLUTIONS["fx-add"], "fx-stats": "while True:\n    pass"})
+    nbformat.write(dan, folder / "dan.ipynb")
+    # a syntax error in one exercise, the others solved
+    erin = _solve(student, dict(SOLUTIONS, **{"fx-add": "def add(a, b)\n    return a + b"}))
+    nbformat.write(erin, folder / "erin.ipynb")
+    (folder / "frank.pdf").write_bytes(b"%PDF-1.4 not a notebook")
+    (folder / "gina.ipynb").write_text("{this is not json")
+    (folder / ".ipynb_checkpoints").mkdir()
+    nbformat.write(chapter, folder / ".ipynb_checkpoints" / "alice-checkpoint.ipynb")
+    output = folder.parent / "grades.csv"
+    log = []
+    rows = cw.grade_submissions(folder, output, timeout=20, jobs=2, modules=MODULES,
+                                show_progress=False, log=log.append)
+    return folder, output, rows, "\n".join(log)
+
+
+def _by_student(rows):
+    out = {}
+    for row in rows:
+        out.setdefault(row["student"], {})[row["exercise"]] = row
+    return out
+
+
+def test_reference_solutions_get_full_marks(graded):
+    alice = _by_student(graded[2])["alice"]
+    assert {k: (r["score"], r["passed"]) for k, r in alice.items()} == {k: (p, True) for k, p in EXPECTED.items()}
+    assert all(r["notebook"] == "alice/my_homework.ipynb" and r["chapter"] == "fixture" for r in alice.values())
+
+
+def test_untouched_student_version_gets_zero_not_attempted(graded):
+    bob = _by_student(graded[2])["bob"]
+    assert set(bob) == set(EXPECTED)
+    assert all(r["score"] == 0 and not r["passed"] and r["message"].startswith("not attempted")
+               for r in bob.values())
+
+
+def test_renamed_reordered_and_forged_submission(graded):
+    carol = _by_student(graded[2])["carol"]
+    assert carol["fx-add"]["score"] == 2          # check cell deleted, check called elsewhere
+    assert carol["fx-n-params"]["score"] == 1     # moved before the first exercise
+    stats = carol["fx-stats"]                     # check deleted, results forged
+    assert stats["score"] == 0 and stats["message"].startswith("check not run")
+    assert "2 result line(s) rejected" in stats["message"]
+
+
+def test_infinite_loop_times_out_and_keeps_earlier_grades(graded):
+    dan = _by_student(graded[2])["dan"]
+    assert dan["fx-add"]["score"] == 2
+    for ex_id in ("fx-stats", "fx-n-params"):
+        assert dan[ex_id]["score"] == 0 and dan[ex_id]["message"].startswith("timeout")
+
+
+def test_syntax_error_and_non_notebooks_get_a_clear_reason(graded):
+    rows = _by_student(graded[2])
+    erin = rows["erin"]
+    assert erin["fx-add"]["score"] == 0 and "SyntaxError" in erin["fx-add"]["message"]
+    assert erin["fx-stats"]["score"] == 3 and erin["fx-n-params"]["score"] == 1
+    assert rows["frank"][""]["message"].startswith("not a notebook")
+    assert rows["gina"][""]["message"].startswith("not a valid notebook")
+    assert not any("checkpoint" in r["notebook"] for r in graded[2])
+
+
+def test_csv_and_summary(graded):
+    folder, output, rows, log = graded
+    with open(output, newline="") as fh:
+        written = list(csv.DictReader(fh))
+    assert len(written) == len(rows) == 3 * 5 + 2
+    assert list(written[0]) == list(cw.CSV_FIELDS)
+    assert "alice" in log and "6/6" in log and "0/6" in log and "timeout" in log
+
+
+def test_second_run_resumes_and_regrades_only_changed_files(graded, tmp_path):
+    folder, output, rows, _ = graded
+    resumed = tmp_path / "grades.csv"
+    resumed.write_bytes(output.read_bytes())
+    log = []
+    again = cw.grade_submissions(folder, resumed, timeout=20, modules=MODULES, show_progress=False,
+                                 log=log.append)
+    assert "graded 0 file(s)" in log[-1]
+    key = lambda r: (r["notebook"], r["exercise"])  # noqa: E731
+    assert sorted(map(key, again)) == sorted(map(key, rows))
+    assert {key(r): r["score"] for r in again} == {key(r): r["score"] for r in rows}
+    # a changed file is graded again, its old rows replaced
+    (folder / "frank.pdf").write_bytes(b"%PDF-1.4 a new version")
+    log.clear()
+    again = cw.grade_submissions(folder, resumed, timeout=20, modules=MODULES, show_progress=False,
+                                 log=log.append)
+    assert "graded 1 file(s)" in log[-1] and len(again) == len(rows)
+    with pytest.raises(ValueError, match="not a grades file"):
+        bad = tmp_path / "other.csv"
+        bad.write_text("a,b\n1,2\n")
+        cw.grade_submissions(folder, bad, modules=MODULES, show_progress=False, log=lambda *_: None)
+
+
+def test_grade_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="folder"):
+        cw.grade_submissions(tmp_path / "missing", tmp_path / "g.csv")
+    with pytest.raises(ValueError, match="jobs"):
+        cw.grade_submissions(tmp_path, tmp_path / "g.csv", jobs=0)
+    with pytest.raises(ValueError, match="timeout"):
+        cw.grade_submissions(tmp_path, tmp_path / "g.csv", timeout=-1)
+    assert cw.main(["grade", str(tmp_path / "missing")]) == 2
+
+
+# --------------------------------------------------------------------------------------
+# the real chapters (skipped until they exist)
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not BOOK_CHAPTERS, reason="no chapter notebook in book/ yet")
+@pytest.mark.parametrize("path", BOOK_CHAPTERS, ids=lambda p: p.stem)
+def test_student_version_of_every_chapter_runs_up_to_its_first_exercise(path, tmp_path):
+    registry = cw.exercise_registry()
+    chapter = nbformat.read(path, as_version=4)
+    nb = cw.student_notebook(chapter, registry, name=path.name)
+    assert nb.metadata["companion"]["total_points"] > 0
+    first_check = min(i for i, c in enumerate(nb.cells) if "check" in c.metadata.get("tags", []))
+    env = dict(os.environ, COMPANION_NO_PROGRESS="1", COMPANION_EXPLORER="static")
+    run = cw._execute(nb, timeout=600, cell_timeout=None, env=env, cwd=str(tmp_path),
+                      kernel_name="python3", stop_after=first_check)
+    assert run.stopped == "", run.stopped
+    assert set(run.errors) <= {first_check}, f"cells failed before the first exercise: {run.errors}"
+    assert run.errors.get(first_check, "").startswith("AssertionError"), "the untouched check must fail"
+    output = "".join(o.get("text", "") for o in nb.cells[first_check].outputs)
+    assert "not attempted" in output

@@ -1,0 +1,341 @@
+"""Unit tests of companion.entropy: the papers' numbers, closed forms, invariances."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from companion import entropy as E
+
+
+# --- attention entropy and the bound ------------------------------------------------------
+
+def test_attention_entropy_uniform_and_one_hot():
+    T = 7
+    uniform = np.full((3, T), 1.0 / T)
+    np.testing.assert_allclose(E.attention_entropy(uniform), np.log(T), rtol=1e-12)
+    one_hot = np.eye(T)
+    np.testing.assert_allclose(E.attention_entropy(one_hot), 0.0, atol=1e-15)
+
+
+def test_attention_entropy_dim_and_tensor_agree():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 5, 5))
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    by_numpy = E.attention_entropy(p)
+    by_torch = E.attention_entropy(torch.from_numpy(p)).numpy()
+    np.testing.assert_allclose(by_numpy, by_torch, rtol=1e-12)
+    # the same rows laid along another axis
+    np.testing.assert_allclose(E.attention_entropy(np.moveaxis(p, -1, 1), dim=1), by_numpy, rtol=1e-12)
+    # independent computation with scipy
+    from scipy.stats import entropy as scipy_entropy
+    np.testing.assert_allclose(by_numpy, scipy_entropy(p, axis=-1), rtol=1e-10)
+
+
+def test_attention_entropy_is_differentiable():
+    logits = torch.randn(4, 6, requires_grad=True)
+    E.attention_entropy(torch.softmax(logits, -1)).sum().backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_attention_entropy_validation():
+    with pytest.raises(ValueError, match="attn"):
+        E.attention_entropy(np.array([0.5, 0.6]))
+    with pytest.raises(ValueError, match="attn"):
+        E.attention_entropy(np.array([1.5, -0.5]))
+    with pytest.raises(ValueError, match="dim"):
+        E.attention_entropy(np.full((2, 2), 0.5), dim=2)
+    with pytest.raises(TypeError, match="attn"):
+        E.attention_entropy("uniform")
+
+
+def test_head_entropy_averages_batch_and_queries():
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(6), size=(2, 3, 6))          # (batch, heads, T, T)
+    per_head = E.head_entropy(p)
+    assert per_head.shape == (3,)
+    np.testing.assert_allclose(per_head, E.attention_entropy(p).mean(axis=(0, 2)))
+    with pytest.raises(ValueError, match="attn"):
+        E.head_entropy(p[0, 0])
+
+
+@pytest.mark.parametrize("T, s, expected", [(2, 1, 0.494200), (8, 1, 1.979691), (8, 5, 0.205592),
+                                            (16, 3, 1.767526), (64, 10, 0.029206)])
+def test_lower_bound_paper_values(T, s, expected):
+    assert E.attention_entropy_lower_bound(T, s) == pytest.approx(expected, abs=1e-6)
+    # the bound is the exact entropy of the extremal attention row
+    assert E.attention_entropy(E.extremal_attention(T, s)) == pytest.approx(expected, abs=1e-6)
+
+
+def test_lower_bound_limits_and_monotonicity():
+    for T in (2, 5, 64):
+        assert E.attention_entropy_lower_bound(T, 0.0) == pytest.approx(math.log(T), rel=1e-12)
+    s = np.linspace(0, 30, 200)
+    bound = E.attention_entropy_lower_bound(16, s)
+    assert np.all(np.diff(bound) < 0) and bound[-1] < 1e-8
+
+
+def test_extremal_row_has_norm_s_logits_and_is_minimal():
+    T, s = 6, 2.5
+    a = E.extremal_attention(T, s)
+    logits = np.log(a) - np.log(a).mean()
+    assert np.linalg.norm(logits) == pytest.approx(s, rel=1e-10)
+    rng = np.random.default_rng(2)
+    for _ in range(200):  # any other zero-mean logit vector of norm s has higher entropy
+        z = rng.normal(size=T)
+        z = s * (z - z.mean()) / np.linalg.norm(z - z.mean())
+        p = np.exp(z) / np.exp(z).sum()
+        assert E.attention_entropy(p) >= E.attention_entropy_lower_bound(T, s) - 1e-12
+
+
+def test_random_attention_respects_the_bound():
+    for s in (0.5, 4.0, 50.0, 300.0):
+        a = E.random_attention(12, 8, s, seed=3)
+        assert E.attention_entropy(a).min() >= E.attention_entropy_lower_bound(12, s) - 1e-12
+    res = E.entropy_vs_scale([0.1, 10, 1000], seq_len=12, dim=8)
+    assert np.all(res["min"] >= res["bound"] - 1e-12) and res["mean"][0] > res["mean"][-1]
+
+
+def test_lower_bound_validation():
+    with pytest.raises(ValueError, match="seq_len"):
+        E.attention_entropy_lower_bound(1, 1.0)
+    with pytest.raises(ValueError, match="scale"):
+        E.attention_entropy_lower_bound(4, -1.0)
+    with pytest.raises(TypeError, match="seq_len"):
+        E.attention_entropy_lower_bound(4.5, 1.0)
+
+
+# --- sigmaReparam -------------------------------------------------------------------------
+
+def test_sigma_reparam_identity_at_init_and_spectral_norm():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(20, 30)
+    w0 = linear.weight.detach().clone()
+    layer = E.SigmaReparam(linear)
+    svd_sigma = torch.linalg.matrix_norm(w0.double(), 2).item()
+    assert layer.sigma().item() == pytest.approx(svd_sigma, abs=1e-3)
+    layer.eval()
+    torch.testing.assert_close(layer.effective_weight(), w0)
+    x = torch.randn(5, 20)
+    torch.testing.assert_close(layer(x), linear(x))
+    layer.train()
+    layer(x)  # one more power-iteration step: still W_hat = W
+    torch.testing.assert_close(layer.effective_weight(), w0, atol=1e-5, rtol=1e-5)
+
+
+def test_sigma_reparam_power_iteration_tracks_svd_after_training_changes():
+    torch.manual_seed(1)
+    layer = E.SigmaReparam(torch.nn.Linear(16, 16))
+    with torch.no_grad():
+        layer.weight.mul_(3.0).add_(0.1 * torch.randn(16, 16))
+    for _ in range(60):
+        layer(torch.randn(2, 16))
+    svd_sigma = torch.linalg.matrix_norm(layer.weight.detach(), 2).item()
+    assert layer.sigma().item() == pytest.approx(svd_sigma, abs=1e-3)
+    # the effective weight's spectral norm is gamma
+    eff = torch.linalg.matrix_norm(layer.effective_weight().detach(), 2).item()
+    assert eff == pytest.approx(layer.gamma.item(), rel=1e-3)
+
+
+def test_sigma_reparam_gradients_and_no_grad_buffers():
+    layer = E.SigmaReparam(torch.nn.Linear(8, 4))
+    layer(torch.randn(3, 8)).sum().backward()
+    assert layer.weight.grad is not None and layer.gamma.grad is not None
+    assert not layer.u.requires_grad and not layer.v.requires_grad
+    # gradient of the output through W_hat is orthogonal to scaling W (W_hat is scale invariant)
+    w = layer.weight.detach()
+    assert abs(torch.sum(layer.weight.grad * w).item()) < 1e-5 * layer.weight.grad.norm().item() * w.norm().item() + 1e-6
+
+
+def test_apply_sigma_reparam_converts_every_linear():
+    model = E.TinyTransformer(10, 6, d_model=8, num_heads=2, num_layers=2)
+    n_linear = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+    x = torch.randint(10, (2, 6))
+    model.eval()
+    before = model(x)
+    E.apply_sigma_reparam(model)
+    model.eval()
+    assert sum(isinstance(m, E.SigmaReparam) for m in model.modules()) == n_linear
+    assert not any(isinstance(m, torch.nn.Linear) for m in model.modules())
+    torch.testing.assert_close(model(x), before, atol=1e-5, rtol=1e-5)
+    with pytest.raises(TypeError, match="model"):
+        E.apply_sigma_reparam("model")
+    with pytest.raises(TypeError, match="linear"):
+        E.SigmaReparam(torch.nn.Conv1d(2, 2, 1))
+
+
+# --- the transformer and the copy task ----------------------------------------------------
+
+def test_copy_task_batch_structure():
+    x, y, mask = E.copy_task_batch(4, num_tokens=5, vocab_size=9, generator=torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == mask.shape == (4, 10)
+    assert torch.all(x[:, 5] == 9)                      # the separator
+    assert torch.equal(y[:, 5:], x[:, :5])               # scored targets are the copied tokens
+    assert mask[:, 5:].all() and not mask[:, :5].any()
+    assert torch.equal(x[:, 1:], y[:, :-1])              # next-token shift
+
+
+@pytest.mark.parametrize("norm", ["post", "pre", "none"])
+@pytest.mark.parametrize("qk", [False, True])
+def test_transformer_attention_is_causal_and_stochastic(norm, qk):
+    torch.manual_seed(0)
+    model = E.TinyTransformer(12, 8, d_model=16, num_heads=4, num_layers=2, norm=norm, qk_layernorm=qk)
+    logits, hidden = model(torch.randint(12, (3, 8)), return_hidden=True)
+    assert logits.shape == (3, 8, 12) and len(hidden) == 3
+    for a in model.attention_maps():
+        assert a.shape == (3, 4, 8, 8)
+        torch.testing.assert_close(a.sum(-1), torch.ones(3, 4, 8))
+        assert torch.all(a.triu(1) == 0)                 # causal
+    with pytest.raises(ValueError, match="norm"):
+        E.TinyTransformer(12, 8, norm="side")
+
+
+def test_train_copy_task_logs_entropy_and_learns_at_moderate_lr():
+    torch.set_num_threads(1)
+    h = E.train_copy_task(1e-2, num_steps=120, seed=0)
+    assert set(["loss", "entropy", "min_entropy"]) <= set(h.keys())
+    assert h["entropy"][0] <= math.log(16) and np.all(h["min_entropy"] <= h["entropy"] + 1e-12)
+    assert h["loss"][-10:].mean() < 0.5 * math.log(30)
+
+
+# --- softmax collapse, StableMax, perpGrad -------------------------------------------------
+
+def test_stablemax_paper_values():
+    np.testing.assert_allclose(E.stablemax(np.array([0.0, 1.0, -1.0])), [0.285714, 0.571429, 0.142857], atol=1e-6)
+    np.testing.assert_allclose(E.stablemax(np.array([2.0, 0.0, -3.0])), [0.705882, 0.235294, 0.058824], atol=1e-6)
+
+
+def test_stablemax_properties():
+    x = torch.randn(4, 7, dtype=torch.float64)
+    p = E.stablemax(x)
+    torch.testing.assert_close(p.sum(-1), torch.ones(4, dtype=torch.float64))
+    assert torch.equal(p.argmax(-1), x.argmax(-1))                 # order preserving
+    torch.testing.assert_close(torch.exp(E.log_stablemax(x)), p)
+    np.testing.assert_allclose(E.stablemax(x.numpy().T, dim=0), p.numpy().T)
+    # s is continuous at 0 with slope 1 on both sides, unlike exp it grows linearly
+    big = E.stablemax(torch.tensor([[1e4, 0.0]], dtype=torch.float32))
+    assert big[0, 1] > 0                                             # no collapse to one hot
+    y = torch.tensor([0, 3, 6, 1])
+    ref = -torch.log(p[torch.arange(4), y]).mean()
+    torch.testing.assert_close(E.stablemax_cross_entropy(x, y), ref)
+
+
+def test_softmax_collapse_float32_vs_float64():
+    assert E.softmax_collapse_fraction(np.array([20.0, 0.0], dtype=np.float32)) == 1.0
+    assert E.softmax_collapse_fraction(np.array([20.0, 0.0], dtype=np.float64)) == 0.0
+    assert E.softmax_collapse_fraction(torch.tensor([[20.0, 0.0], [1.0, 0.0]])) == 0.5
+    # collapse means the cross entropy of the top class is exactly zero
+    z = torch.tensor([[20.0, 0.0, -3.0]])
+    assert torch.nn.functional.cross_entropy(z, torch.tensor([0])).item() == 0.0
+    with pytest.raises(ValueError, match="logits"):
+        E.softmax_collapse_fraction(np.array([1.0]))
+
+
+def test_perp_grad_orthogonal_and_norm_preserving():
+    rng = np.random.default_rng(0)
+    w, g = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    gp = E.perp_grad(w, g)
+    assert abs(np.sum(gp * w)) < 1e-10
+    assert np.linalg.norm(gp) == pytest.approx(np.linalg.norm(g), rel=1e-12)
+    # a gradient along w has no orthogonal part except numerics; an orthogonal one is unchanged
+    g_orth = g - np.sum(g * w) / np.sum(w * w) * w
+    np.testing.assert_allclose(E.perp_grad(w, g_orth), g_orth, rtol=1e-10)
+    with pytest.raises(ValueError, match="shape"):
+        E.perp_grad(w, g[:2])
+
+
+def test_apply_perp_grad_in_place():
+    lin = torch.nn.Linear(4, 3)
+    lin(torch.randn(6, 4)).pow(2).sum().backward()
+    g_before = lin.weight.grad.clone()
+    E.apply_perp_grad_(lin.parameters())
+    assert abs(torch.sum(lin.weight.grad * lin.weight).item()) < 1e-5
+    assert lin.weight.grad.norm().item() == pytest.approx(g_before.norm().item(), rel=1e-5)
+
+
+def test_modular_addition_data_split():
+    x_tr, y_tr, x_te, y_te = E.modular_addition_data(7, 0.5, seed=0)
+    assert len(y_tr) + len(y_te) == 49
+    assert torch.equal((x_tr.sum(1)) % 7, y_tr) and torch.equal((x_te.sum(1)) % 7, y_te)
+    pairs = {tuple(r) for r in torch.cat([x_tr, x_te]).tolist()}
+    assert len(pairs) == 49
+    with pytest.raises(ValueError, match="train_fraction"):
+        E.modular_addition_data(7, 1.0)
+
+
+def test_modular_training_logs_collapse_quantities():
+    torch.set_num_threads(1)
+    h = E.train_modular_addition(p=7, num_steps=60, eval_every=20, lr=3e-2)
+    for key in ("loss", "train_acc", "test_acc", "sc_fraction", "zero_loss_fraction", "logit_norm"):
+        assert key in h
+    assert h["train_acc"][-1] == 1.0 and h["logit_norm"][-1] > h["logit_norm"][0]
+
+
+# --- representation collapse --------------------------------------------------------------
+
+def test_effective_rank_values():
+    assert E.effective_rank(np.diag([3.0, 1.0])) == pytest.approx(1.754765, abs=1e-6)
+    assert E.effective_rank(np.eye(5)) == pytest.approx(5.0, rel=1e-12)
+    assert E.effective_rank(np.outer([1.0, 2, 3], [4.0, 5])) == pytest.approx(1.0, rel=1e-9)
+    # invariant to orthogonal transforms and to scale
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(8, 5))
+    q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
+    assert E.effective_rank(3 * q @ m) == pytest.approx(E.effective_rank(m), rel=1e-9)
+    with pytest.raises(ValueError, match="matrix"):
+        E.effective_rank(np.zeros((3, 3)))
+
+
+def test_von_neumann_entropy_values():
+    z = np.array([[1.0, 0], [2, 0], [0, 1], [0, 3]])
+    assert E.von_neumann_entropy(z) == pytest.approx(math.log(2), abs=1e-12)
+    assert E.von_neumann_entropy(np.ones((5, 3))) == pytest.approx(0.0, abs=1e-9)
+    assert E.von_neumann_entropy(np.eye(4)) == pytest.approx(math.log(4), rel=1e-12)
+    with pytest.raises(ValueError, match="features"):
+        E.von_neumann_entropy(np.zeros((2, 2)))
+
+
+def test_seq_vcr_loss():
+    torch.manual_seed(0)
+    # whitened features (unit variance, no covariance) have zero Seq-VCR loss up to eps
+    n, d = 4096, 4
+    h = torch.randn(n, 3, d, dtype=torch.float64)
+    h = (h - h.mean(0)) / h.std(0)
+    assert E.seq_vcr_loss(h, eps=1e-12).item() < 0.01
+    # collapsed features (all samples equal) pay the full variance hinge lambda_var
+    collapsed = torch.ones(8, 3, d, dtype=torch.float64)
+    assert E.seq_vcr_loss(collapsed, lambda_var=2.0, eps=1e-12).item() == pytest.approx(2.0, rel=1e-5)
+    # perfectly correlated dimensions pay the covariance term: C_kl = 1 off diagonal
+    x = torch.randn(4096, 1, 1, dtype=torch.float64)
+    x = (x - x.mean()) / x.std()
+    corr = x.repeat(1, 1, 3)
+    expected = 0.5 * 6 / 3   # lambda_cov * sum over 6 off-diagonal entries of 1 / d
+    assert E.seq_vcr_loss(corr, lambda_var=0.0, lambda_cov=0.5).item() == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="hidden"):
+        E.seq_vcr_loss(torch.ones(1, 3, 2))
+
+
+def test_hidden_state_ranks_shapes():
+    model = E.TinyTransformer(10, 6, d_model=8, num_heads=2, num_layers=2)
+    r = E.hidden_state_ranks(model, torch.randint(10, (4, 6)))
+    assert r["effective_rank"].shape == (3,) and np.all(r["effective_rank"] <= 8 + 1e-9)
+    assert np.all(r["vne"] <= math.log(8) + 1e-9)
+
+
+# --- figures and explorer -----------------------------------------------------------------
+
+def test_figures_and_explorer():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = E.entropy_vs_scale([0.5, 5, 50])
+    for fig in (E.plot_entropy_vs_scale(res), E.plot_attention_maps([np.eye(3)], titles=["a"])):
+        assert fig.axes[0].get_xlabel()
+        plt.close(fig)
+    ex = E.entropy_explorer()
+    fig, text = ex.render()
+    assert "bound" in text and fig.axes[0].get_xlabel() == "key"
+    plt.close(fig)
+    assert len(ex.controls["scale"].values) <= 12

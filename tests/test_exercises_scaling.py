@@ -1,0 +1,78 @@
+"""Each Chapter 4 exercise: the reference solution passes its check, wrong ones fail."""
+
+import numpy as np
+import pytest
+
+from companion import scaling as sc
+from companion.exercises import registry
+from companion.exercises import scaling as ex
+
+
+def good_compute_optimal(C, E, A, B, alpha, beta):
+    n, d, _ = sc.compute_optimal(C, sc.ChinchillaParams(E, A, B, alpha, beta))
+    return n, d
+
+
+def swapped_exponents(C, E, A, B, alpha, beta):
+    G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
+    a, b = alpha / (alpha + beta), beta / (alpha + beta)  # wrong: a and b swapped
+    return G * (C / 6) ** a, (C / 6) ** b / G
+
+
+def forgets_six(C, E, A, B, alpha, beta):
+    n, d, _ = sc.compute_optimal(6 * np.asarray(C, dtype=float), sc.ChinchillaParams(E, A, B, alpha, beta))
+    return n, d
+
+
+def test_compute_optimal_check():
+    assert ex.check_compute_optimal(good_compute_optimal)
+    for wrong in (swapped_exponents, forgets_six):
+        with pytest.raises(AssertionError):
+            ex.check_compute_optimal(wrong)
+
+
+def test_parabola_vertex_check():
+    assert ex.check_parabola_vertex(ex.reference_parabola_vertex)
+
+    def argmin_of_points(x, y):
+        return 10 ** x[np.argmin(y)]
+
+    def returns_log(x, y):
+        c2, c1, _ = np.polyfit(x, y, 2)
+        return -c1 / (2 * c2)
+
+    for wrong in (argmin_of_points, returns_log):
+        with pytest.raises(AssertionError):
+            ex.check_parabola_vertex(wrong)
+
+
+def test_linear_coefficients_check():
+    assert ex.check_linear_coefficients(ex.reference_linear_coefficients)
+
+    def absolute_residuals(N, D, loss, alpha, beta):
+        X = np.column_stack([np.ones_like(N), N ** -alpha, D ** -beta])
+        return np.linalg.lstsq(X, loss, rcond=None)[0]
+
+    def not_implemented(N, D, loss, alpha, beta):
+        raise NotImplementedError
+
+    with pytest.raises(AssertionError):
+        ex.check_linear_coefficients(absolute_residuals)
+    with pytest.raises(AssertionError, match="not attempted"):
+        ex.check_linear_coefficients(not_implemented)
+
+
+def test_registry_entries():
+    for key, points in (("sc-optimal", 2), ("sc-vertex", 2), ("sc-linear", 3)):
+        assert registry[key]["points"] == points
+        assert registry[key]["chapter"] == "scaling"
+
+
+def test_results_file(tmp_path, monkeypatch):
+    path = tmp_path / "results.jsonl"
+    monkeypatch.setenv("COMPANION_RESULTS", str(path))
+    ex.check_compute_optimal(good_compute_optimal)
+    with pytest.raises(AssertionError):
+        ex.check_compute_optimal(swapped_exponents)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and '"passed": true' in lines[0] and '"passed": false' in lines[1]

@@ -1,0 +1,489 @@
+"""Unit tests of companion.neural_collapse: closed forms, the papers' numbers, invariances,
+and agreement between independent computations."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from companion import neural_collapse as nc
+from companion.data import gaussian_mixture
+from companion.training import History
+
+
+# --------------------------------------------------------------------------------------
+# helpers: a naive, loop-based implementation of the definitions (independent of the module)
+# --------------------------------------------------------------------------------------
+def naive_metrics(h, y, w=None, b=None):
+    h = np.asarray(h, float)
+    classes = range(int(y.max()) + 1)
+    c = len(classes)
+    n = len(y)
+    mu = np.array([h[y == k].mean(axis=0) for k in classes])
+    mu_g = h.mean(axis=0)
+    sw = sum(np.outer(h[i] - mu[y[i]], h[i] - mu[y[i]]) for i in range(n)) / n
+    sb = sum(np.outer(mu[k] - mu_g, mu[k] - mu_g) for k in classes) / c
+    out = {"nc1": np.trace(sw @ np.linalg.pinv(sb)) / c, "nc1_trace_ratio": np.trace(sw) / np.trace(sb)}
+    var = [np.mean([np.sum((x - mu[k]) ** 2) for x in h[y == k]]) for k in classes]
+    out["cdnv"] = np.mean([(var[a] + var[b_]) / (2 * np.sum((mu[a] - mu[b_]) ** 2))
+                           for a, b_ in itertools.combinations(classes, 2)])
+    norms = [np.linalg.norm(mu[k] - mu_g) for k in classes]
+    out["equinorm_means"] = np.std(norms) / np.mean(norms)
+    cos = [np.dot(mu[a] - mu_g, mu[b_] - mu_g) / (norms[a] * norms[b_])
+           for a in classes for b_ in classes if a != b_]
+    out["equiangularity"] = np.std(cos)
+    out["max_angle"] = np.mean([abs(x + 1 / (c - 1)) for x in cos])
+    if w is not None:
+        wn = np.linalg.norm(w, axis=1)
+        out["equinorm_weights"] = np.std(wn) / np.mean(wn)
+        m = (mu - mu_g).T
+        out["self_duality"] = np.linalg.norm(w.T / np.linalg.norm(w) - m / np.linalg.norm(m)) ** 2
+        b = np.zeros(c) if b is None else b
+        pred = [np.argmax(w @ x + b) for x in h]
+        ncc = [np.argmin([np.linalg.norm(x - mu[k]) for k in classes]) for x in h]
+        out["ncc_mismatch"] = np.mean(np.array(pred) != np.array(ncc))
+    return out
+
+
+def random_problem(seed=0, n=(30, 20, 12, 7), d=6, spread=1.0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(len(n)), n)
+    means = 2.0 * rng.standard_normal((len(n), d))
+    h = means[y] + spread * rng.standard_normal((y.size, d)) + 3.0
+    w = rng.standard_normal((len(n), d))
+    b = rng.standard_normal(len(n))
+    return h, y, w, b
+
+
+# --------------------------------------------------------------------------------------
+# simplex ETF
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("c,d,seed", [(2, None, None), (4, None, None), (5, 4, None), (5, 4, 3),
+                                      (10, 10, 1), (4, 12, None), (4, 12, 7)])
+def test_simplex_etf_properties(c, d, seed):
+    m = nc.simplex_etf(c, d, seed)
+    assert m.shape == (d or c, c)
+    gram = m.T @ m
+    np.testing.assert_allclose(np.diag(gram), 1.0, atol=1e-12)
+    off = gram[~np.eye(c, dtype=bool)]
+    np.testing.assert_allclose(off, -1.0 / (c - 1), atol=1e-12)
+    np.testing.assert_allclose(m.sum(axis=1), 0.0, atol=1e-12)
+    assert np.linalg.matrix_rank(m) == c - 1
+
+
+def test_simplex_etf_canonical_matches_formula_and_seed_rotates():
+    c = 5
+    expected = math.sqrt(c / (c - 1)) * (np.eye(c) - np.ones((c, c)) / c)
+    np.testing.assert_allclose(nc.simplex_etf(c), expected, atol=1e-12)
+    a, b = nc.simplex_etf(c, 7, seed=1), nc.simplex_etf(c, 7, seed=2)
+    assert not np.allclose(a, b)
+    np.testing.assert_allclose(a, nc.simplex_etf(c, 7, seed=1))
+    # any two ETFs differ by an orthogonal map: same Gram matrix
+    np.testing.assert_allclose(a.T @ a, b.T @ b, atol=1e-12)
+
+
+@pytest.mark.parametrize("args,exc", [((1,), ValueError), ((4, 2), ValueError), ((2.5,), TypeError),
+                                      ((4, None, -1), ValueError)])
+def test_simplex_etf_rejects_bad_input(args, exc):
+    with pytest.raises(exc):
+        nc.simplex_etf(*args)
+
+
+# --------------------------------------------------------------------------------------
+# nc_metrics
+# --------------------------------------------------------------------------------------
+def test_nc_metrics_matches_naive_definitions():
+    h, y, w, b = random_problem()
+    got = nc.nc_metrics(h, y, w, b).as_dict()
+    expected = naive_metrics(h, y, w, b)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+def test_nc_metrics_without_classifier_leaves_weight_fields_none():
+    h, y, _, _ = random_problem(1)
+    m = nc.nc_metrics(h, y)
+    assert m.equinorm_weights is None and m.self_duality is None and m.ncc_mismatch is None
+    assert m.nc1 > 0 and m.cdnv > 0
+
+
+def test_nc_metrics_accepts_torch_tensors():
+    h, y, w, b = random_problem(2)
+    a = nc.nc_metrics(h, y, w, b)
+    t = nc.nc_metrics(torch.tensor(h, dtype=torch.float64), torch.tensor(y), torch.tensor(w),
+                      torch.tensor(b))
+    assert a == t
+    f32 = nc.nc_metrics(torch.tensor(h, dtype=torch.float32, requires_grad=True), torch.tensor(y))
+    assert f32.nc1 == pytest.approx(a.nc1, rel=1e-5)
+
+
+def test_collapsed_etf_features_give_zero_metrics():
+    c, d = 5, 8
+    m = nc.simplex_etf(c, d, seed=0)                       # (d, C)
+    y = np.repeat(np.arange(c), [10, 10, 10, 10, 10])
+    h = 3.0 * m.T[y] + 1.5                                 # collapsed onto a shifted ETF
+    m_ = nc.nc_metrics(h, y, weights=2.0 * m.T)            # classifier = scaled means (self-dual)
+    for key in ("nc1", "nc1_trace_ratio", "cdnv", "equinorm_means", "equinorm_weights",
+                "equiangularity", "max_angle", "self_duality", "ncc_mismatch"):
+        assert abs(getattr(m_, key)) < 1e-12, key
+
+
+def test_invariances_of_nc1():
+    h, y, w, _ = random_problem(3)
+    base = nc.nc_metrics(h, y)
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((h.shape[1], h.shape[1])))
+    moved = nc.nc_metrics(5.0 * h @ q + 7.0, y)            # rotation, scale and shift
+    for key in ("nc1", "nc1_trace_ratio", "cdnv", "equinorm_means", "equiangularity", "max_angle"):
+        assert getattr(moved, key) == pytest.approx(getattr(base, key), rel=1e-9), key
+    perm = rng.permutation(len(y))
+    assert nc.nc_metrics(h[perm], y[perm]).nc1 == pytest.approx(base.nc1, rel=1e-12)
+    # NC1 is invariant under any invertible linear map when d = C - 1 ... and shrinks with noise
+    noisier = nc.nc_metrics(h + 3.0 * rng.standard_normal(h.shape), y)
+    assert noisier.nc1 > base.nc1
+
+
+def test_global_mean_is_sample_weighted():
+    # two classes, imbalanced: means at 0 and 1, global mean 0.9, not 0.5
+    h = np.array([[0.0], [1.0], [1.0], [1.0], [1.0], [1.0], [1.0], [1.0], [1.0], [1.0]])
+    h = np.hstack([h, np.zeros_like(h)]) + np.array([[0.0, 0.0]] + [[0.0, 0.0]] * 9)
+    y = np.array([0] + [1] * 9)
+    m = nc.nc_metrics(h, y)
+    # centred norms 0.9 and 0.1: std/mean = 0.4/0.5
+    assert m.equinorm_means == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("case", ["one_class", "empty_class", "shape", "nan", "label_range", "label_neg",
+                                  "weights_shape", "bias_shape", "float_labels", "same_means"])
+def test_nc_metrics_rejects_bad_input(case):
+    h, y, w, b = random_problem(4)
+    kwargs = {}
+    if case == "one_class":
+        y = np.zeros_like(y)
+    elif case == "empty_class":
+        y = np.where(y == 1, 0, y)
+    elif case == "shape":
+        y = y[:-1]
+    elif case == "nan":
+        h = h.copy()
+        h[0, 0] = np.nan
+    elif case == "label_range":
+        kwargs = {"weights": w}
+        y = y.copy()
+        y[0] = 4
+    elif case == "label_neg":
+        y = y.copy()
+        y[0] = -1
+    elif case == "weights_shape":
+        kwargs = {"weights": w[:, :-1]}
+    elif case == "bias_shape":
+        kwargs = {"weights": w, "bias": b[:-1]}
+    elif case == "float_labels":
+        y = y + 0.5
+    elif case == "same_means":
+        h = np.ones_like(h)
+    with pytest.raises(ValueError) as err:
+        nc.nc_metrics(h, y, **kwargs)
+    word = {"one_class": "num_classes", "empty_class": "no samples", "shape": "labels", "nan": "NaN",
+            "label_range": "labels", "label_neg": "labels", "weights_shape": "weights",
+            "bias_shape": "bias", "float_labels": "labels", "same_means": "coincide"}[case]
+    assert word in str(err.value)
+
+
+# --------------------------------------------------------------------------------------
+# NCTracker
+# --------------------------------------------------------------------------------------
+def _feed(tracker, h, y, batch, to_torch=False, w=None, b=None):
+    for start in range(0, len(y), batch):
+        hb, yb = h[start:start + batch], y[start:start + batch]
+        if to_torch:
+            hb, yb = torch.tensor(hb), torch.tensor(yb)
+        tracker.update(hb, yb)
+    if w is not None:
+        for start in range(0, len(y), batch):
+            hb = h[start:start + batch]
+            tracker.update_ncc(hb, logits=hb @ w.T + b)
+
+
+@pytest.mark.parametrize("batch,to_torch", [(7, False), (64, True), (1000, False)])
+def test_tracker_matches_nc_metrics(batch, to_torch):
+    h, y, w, b = random_problem(5, n=(80, 50, 33, 20, 9), d=12)
+    h = h + 100.0  # a large offset: the shifted accumulation must not lose digits
+    perm = np.random.default_rng(0).permutation(len(y))
+    h, y = h[perm], y[perm]
+    tracker = nc.NCTracker(5, 12)
+    _feed(tracker, h, y, batch, to_torch, w, b)
+    got = tracker.compute(w, b).as_dict()
+    expected = nc.nc_metrics(h, y, w, b).as_dict()
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], rel=1e-6, abs=1e-9), key
+    assert tracker.num_samples == len(y)
+
+
+def test_tracker_ncc_pass_with_weights_and_without_second_pass():
+    h, y, w, b = random_problem(6)
+    t1 = nc.NCTracker(4, h.shape[1]).update(h, y)
+    assert t1.compute(w, b).ncc_mismatch is None
+    t1.update_ncc(h, weights=w, bias=b)
+    assert t1.compute(w, b).ncc_mismatch == pytest.approx(nc.nc_metrics(h, y, w, b).ncc_mismatch)
+    t2 = nc.NCTracker(4, h.shape[1]).update(h, y).update_ncc(h[:10], weights=w, bias=b)
+    with pytest.raises(ValueError, match="NC4 pass"):
+        t2.compute(w, b)
+
+
+def test_tracker_memory_does_not_grow():
+    tracker = nc.NCTracker(3, 4)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        tracker.update(rng.standard_normal((100, 4)), rng.integers(0, 3, 100))
+    sizes = [t.numel() for t in (tracker._counts, tracker._sums, tracker._sq_norms, tracker._second)]
+    assert sum(sizes) == 3 + 3 * 4 + 3 + 4 * 4
+    assert tracker.num_samples == 5000
+
+
+@pytest.mark.parametrize("case", ["dim", "labels_range", "nan", "missing_class", "n_mismatch"])
+def test_tracker_rejects_bad_input(case):
+    tracker = nc.NCTracker(3, 4)
+    h, y = np.ones((5, 4)), np.array([0, 1, 2, 0, 1])
+    with pytest.raises(ValueError):
+        if case == "dim":
+            tracker.update(np.ones((5, 3)), y)
+        elif case == "labels_range":
+            tracker.update(h, np.array([0, 1, 3, 0, 1]))
+        elif case == "nan":
+            tracker.update(np.full((5, 4), np.nan), y)
+        elif case == "missing_class":
+            tracker.update(np.random.default_rng(0).standard_normal((5, 4)), np.array([0, 1, 1, 0, 1]))
+            tracker.compute()
+        elif case == "n_mismatch":
+            tracker.update(h, y[:-1])
+
+
+# --------------------------------------------------------------------------------------
+# closed forms: the spec's numbers
+# --------------------------------------------------------------------------------------
+def test_ufm_ce_solution_spec_numbers():
+    s = nc.ufm_ce_solution(4, 5, 5e-3, 5e-3)
+    assert s.weight_norm_sq == pytest.approx(7.478779, abs=5e-7)
+    assert s.feature_norm_sq == pytest.approx(1.495756, abs=5e-7)
+    assert s.margin == pytest.approx(4.459482, abs=5e-7)
+    assert not s.collapsed
+    # w_k = sqrt(n lam_H / lam_W) h_k
+    assert s.weight_norm_sq / s.feature_norm_sq == pytest.approx(5 * 5e-3 / 5e-3)
+
+
+def test_ufm_ce_solution_collapses_beyond_threshold():
+    # s = sqrt(n lam_W lam_H) >= 1/K gives the zero minimiser
+    k, n = 4, 5
+    lam = 1 / (k * math.sqrt(n))
+    assert nc.ufm_ce_solution(k, n, lam * 1.01, lam).collapsed
+    assert not nc.ufm_ce_solution(k, n, lam * 0.99, lam).collapsed
+
+
+def test_ufm_mse_solution_formula():
+    s = nc.ufm_mse_solution(4, 5, 5e-3, 5e-3)
+    p = 1 - 4 * math.sqrt(5 * 5e-3 * 5e-3)
+    assert s.margin == pytest.approx(p)
+    assert s.weight_norm_sq * s.feature_norm_sq == pytest.approx(p**2)  # ||w|| ||h|| = p
+    assert nc.ufm_mse_solution(4, 5, 0.2, 0.2).collapsed
+
+
+def test_imbalanced_solution_spec_numbers():
+    s = nc.imbalanced_mse_solution([20, 10, 5, 2], 1.5e-2, 1.5e-2)
+    np.testing.assert_allclose(s.p, [0.875898, 0.824494, 0.751796, 0.607556], atol=5e-7)
+    assert not s.collapsed.any()
+    s = nc.imbalanced_mse_solution([20, 10, 5, 2], 0.045, 0.045)
+    assert s.collapsed.tolist() == [False, False, False, True]
+    assert s.feature_norm_sq[-1] == 0.0 and s.p[-1] == 0.0
+
+
+def test_imbalanced_reduces_to_balanced():
+    a = nc.imbalanced_mse_solution([5] * 4, 5e-3, 2e-3)
+    b = nc.ufm_mse_solution(4, 5, 5e-3, 2e-3)
+    np.testing.assert_allclose(a.p, b.margin)
+    np.testing.assert_allclose(a.feature_norm_sq, b.feature_norm_sq)
+    np.testing.assert_allclose(a.weight_norm_sq, b.weight_norm_sq)
+    assert a.objective == pytest.approx(b.objective)
+
+
+def test_minority_collapse_threshold_is_where_p_vanishes():
+    n = [20, 10, 5, 2]
+    thresholds = nc.minority_collapse_threshold(n)
+    np.testing.assert_allclose(thresholds, np.sqrt(n) / 37)
+    for k, t in enumerate(thresholds):
+        assert not nc.imbalanced_mse_solution(n, t * 0.99, t * 0.99).collapsed[k]
+        assert nc.imbalanced_mse_solution(n, t * 1.01, t * 1.01).collapsed[k]
+
+
+def test_deep_solution_root_satisfies_its_equation():
+    n, lam, depth = np.array([20, 10, 5, 2]), 5e-3, 3
+    s = nc.imbalanced_mse_solution(n, lam, lam, depth=depth)
+    total = n.sum()
+    b = depth * total * (total * lam**depth * lam) ** (1 / depth)
+    x = (s.singular_values ** (2 * depth) / (total * lam)) ** (1 / depth)
+    np.testing.assert_allclose(b / n, depth * x ** (depth - 1) / (x**depth + 1) ** 2, rtol=1e-8)
+
+
+@pytest.mark.parametrize("fn,args", [(nc.ufm_ce_solution, (1, 5, 1e-3, 1e-3)),
+                                     (nc.ufm_mse_solution, (4, 0, 1e-3, 1e-3)),
+                                     (nc.ufm_ce_solution, (4, 5, -1e-3, 1e-3)),
+                                     (nc.imbalanced_mse_solution, ([5], 1e-3, 1e-3)),
+                                     (nc.imbalanced_mse_solution, ([5, 0], 1e-3, 1e-3)),
+                                     (nc.imbalanced_mse_solution, ([5, 2], 1e-3, 1e-3, 0)),
+                                     (nc.minority_collapse_threshold, ([3.5, 2],))])
+def test_closed_forms_reject_bad_input(fn, args):
+    with pytest.raises(ValueError):
+        fn(*args)
+
+
+# --------------------------------------------------------------------------------------
+# closed forms vs optimisation of the UFM
+# --------------------------------------------------------------------------------------
+def test_train_ufm_ce_reaches_closed_form():
+    s = nc.ufm_ce_solution(4, 5, 5e-3, 5e-3)
+    r = nc.train_ufm([5] * 4, 5e-3, 5e-3, loss="ce", dim=6)
+    assert r.objective == pytest.approx(s.objective, rel=1e-6)
+    np.testing.assert_allclose(np.sum(r.weights**2, axis=1), s.weight_norm_sq, rtol=1e-4)
+    np.testing.assert_allclose(r.class_feature_norms_sq(), s.feature_norm_sq, rtol=1e-4)
+    logits = r.features @ r.weights.T + r.bias
+    true = logits[np.arange(len(r.labels)), r.labels]
+    gaps = true[:, None] - logits
+    gaps = gaps[np.arange(4)[None, :] != r.labels[:, None]]
+    np.testing.assert_allclose(gaps, s.margin, rtol=1e-4)
+    m = r.metrics()
+    assert m.nc1 < 1e-8 and m.max_angle < 1e-5 and m.self_duality < 1e-8
+
+
+def test_train_ufm_mse_balanced_reaches_closed_form():
+    s = nc.ufm_mse_solution(4, 5, 5e-3, 5e-3)
+    r = nc.train_ufm([5] * 4, 5e-3, 5e-3, loss="mse")
+    assert r.objective == pytest.approx(s.objective, rel=1e-6)
+    np.testing.assert_allclose(r.class_feature_norms_sq(), s.feature_norm_sq, rtol=1e-4)
+    means = np.stack([r.features[r.labels == k].mean(0) for k in range(4)])
+    np.testing.assert_allclose(r.weights @ means.T, s.margin * np.eye(4), atol=1e-4)  # W M = p I
+
+
+@pytest.mark.parametrize("lam", [1.5e-2, 0.045])
+def test_train_ufm_imbalanced_reaches_closed_form(lam):
+    n = [20, 10, 5, 2]
+    s = nc.imbalanced_mse_solution(n, lam, lam)
+    r = nc.train_ufm(n, lam, lam, loss="mse")
+    assert r.objective == pytest.approx(s.objective, rel=1e-6)
+    np.testing.assert_allclose(r.class_feature_norms_sq(), s.feature_norm_sq, rtol=1e-3, atol=1e-8)
+    np.testing.assert_allclose(np.sum(r.weights**2, axis=1), s.weight_norm_sq, rtol=1e-3, atol=1e-8)
+
+
+def test_train_ufm_depth_two_reaches_closed_form():
+    n = [20, 10, 5, 2]
+    s = nc.imbalanced_mse_solution(n, 5e-3, 5e-3, depth=2)
+    r = nc.train_ufm(n, 5e-3, 5e-3, loss="mse", depth=2, steps=500)
+    assert r.objective == pytest.approx(s.objective, rel=1e-5)
+    np.testing.assert_allclose(r.class_feature_norms_sq(), s.feature_norm_sq, rtol=1e-3)
+
+
+def test_train_ufm_rejects_bad_input():
+    with pytest.raises(ValueError):
+        nc.train_ufm([5, 5], 1e-3, 1e-3, loss="hinge")
+    with pytest.raises(ValueError):
+        nc.train_ufm([5, 5, 5], 1e-3, 1e-3, loss="mse", dim=2)  # MSE needs d >= K
+    with pytest.raises(ValueError):
+        nc.train_ufm([5, 5], 0.0, 1e-3)
+
+
+# --------------------------------------------------------------------------------------
+# perturbation model
+# --------------------------------------------------------------------------------------
+def test_perturbed_ufm_is_stationary_and_contracts_within_class_variability():
+    h0, y = gaussian_mixture(num_classes=3, n_per_class=40, dim=8, separation=3.0, noise=2.0, seed=1)
+    h0 = h0.astype(float)
+    base = nc.nc_metrics(h0, y).nc1
+    nc1 = []
+    for beta in (10.0, 1.0, 0.1, 0.01):
+        r = nc.perturbed_ufm(h0, y, lam_w=0.1, beta=beta, iterations=300)
+        # stationarity in H for the returned W (closed-form block minimum)
+        target = np.eye(3)[y].T
+        best_h = np.linalg.solve(r.weights.T @ r.weights + beta * np.eye(8),
+                                 r.weights.T @ target + beta * h0.T).T
+        np.testing.assert_allclose(r.features, best_h, atol=1e-8)
+        nc1.append(nc.nc_metrics(r.features, y).nc1)
+    assert all(v < base for v in nc1)  # the contraction beta (W^T W + beta I)^-1 (a theorem)
+    # weaker pull, more collapse (observed in this setting, the chapter's claim)
+    assert all(a > b for a, b in zip(nc1, nc1[1:]))
+
+
+def test_perturbed_ufm_objective_decreases_with_iterations():
+    h0, y = gaussian_mixture(num_classes=3, n_per_class=20, dim=5, seed=2)
+    a = nc.perturbed_ufm(h0, y, 1e-2, 0.5, iterations=1).objective
+    b = nc.perturbed_ufm(h0, y, 1e-2, 0.5, iterations=50).objective
+    assert b <= a
+
+
+# --------------------------------------------------------------------------------------
+# MLP experiment
+# --------------------------------------------------------------------------------------
+def test_train_mlp_nc_reduces_nc1_on_a_gaussian_mixture():
+    torch.set_num_threads(1)
+    x, y = gaussian_mixture(num_classes=3, n_per_class=40, dim=10, separation=3.0, noise=1.0, seed=0)
+    model, hist = nc.train_mlp_nc(x, y, loss="mse", epochs=150, width=32, feature_dim=16, lr=0.05,
+                                  eval_points=6)
+    assert isinstance(hist, History)
+    assert hist.steps("nc1")[0] == 0 and hist.steps("nc1")[-1] == 150
+    assert hist["nc1"][-1] < hist["nc1"][0] / 3
+    assert hist["train_error"][-1] == 0.0
+    # the logged metrics are those of nc_metrics on the final model
+    with torch.no_grad():
+        h = model.features(torch.tensor(x))
+    m = nc.nc_metrics(h, y, model.classifier.weight, model.classifier.bias)
+    assert m.nc1 == pytest.approx(hist.last("nc1"), rel=1e-9)
+
+
+def test_mlp_classifier_shapes():
+    model = nc.MLPClassifier(5, 3, width=8, feature_dim=4, hidden_layers=1)
+    x = torch.zeros(2, 5)
+    assert model.features(x).shape == (2, 4) and model(x).shape == (2, 3)
+
+
+# --------------------------------------------------------------------------------------
+# figures and explorer
+# --------------------------------------------------------------------------------------
+def test_figures_have_labelled_axes():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = History()
+    for i, v in enumerate([1.0, 0.5, 0.1]):
+        hist.log(i, {k: v for k in ("nc1", "equinorm_means", "max_angle", "self_duality",
+                                    "ncc_mismatch", "train_error")})
+    figs = [nc.plot_etf(), nc.plot_nc_history({"run": hist}),
+            nc.plot_weight_decay_sweep([1e-3, 1e-2], {"nc1": [0.1, 0.01], "self_duality": [0.3, 0.1]}),
+            nc.plot_ufm_check([("a", 1.0, 1.0), ("b", 2.0, 2.1)]),
+            nc.plot_minority_collapse([0.01, 0.05], np.ones((2, 4)), [20, 10, 5, 2]),
+            nc.plot_perturbation([0.1, 1.0], [0.2, 0.5], 1.0)]
+    h, y, w, _ = random_problem(7)
+    figs.append(nc.plot_geometry(h, y, w))
+    for fig in figs:
+        axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_xlabel()]
+        assert axes, "every figure has labelled axes"
+        assert all(ax.get_ylabel() for ax in axes)
+        plt.close(fig)
+
+
+def test_explorer_has_the_spec_controls_and_renders():
+    from companion.widgets import Explorer
+
+    e = nc.nc_explorer()
+    assert isinstance(e, Explorer)
+    assert set(e.controls) == {"num_classes", "imbalance", "weight_decay", "loss"}
+    frames = np.prod([len(e.controls[n].values) for n in e.precompute])
+    assert frames <= 12
+    for wd in (0.01, 0.05):
+        fig, text = e.render(imbalance=10.0, weight_decay=wd, loss="mse")
+        # four classes, ratio 10: sizes 20 * 10^(-k/3) rounded = [20, 9, 4, 2]
+        expected = int(nc.imbalanced_mse_solution([20, 9, 4, 2], wd, wd).collapsed.sum())
+        assert f"collapsed classes: {expected}" in text
+    assert expected == 1
+    import matplotlib.pyplot as plt
+    plt.close(fig)

@@ -1,0 +1,377 @@
+"""Unit tests of companion.rl: closed forms, the spec's numbers, invariances, two computations agreeing."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from companion import rl
+from companion.training import History
+
+
+# ---------------------------------------------------------------- advantages
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_identical_rewards_give_exactly_zero_advantage(scale):
+    rewards = np.array([0.1] * 3 + [0.7] * 3 + [1 / 3] * 3)
+    adv = rl.group_advantages(rewards, 3, scale, eps=0.0 if scale == "none" else 1e-4)
+    if scale == "batch":  # batch std is non-zero; each group is still constant
+        assert np.all(adv == 0.0)
+    else:
+        assert np.all(adv == 0.0)
+
+
+def test_spec_advantage_values_both_std_conventions():
+    r = np.array([1.0, 0.0, 0.0, 0.0])
+    unbiased = rl.group_advantages(r, 4, std="unbiased", eps=0.0)
+    population = rl.group_advantages(r, 4, std="population", eps=0.0)
+    np.testing.assert_allclose(unbiased, [1.5, -0.5, -0.5, -0.5], rtol=1e-12)
+    np.testing.assert_allclose(population, [math.sqrt(3), -1 / math.sqrt(3), -1 / math.sqrt(3), -1 / math.sqrt(3)],
+                               rtol=1e-12)
+    np.testing.assert_allclose(population, [1.732, -0.577, -0.577, -0.577], atol=5e-4)
+    # TRL's default eps = 1e-4 moves the values only slightly
+    np.testing.assert_allclose(rl.group_advantages(r, 4), unbiased, rtol=1e-3)
+
+
+def test_dr_grpo_only_centres_and_torch_input_stays_torch():
+    r = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.5, 0.5, 0.0, 1.0])
+    adv = rl.group_advantages(r, 4, "none")
+    assert isinstance(adv, torch.Tensor)
+    expected = (r.reshape(2, 4) - r.reshape(2, 4).mean(1, keepdim=True)).reshape(-1)
+    torch.testing.assert_close(adv, expected)
+
+
+def test_advantage_invariant_to_affine_reward_change():
+    rng = np.random.default_rng(0)
+    r = rng.normal(size=12)
+    a1 = rl.group_advantages(r, 4, eps=0.0)
+    a2 = rl.group_advantages(3.0 * r + 7.0, 4, eps=0.0)
+    np.testing.assert_allclose(a1, a2, rtol=1e-10, atol=1e-12)
+
+
+def test_group_advantages_validates():
+    with pytest.raises(ValueError, match="group_size"):
+        rl.group_advantages([1.0, 0.0, 1.0], 2)
+    with pytest.raises(ValueError, match="scale"):
+        rl.group_advantages([1.0, 0.0], 2, scale="token")
+    with pytest.raises(TypeError, match="rewards"):
+        rl.group_advantages("abc", 2)
+    with pytest.raises(ValueError, match="rewards"):
+        rl.group_advantages([1.0, np.nan], 2)
+
+
+def test_zero_variance_groups_and_rlzvp():
+    r = np.array([1, 1, 1, 0, 0, 0, 1, 0, 0], dtype=float)
+    assert rl.zero_variance_groups(r, 3).tolist() == [True, True, False]
+    H = np.arange(18, dtype=float).reshape(9, 2) / 10
+    A = rl.rlzvp_advantages(r, H, 3, alpha=0.5)
+    np.testing.assert_allclose(A[:3], 0.5 * H[:3])                                    # all correct
+    np.testing.assert_allclose(A[3:6], -0.5 * (H[3:6].max(1, keepdims=True) - H[3:6]))  # all wrong
+    grpo = rl.group_advantages(r[6:], 3)
+    np.testing.assert_allclose(A[6:], np.repeat(grpo[:, None], 2, axis=1))           # ordinary group
+    assert np.all(A[3:6] <= 0) and np.all(A[:3] >= 0)
+
+
+# ---------------------------------------------------------------- loss
+def _grad_of_loss(ratios, adv, **kw):
+    old = torch.zeros(1, len(ratios), dtype=torch.float64)
+    logp = torch.log(torch.tensor([ratios], dtype=torch.float64)).requires_grad_(True)
+    loss, info = rl.policy_loss(logp, old, torch.tensor([adv], dtype=torch.float64), **kw)
+    loss.backward()
+    return logp.grad[0], info
+
+
+def test_clipping_zeroes_gradient_exactly_where_it_should():
+    ratios = [0.5, 0.75, 0.95, 1.05, 1.15, 1.35]  # none on a boundary of [0.8, 1.2] or [0.8, 1.28]
+    g_pos, info_pos = _grad_of_loss(ratios, 1.0, eps_low=0.2, eps_high=0.2)
+    assert (g_pos == 0).tolist() == [False, False, False, False, False, True]    # A > 0: only rho > 1.2
+    g_neg, info_neg = _grad_of_loss(ratios, -1.0, eps_low=0.2, eps_high=0.2)
+    assert (g_neg == 0).tolist() == [True, True, False, False, False, False]     # A < 0: only rho < 0.8
+    assert info_pos["clip_high"] == pytest.approx(1 / 6) and info_pos["clip_low"] == 0.0
+    assert info_neg["clip_low"] == pytest.approx(2 / 6) and info_neg["clip_high"] == 0.0
+    # clip-higher (eps_high = 0.28) keeps the gradient of rho = 1.35? no: 1.35 > 1.28 still clipped
+    g_ch, _ = _grad_of_loss([1.25, 1.35], 1.0, eps_high=0.28)
+    assert (g_ch == 0).tolist() == [False, True]
+    # where unclipped, the gradient of -rho*A w.r.t. log rho is -rho*A / (B * L)
+    np.testing.assert_allclose(g_pos[:5].numpy(), -np.array(ratios[:5]) / 6)
+
+
+def _trl_reference(per_token, mask, loss_type, M):
+    """TRL's GRPOTrainer aggregation, written out independently."""
+    if loss_type == "grpo":
+        return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    if loss_type in ("bnpo", "dapo"):
+        return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
+    return (per_token * mask).sum() / (per_token.size(0) * M)
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dapo", "dr_grpo"])
+def test_loss_aggregation_matches_trl_formulas(loss_type):
+    g = torch.Generator().manual_seed(1)
+    B, T, M = 5, 7, 9
+    logp = -torch.rand(B, T, generator=g, dtype=torch.float64)
+    old = logp + 0.3 * (torch.rand(B, T, generator=g, dtype=torch.float64) - 0.5)
+    adv = torch.randn(B, generator=g, dtype=torch.float64)
+    mask = (torch.arange(T)[None, :] < torch.tensor([7, 3, 5, 1, 6])[:, None]).double()
+    loss, _ = rl.policy_loss(logp, old, adv, mask, loss_type=loss_type, max_completion_length=M)
+    ratio = torch.exp(logp - old)
+    per_token = -torch.min(ratio * adv[:, None], torch.clamp(ratio, 0.8, 1.2) * adv[:, None])
+    torch.testing.assert_close(loss, _trl_reference(per_token, mask, loss_type, M))
+
+
+def test_delta_l_weights_sum_to_inverse_max_length_and_alpha_zero_is_dr_grpo():
+    mask = (torch.arange(10)[None, :] < torch.tensor([10, 2, 6, 4])[:, None]).double()
+    for alpha in (0.0, 0.5, 1.0, 2.0):
+        w = rl.aggregation_weights(mask, "delta_l", alpha=alpha, max_completion_length=12)
+        assert float(w.sum()) == pytest.approx(1 / 12, rel=1e-12)
+    w0 = rl.aggregation_weights(mask, "delta_l", alpha=0.0, max_completion_length=12)
+    torch.testing.assert_close(w0, rl.aggregation_weights(mask, "dr_grpo", max_completion_length=12))
+    w1 = rl.aggregation_weights(mask, "delta_l", alpha=1.0)
+    assert torch.all(torch.diff(w1[[1, 3, 2, 0]]) < 0)  # shorter sequences weigh more per token
+    g = torch.Generator().manual_seed(0)
+    logp = -torch.rand(4, 10, generator=g, dtype=torch.float64)
+    adv = torch.randn(4, generator=g, dtype=torch.float64)
+    l0, _ = rl.policy_loss(logp, logp, adv, mask, loss_type="delta_l", alpha=0.0)
+    ld, _ = rl.policy_loss(logp, logp, adv, mask, loss_type="dr_grpo")
+    torch.testing.assert_close(l0, ld)
+
+
+def test_k3_expected_gradient_is_gradient_of_reverse_kl():
+    torch.manual_seed(0)
+    theta = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    ref = torch.softmax(torch.randn(6, dtype=torch.float64), 0)
+    logp = torch.log_softmax(theta, 0)
+    # exact expectation over a ~ pi_theta by enumeration, sampling distribution held fixed
+    expected_k3 = (logp.exp().detach() * torch.as_tensor(rl.k3_kl(logp, ref.log()))).sum()
+    g_k3, = torch.autograd.grad(expected_k3, theta)
+    kl_ref_theta = (ref * (ref.log() - torch.log_softmax(theta, 0))).sum()
+    g_kl, = torch.autograd.grad(kl_ref_theta, theta)
+    torch.testing.assert_close(g_k3, g_kl)
+    # while its value is KL(pi_theta || pi_ref)
+    p = torch.softmax(theta, 0).detach()
+    assert float(expected_k3.detach()) == pytest.approx(float((p * (p.log() - ref.log())).sum()), rel=1e-10)
+
+
+def test_policy_loss_kl_and_entropy_bonus():
+    logp = torch.log(torch.tensor([[0.5, 0.25]], dtype=torch.float64))
+    ref = torch.log(torch.tensor([[0.25, 0.25]], dtype=torch.float64))
+    adv = torch.zeros(1, dtype=torch.float64)
+    loss, info = rl.policy_loss(logp, logp, adv, beta=0.1, ref_logp=ref)
+    k3 = 0.5 - math.log(0.5) - 1
+    assert info["kl"] == pytest.approx(k3 / 2)
+    assert float(loss) == pytest.approx(0.1 * k3 / 2)
+    ent = torch.tensor([[1.0, 3.0]], dtype=torch.float64)
+    loss, info = rl.policy_loss(logp, logp, adv, entropy=ent, entropy_coef=0.5)
+    assert float(loss) == pytest.approx(-0.5 * 2.0) and info["entropy"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="ref_logp"):
+        rl.policy_loss(logp, logp, adv, beta=0.1)
+    with pytest.raises(ValueError, match="loss_type"):
+        rl.policy_loss(logp, logp, adv, loss_type="ppo")
+    with pytest.raises(ValueError, match="old_logp"):
+        rl.policy_loss(logp, logp[:, :1], adv)
+
+
+# ---------------------------------------------------------------- entropy mechanism
+def test_first_order_entropy_change_is_the_gradient_of_entropy():
+    torch.manual_seed(3)
+    z = torch.randn(7, dtype=torch.float64, requires_grad=True)
+    dz = torch.randn(7, dtype=torch.float64)
+    H = torch.as_tensor(rl.softmax_entropy(z))
+    grad, = torch.autograd.grad(H, z)
+    assert float(rl.first_order_entropy_change(z.detach(), dz)) == pytest.approx(float(grad @ dz), rel=1e-10)
+
+
+@pytest.mark.parametrize("update", ["vanilla", "natural"])
+def test_covariance_prediction_error_is_order_lr(update):
+    z = np.array([1.2, 0.5, 0.0, -0.3, -1.0, 0.8])
+    A = np.array([1.0, 0.6, -0.2, -0.5, 0.3, -1.0])
+    errors = []
+    for lr in (0.1, 0.01, 0.001):
+        exact = rl.entropy_change(z, A, lr, update)
+        pred = rl.predicted_entropy_change(z, A, lr, update)
+        assert np.sign(exact) == np.sign(pred)
+        errors.append(abs(exact / pred - 1))
+    assert errors[0] < 0.5
+    # O(lr): each factor 10 in lr divides the relative error by about 10
+    assert 7 < errors[0] / errors[1] < 13 and 7 < errors[1] / errors[2] < 13
+
+
+def test_predicted_entropy_change_closed_form():
+    z = np.log(np.array([0.5, 0.3, 0.2]))
+    A = np.array([1.0, -1.0, 0.5])
+    p = np.exp(z)
+    Ac = A - p @ A
+    cov = lambda x, y: p @ ((x - p @ x) * (y - p @ y))
+    assert rl.predicted_entropy_change(z, A, 0.01, "natural") == pytest.approx(-0.01 * cov(np.log(p), Ac))
+    assert rl.predicted_entropy_change(z, A, 0.01, "vanilla") == pytest.approx(-0.01 * cov(np.log(p), p * Ac))
+    # a confident policy rewarded on its favourite action loses entropy
+    assert rl.predicted_entropy_change(z, np.array([1.0, 0.0, 0.0]), 0.1) < 0
+
+
+def test_token_covariance_is_population_covariance():
+    rng = np.random.default_rng(0)
+    logp = -rng.random((4, 3))
+    A = rng.normal(size=4)
+    cov = rl.token_covariance(logp, A)
+    Afull = np.repeat(A[:, None], 3, axis=1)
+    assert cov.mean() == pytest.approx(np.cov(logp.ravel(), Afull.ravel(), bias=True)[0, 1])
+    mask = np.ones((4, 3))
+    mask[0, 2] = 0
+    assert rl.token_covariance(logp, A, mask)[0, 2] == 0
+
+
+# ---------------------------------------------------------------- interventions
+def test_clip_cov_and_kl_cov_masks():
+    cov = torch.tensor([[0.5, 1.5, 2.0, 6.0], [4.9, 0.0, -3.0, 1.1]], dtype=torch.float64)
+    m = rl.clip_cov_mask(cov, ratio=1.0, generator=torch.Generator().manual_seed(0))
+    assert m.tolist() == [[False, True, True, False], [True, False, False, True]]
+    m2 = rl.clip_cov_mask(cov, ratio=0.25, generator=torch.Generator().manual_seed(0))
+    assert int(m2.sum()) == 2 and bool(torch.all(m[m2]))
+    top = rl.kl_cov_mask(cov, ratio=0.25)
+    assert top.tolist() == [[False, False, False, True], [True, False, False, False]]
+
+
+def test_steer_weights():
+    old = torch.log(torch.tensor([[0.9, 0.5, 0.1]], dtype=torch.float64))
+    H = torch.tensor([[0.4, 0.7, 1.5]], dtype=torch.float64)
+    adv = torch.tensor([[1.0, 0.0, -2.0]], dtype=torch.float64)
+    w = rl.steer_weights(adv, old, H, w_min=0.5)
+    assert float(w[0, 1]) == 1.0                            # no advantage, no entropy change
+    assert float(w.min()) == pytest.approx(0.5)             # the largest |Omega| is damped to w_min
+    assert torch.all((w >= 0.5) & (w <= 1.0))
+
+
+def test_epo_phase_and_smoothing():
+    assert rl.epo_phase_weight(0.0) == pytest.approx(1.0)
+    assert rl.epo_phase_weight(0.4999) == pytest.approx(1 - 0.2 * (1 - math.exp(-2)), rel=1e-3)
+    assert rl.epo_phase_weight(0.5) == pytest.approx(0.8)
+    assert rl.epo_phase_weight(1.0) == pytest.approx(0.8 * math.exp(-3))
+    H = torch.tensor([[0.5, 1.0, 1.5]], dtype=torch.float64, requires_grad=True)
+    pen = rl.epo_smoothing_penalty(H, 1.0, kappa=(0.8, 1.2))
+    torch.testing.assert_close(pen.detach(), torch.tensor([[0.3, 0.0, 0.3]], dtype=torch.float64))
+    pen.sum().backward()
+    assert H.grad.tolist() == [[-1.0, 0.0, 1.0]]
+
+
+def test_adaptive_entropy_coefficient():
+    assert rl.adaptive_entropy_coef(0.01, 0.2, 0.5, delta=0.005) == pytest.approx(0.015)
+    assert rl.adaptive_entropy_coef(0.01, 0.8, 0.5, delta=0.005) == pytest.approx(0.005)
+    assert rl.adaptive_entropy_coef(0.05, 0.1, 0.5, delta=0.01, c_max=0.05) == 0.05
+    assert rl.adaptive_entropy_coef(0.0, 0.9, 0.5) == 0.0
+
+
+# ---------------------------------------------------------------- environments and measurement
+def test_pass_at_k_matches_binomial_formula():
+    for n, c, k in [(10, 3, 1), (10, 3, 4), (20, 0, 5), (20, 17, 5), (32, 5, 32), (50, 7, 10)]:
+        exact = 1 - math.comb(n - c, k) / math.comb(n, k)
+        assert rl.pass_at_k(n, c, k) == pytest.approx(exact, abs=1e-12)
+    assert rl.pass_at_k(10, 3, 1) == pytest.approx(0.3)
+    np.testing.assert_allclose(rl.pass_at_k([10, 10], [0, 10], 3), [0.0, 1.0])
+    with pytest.raises(ValueError, match="n must be >= k"):
+        rl.pass_at_k(3, 1, 4)
+
+
+def test_modular_task_counts_correct_answers():
+    task = rl.ModularTask(5, 2, "product")
+    prompts = task.all_prompts()
+    assert prompts.shape == (25, 2)
+    answers = torch.cartesian_prod(torch.arange(5), torch.arange(5))
+    for prompt in prompts[[0, 7, 24]]:
+        ok = task.is_correct(prompt.expand(25, 2), answers)
+        assert int(ok.sum()) == 5  # p^(L-1) correct answers per prompt
+    g = torch.Generator().manual_seed(0)
+    sampled = task.sample_correct(prompts, g)
+    assert bool(task.is_correct(prompts, sampled).all())
+
+
+def test_gru_policy_score_agrees_with_step_by_step_sampling_probabilities():
+    torch.manual_seed(0)
+    task = rl.ModularTask(7, 3)
+    pol = rl.GRUPolicy(7, hidden=16, embed=8)
+    prompts = task.sample_prompts(5, torch.Generator().manual_seed(1))
+    answers = pol.sample(prompts, 3, torch.Generator().manual_seed(2))
+    logp, ent, _ = pol.score(prompts, answers)
+    for t in range(3):
+        step_logits = pol.answer_logits(prompts, answers[:, :t], last_only=True)
+        torch.testing.assert_close(logp[:, t], torch.log_softmax(step_logits, -1).gather(1, answers[:, t:t + 1])[:, 0])
+    assert torch.all(ent > 0) and torch.all(ent <= math.log(7) + 1e-6)
+
+
+def test_fit_entropy_performance_recovers_law():
+    H = np.linspace(0.1, 2.0, 15)
+    R = -0.05 * np.exp(H) + 0.9
+    fit = rl.fit_entropy_performance(H, R)
+    assert fit.a == pytest.approx(0.05, rel=1e-6) and fit.b == pytest.approx(0.9, rel=1e-6)
+    assert fit.ceiling == pytest.approx(0.85, rel=1e-6) and fit.r2 == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="R"):
+        rl.fit_entropy_performance(H, R[:-1])
+
+
+# ---------------------------------------------------------------- training
+def _bandit(**kw):
+    task = rl.BanditTask()
+    pol = rl.TabularPolicy(task.vocab_size)
+    cfg = dict(steps=60, prompts_per_step=1, group_size=8, lr=0.3, optimizer="sgd", eval_every=60,
+               eval_samples=8, pass_ks=(1,))
+    cfg.update(kw)
+    return rl.train_grpo(pol, task, show_progress=False, **cfg)
+
+
+def test_grpo_collapses_bandit_entropy_and_bonus_slows_it():
+    h = _bandit()
+    assert isinstance(h, History)
+    assert h["entropy"][0] == pytest.approx(math.log(8), rel=1e-5)
+    assert h["entropy"][-1] < 0.5 * math.log(8)
+    assert h["reward"][-10:].mean() > h["reward"][:5].mean()
+    h_bonus = _bandit(entropy_coef=0.5)
+    assert h_bonus["entropy"][-1] > h["entropy"][-1]
+
+
+@pytest.mark.parametrize("intervention", ["clip_cov", "kl_cov", "epo", "steer", "rl_zvp"])
+def test_each_intervention_runs_and_logs(intervention):
+    h = _bandit(steps=15, intervention=intervention, clip_cov_bounds=(0.01, 5.0))
+    assert len(h["entropy"]) == 15 and np.all(np.isfinite(h["loss"]))
+
+
+def test_dynamic_sampling_and_sequence_task():
+    torch.manual_seed(0)
+    task = rl.ModularTask(5, 2)
+    pol = rl.GRUPolicy(5, hidden=16, embed=8)
+    rl.supervised_warm_start(pol, task, steps=20, batch_size=32)
+    h = rl.train_grpo(pol, task, show_progress=False, steps=4, prompts_per_step=4, group_size=4,
+                      dynamic_sampling=True, eval_every=2, eval_samples=8, pass_ks=(1, 8), loss_type="dapo")
+    assert set(["eval_pass@1", "eval_pass@8", "eval_distinct_correct", "zero_var"]) <= set(h.keys())
+    assert np.all(h["eval_pass@8"] >= h["eval_pass@1"])
+
+
+def test_train_grpo_validates_options():
+    with pytest.raises(ValueError, match="intervention"):
+        _bandit(intervention="magic")
+    with pytest.raises(ValueError, match="group_size"):
+        _bandit(group_size=1)
+
+
+def test_bandit_trace_first_order_prediction_tracks_measured():
+    tr = rl.bandit_entropy_trace(steps=100, lr=0.1)
+    assert tr["entropy"][-1] < tr["entropy"][0]
+    assert np.corrcoef(tr["measured"], tr["first_order"])[0, 1] > 0.99
+
+
+def test_figures_and_explorer():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = _bandit(steps=10, eval_every=5)
+    for fig in (rl.plot_training_curves(h), rl.plot_interventions({"a": h}), rl.plot_pass_at_k({"a": h}),
+                rl.plot_entropy_prediction(rl.bandit_entropy_trace(steps=20)),
+                rl.plot_entropy_performance(np.linspace(0, 1, 5), 1 - np.exp(np.linspace(0, 1, 5)) / 10)):
+        assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+        plt.close(fig)
+    ex = rl.rl_explorer()
+    n_frames = np.prod([len(ex.controls[n].values) for n in ex.precompute])
+    assert n_frames <= 12
+    fig, text = ex.render(eta=0.05)
+    assert "final entropy" in text
+    plt.close(fig)
