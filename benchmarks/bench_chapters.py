@@ -11,6 +11,7 @@ chapter has no smaller version); use ``run.py --only`` to leave them out.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -37,7 +38,8 @@ def execute(path: Path) -> tuple[float, str]:
         client.execute()
         status = "ok"
     except CellExecutionError as error:
-        status = f"error: {str(error).strip().splitlines()[-1][:120]}"
+        last_line = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()[-1]
+        status = f"error: {last_line[:120]}"
     except Exception as error:  # timeouts, dead kernels
         status = f"error: {type(error).__name__}: {str(error)[:120]}"
     return time.perf_counter() - start, status

@@ -1083,7 +1083,8 @@ def grade_notebook(path, root=None, *, timeout: float = 600, cell_timeout: float
 # ----------------------------------------------------------------------------------------
 
 def _submitted_files(folder: Path, exclude: Iterable[Path]) -> list[Path]:
-    excluded = {p.resolve() for p in exclude}
+    """Every file under ``folder`` but hidden ones and those under ``exclude``."""
+    excluded = [p.resolve() for p in exclude]
     if folder.is_file():
         return [folder]
     files = []
@@ -1091,7 +1092,8 @@ def _submitted_files(folder: Path, exclude: Iterable[Path]) -> list[Path]:
         parts = path.relative_to(folder).parts
         if any(p in _SKIP_DIRS or p.startswith(".") for p in parts):
             continue
-        if path.is_file() and path.resolve() not in excluded:
+        resolved = path.resolve()
+        if path.is_file() and not any(resolved == e or e in resolved.parents for e in excluded):
             files.append(path)
     return files
 
@@ -1222,7 +1224,8 @@ def grade_submissions(folder, output, *, timeout: float = 600, cell_timeout: flo
         raise ValueError(f"kernel_name {kernel_name!r} is not an installed Jupyter kernel "
                          "(see jupyter kernelspec list)") from None
     root = folder if folder.is_dir() else folder.parent
-    files = _submitted_files(folder, [output])
+    tmp = output.with_name(output.name + ".tmp")
+    files = _submitted_files(folder, [output, tmp] + ([Path(executed_dir)] if executed_dir else []))
     kept: list[dict] = []
     if output.exists() and not force:
         kept = _read_grades(output)
@@ -1235,7 +1238,6 @@ def grade_submissions(folder, output, *, timeout: float = 600, cell_timeout: flo
     regraded = {p.resolve().relative_to(root.resolve()).as_posix() for p in todo}
     kept = [r for r in kept if r["notebook"] not in regraded]
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         writer.writeheader()

@@ -181,7 +181,7 @@ def attention_entropy_lower_bound(seq_len: int, scale):
 
     The bound is attained by the softmax of the centred one-hot logits of norm ``s``
     (see :func:`extremal_attention`); it equals ``log T`` at ``s = 0`` and decays like
-    ``s exp(-s)`` for large ``s``: a large spectral norm permits collapse.
+    ``s exp(-s sqrt(T/(T-1)))`` for large ``s``: a large spectral norm permits collapse.
 
     Parameters
     ----------
@@ -998,19 +998,23 @@ def plot_lr_sweep(sweep: dict, chance: float | None = None):
 
 
 def plot_modular_runs(histories: dict):
-    """Test accuracy and softmax-collapse fraction against step for modular-addition runs."""
+    """Accuracy and the fraction of training samples with exactly zero loss, against step.
+
+    A zero per-sample loss means no gradient from that sample: for a softmax model this is
+    Softmax Collapse (Prieto et al., 2025).
+    """
     import matplotlib.pyplot as plt
 
     fig, (ax_acc, ax_sc) = plt.subplots(1, 2, figsize=(10, 3.6))
     for k, (name, h) in enumerate(histories.items()):
         ax_acc.plot(h.steps("test_acc"), h["test_acc"], color=f"C{k}", label=f"{name}: test")
         ax_acc.plot(h.steps("train_acc"), h["train_acc"], color=f"C{k}", ls=":", label=f"{name}: train")
-        ax_sc.plot(h.steps("sc_fraction"), h["sc_fraction"], color=f"C{k}", label=name)
+        ax_sc.plot(h.steps("zero_loss_fraction"), h["zero_loss_fraction"], color=f"C{k}", label=name)
     ax_acc.set_xlabel("step")
     ax_acc.set_ylabel("accuracy")
     ax_acc.legend(fontsize=7)
     ax_sc.set_xlabel("step")
-    ax_sc.set_ylabel("softmax-collapse fraction (train)")
+    ax_sc.set_ylabel("training samples with zero loss")
     ax_sc.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -266,15 +266,16 @@ def nc_metrics(features, labels, weights=None, bias=None, *, num_classes: int | 
     - ``Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T`` (population normalisation,
       pooled over classes, so large classes weigh more) and
       ``Sigma_B = (1/C) sum_c (mu_c - mu_G)(mu_c - mu_G)^T`` (each class counts once);
-    - ``nc1 = Tr(Sigma_W Sigma_B^+) / C``, **divided by C** as in Papyan et al.'s code
-      (the pseudo-inverse keeps the singular values of the centred means above a relative
-      tolerance); ``nc1_trace_ratio = Tr(Sigma_W) / Tr(Sigma_B)``;
+    - ``nc1 = Tr(Sigma_W Sigma_B^+) / C``, **divided by C** as in the paper's definition
+      (their public code and several follow-ups omit the ``1/C`` and report ``C`` times this
+      value); the pseudo-inverse keeps the singular values of the centred means above a
+      relative tolerance; ``nc1_trace_ratio = Tr(Sigma_W) / Tr(Sigma_B)``;
     - ``cdnv``: the mean over pairs ``c < c'`` of ``(V_c + V_c') / (2 ||mu_c - mu_c'||^2)``
       with ``V_c`` the mean of ``||h_i - mu_c||^2`` over class ``c`` (population variance);
     - NC2: ``equinorm_means = std_c ||mu_c - mu_G|| / mean_c ||mu_c - mu_G||`` and
       ``equinorm_weights`` the same for the rows ``w_c`` of ``W`` (not centred), both with
-      the **population** standard deviation (``ddof=0``; some public code uses the unbiased
-      one, which is larger by ``sqrt(C/(C-1))``); ``equiangularity`` is the population std of
+      the **population** standard deviation (``ddof=0``; public code often uses
+      ``torch.std``, the unbiased one, which is larger by ``sqrt(C/(C-1))``); ``equiangularity`` is the population std of
       ``cos(mu_c - mu_G, mu_c' - mu_G)`` over ``c != c'``, and ``max_angle`` the mean of
       ``|cos + 1/(C-1)|`` over ``c != c'``;
     - NC3: ``self_duality = || W^T / ||W||_F - M / ||M||_F ||_F^2`` with ``M`` the ``(d, C)``
@@ -692,7 +693,9 @@ def imbalanced_mse_solution(n_per_class, lam_w: float, lam_h: float, depth: int 
     ``s_k = (N lam_H x_k^M)^(1/(2M))``, ``p_k = x_k^M / (x_k^M + 1)`` and
     ``||h_k||^2 = x_k^M / (N lam_H (x_k^M + 1)^2)``. For ``M >= 2`` the root is a critical
     point; we keep it only where its objective beats the zero solution (the class's term
-    ``n_k/(2N)``), and report the class as collapsed otherwise.
+    ``n_k/(2N)``), and report the class as collapsed otherwise. For ``M >= 3`` zero is also
+    a *local* minimum of each class's term, so an optimiser started near zero
+    (:func:`train_ufm` with a small ``init_scale``) can leave a small class there.
 
     Parameters
     ----------
@@ -805,9 +808,8 @@ def train_ufm(n_per_class, lam_w: float, lam_h: float, *, loss: str = "ce", dim:
 
     Parameters
     ----------
-    n_per_class : int or sequence of int
-        Samples per class; an int with ``num_classes`` implied by ``dim``... is not
-        allowed: pass a sequence, e.g. ``[5] * 4`` for four balanced classes.
+    n_per_class : sequence of int
+        Samples per class, e.g. ``[5] * 4`` for four balanced classes of five samples.
     lam_w, lam_h : float
         Regularisation strengths.
     loss : {"ce", "mse"}
@@ -1087,12 +1089,17 @@ def _plt():
 
 
 def plot_etf(frame=None, num_classes: int = 4):
-    """The simplex ETF: Gram matrix of its vectors and their projection on a plane.
+    """The simplex ETF: Gram matrix of its vectors, and the vectors drawn in their span.
 
     Parameters
     ----------
     frame : array-like, shape (d, C), optional
         Default: ``simplex_etf(num_classes, seed=0)``.
+    num_classes : int
+        Used when ``frame`` is omitted.
+
+    The right panel draws the vectors in the span of their leading singular vectors (3-D
+    when the rank is at least 3, so a 4-vector frame shows as a regular tetrahedron).
 
     Returns
     -------
@@ -1101,24 +1108,40 @@ def plot_etf(frame=None, num_classes: int = 4):
     m = simplex_etf(num_classes, seed=0) if frame is None else as_array(frame, "frame", ndim=2)
     c = m.shape[1]
     plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.5, 3.6))
+    fig = plt.figure(figsize=(9, 3.8))
+    ax1 = fig.add_subplot(1, 2, 1)
     gram = m.T @ m
     im = ax1.imshow(gram, cmap="RdBu_r", vmin=-1, vmax=1)
+    ax1.set_xticks(range(c))
+    ax1.set_yticks(range(c))
     ax1.set_title("Gram matrix $M^\\top M$")
     ax1.set_xlabel("class $c'$")
     ax1.set_ylabel("class $c$")
     fig.colorbar(im, ax=ax1, fraction=0.046, label="cosine")
     u, _, _ = np.linalg.svd(m, full_matrices=False)
-    xy = u[:, :2].T @ m
+    dims = 3 if np.linalg.matrix_rank(m) >= 3 else 2
+    coords = u[:, :dims].T @ m
+    ax2 = fig.add_subplot(1, 2, 2, projection="3d" if dims == 3 else None)
     for j in range(c):
-        ax2.annotate("", xy=xy[:, j], xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=f"C{j % 10}"))
-        ax2.text(*(1.1 * xy[:, j]), str(j), ha="center", va="center")
-    ax2.set_xlim(-1.3, 1.3)
-    ax2.set_ylim(-1.3, 1.3)
-    ax2.set_aspect("equal")
-    ax2.set_xlabel("first principal direction")
-    ax2.set_ylabel("second principal direction")
-    ax2.set_title(f"{c} vectors, projected")
+        color = f"C{j % 10}"
+        if dims == 3:
+            ax2.plot(*[[0.0, v] for v in coords[:, j]], color=color, lw=2)
+            ax2.scatter(*coords[:, j], color=color, s=30)
+            ax2.text(*(1.15 * coords[:, j]), str(j))
+        else:
+            ax2.annotate("", xy=coords[:, j], xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color))
+            ax2.text(*(1.1 * coords[:, j]), str(j), ha="center", va="center")
+    ax2.set_xlim(-1.1, 1.1)
+    ax2.set_ylim(-1.1, 1.1)
+    ax2.set_xlabel("direction 1")
+    ax2.set_ylabel("direction 2")
+    if dims == 3:
+        ax2.set_zlim(-1.1, 1.1)
+        ax2.set_zlabel("direction 3")
+        ax2.set_box_aspect((1, 1, 1))
+    else:
+        ax2.set_aspect("equal")
+    ax2.set_title(f"the {c} vectors in their {dims}-D span")
     fig.tight_layout()
     return fig
 
@@ -1160,8 +1183,11 @@ def plot_nc_history(histories: dict, keys: Sequence[str] = ("train_error", "nc1"
             values = hist[key]
             ax.plot(np.maximum(epochs, 1), values, marker=".", color=f"C{j}", label=label)
         ax.set_xscale("log")
-        if key != "train_error" or np.any([np.any(h[key] > 0) for h in histories.values()]):
-            ax.set_yscale("symlog", linthresh=1e-3) if key in ("train_error", "ncc_mismatch") else ax.set_yscale("log")
+        if key in ("train_error", "ncc_mismatch"):  # fractions that reach exactly 0
+            ax.set_yscale("symlog", linthresh=1e-3)
+            ax.set_ylim(bottom=0)
+        else:
+            ax.set_yscale("log")
         ax.set_xlabel("epoch (epoch 0 drawn at 1)")
         ax.set_ylabel("fraction" if key in ("train_error", "ncc_mismatch") else "metric")
         ax.set_title(_METRIC_LABELS.get(key, key), fontsize=10)

@@ -1033,6 +1033,7 @@ class GRPOConfig:
     eval_every: int = 10
     eval_samples: int = 32
     pass_ks: tuple = (1, 4, 32)
+    eval_seed: int = 1234
     seed: int = 0
 
     def validate(self):
@@ -1061,6 +1062,7 @@ def _collect(policy, task, cfg: GRPOConfig, gen):
     rewards = task.reward(rep, answers).double()
     zero = torch.as_tensor(zero_variance_groups(rewards, G))
     zero_frac = float(zero.float().mean())
+    first_reward = float(rewards.mean())  # before any filtering: an unbiased performance estimate
     if cfg.dynamic_sampling:
         for _ in range(cfg.max_resample):
             if not zero.any():
@@ -1076,7 +1078,7 @@ def _collect(policy, task, cfg: GRPOConfig, gen):
         keep = ~zero.repeat_interleave(G)
         if keep.any():
             rep, answers, rewards = rep[keep], answers[keep], rewards[keep]
-    return rep, answers, rewards, zero_frac
+    return rep, answers, rewards, zero_frac, first_reward
 
 
 @_one_thread()
@@ -1107,14 +1109,14 @@ def train_grpo(policy, task, config: GRPOConfig | None = None, *, show_progress=
     entropy_hist = None
 
     def evaluate(step):
-        res = evaluate_policy(policy, task, n_samples=cfg.eval_samples, ks=cfg.pass_ks, seed=cfg.seed + 99)
+        res = evaluate_policy(policy, task, n_samples=cfg.eval_samples, ks=cfg.pass_ks, seed=cfg.eval_seed)
         history.log(step, {f"eval_{k}": v for k, v in res.items()})
 
     evaluate(0)
     from .training import progress_enabled
     disable = (not progress_enabled()) if show_progress is None else not show_progress
     for step in progress(range(cfg.steps), desc=f"GRPO ({cfg.intervention})", disable=disable):
-        rep, answers, rewards, zero_frac = _collect(policy, task, cfg, gen)
+        rep, answers, rewards, zero_frac, batch_reward = _collect(policy, task, cfg, gen)
         with torch.no_grad():
             old_logp, old_entropy, _ = policy.score(rep, answers)
         if cfg.intervention == "rl_zvp":
@@ -1156,7 +1158,7 @@ def train_grpo(policy, task, config: GRPOConfig | None = None, *, show_progress=
             opt.zero_grad()
             loss.backward()
             opt.step()
-        history.log(step + 1, {"reward": float(rewards.mean()), "entropy": mean_h, "zero_var": zero_frac,
+        history.log(step + 1, {"reward": batch_reward, "entropy": mean_h, "zero_var": zero_frac,
                                "clip_low": info["clip_low"], "clip_high": info["clip_high"],
                                "cov": float(cov.sum() / cov.numel()), "entropy_coef": bonus,
                                "loss": float(loss.detach())})
@@ -1308,7 +1310,8 @@ def plot_interventions(histories: dict):
     return fig
 
 
-def plot_entropy_performance(H, R, fit: EntropyPerformanceFit | None = None, *, labels=None):
+def plot_entropy_performance(H, R, fit: EntropyPerformanceFit | None = None, *, labels=None,
+                             ylabel: str = "performance"):
     """Performance against entropy with the fitted law ``R = -a exp(H) + b``."""
     H = as_array(H, "H", ndim=1)
     R = as_array(R, "R", ndim=1)
@@ -1324,7 +1327,7 @@ def plot_entropy_performance(H, R, fit: EntropyPerformanceFit | None = None, *, 
     grid = np.linspace(0, H.max() * 1.05, 100)
     ax.plot(grid, fit.predict(grid), "k-", label=f"-{fit.a:.3g} exp(H) + {fit.b:.3g}")
     ax.axhline(fit.ceiling, color="gray", ls=":", label=f"ceiling b - a = {fit.ceiling:.3g}")
-    ax.set(xlabel="token entropy H (nats)", ylabel="pass@1", title="entropy-performance trade-off")
+    ax.set(xlabel="token entropy H (nats)", ylabel=ylabel, title="entropy-performance trade-off")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

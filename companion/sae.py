@@ -64,7 +64,7 @@ __all__ = [
     "DarkMatter", "dark_matter", "error_norms",
     # figures and explorer
     "plot_fvu_vs_width", "plot_dark_matter", "plot_error_norms", "plot_boosting",
-    "plot_toy_features", "toy_sae_run", "sae_explorer",
+    "plot_toy_features", "toy_setup", "toy_sae_run", "sae_explorer",
 ]
 
 MINILM = "minilm"
@@ -925,8 +925,9 @@ def dead_fraction(latents) -> float:
 def relative_reconstruction_bias(x, x_hat) -> float:
     """``gamma = E ||x_hat||^2 / E <x, x_hat>``; below 1 means shrinkage.
 
-    The scale ``gamma`` minimising ``E ||x_hat / gamma - x||^2`` (Rajamanoharan et al.,
-    2024); an L1 penalty shrinks reconstructions and gives ``gamma < 1``.
+    The scale ``gamma`` minimising ``E ||x_hat / gamma - x||^2``, introduced with gated SAEs
+    by Rajamanoharan et al. (2024, Improving dictionary learning with gated sparse
+    autoencoders); an L1 penalty shrinks reconstructions and gives ``gamma < 1``.
     """
     x, x_hat = _pair(x, x_hat)
     inner = float((x * x_hat).sum())
@@ -1265,21 +1266,37 @@ def plot_toy_features(true_features, decoder, *, ax=None):
 # ----------------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=8)
-def _toy_data(sparsity: float, n_features: int = 40, n_hidden: int = 10, n: int = 8192, seed: int = 0):
+def toy_setup(sparsity: float = 0.9, n_features: int = 40, n_hidden: int = 10, n: int = 8192,
+              seed: int = 0):
+    """A trained toy model and a sample of its inputs and hidden vectors (cached).
+
+    Trains :func:`train_toy_model` (1000 steps of 512 inputs) once per argument set; the
+    chapter and its explorer share the result, so treat the returned objects as read-only.
+
+    Returns
+    -------
+    model : ToyModel
+    inputs : torch.Tensor, shape (n, n_features)
+        Sparse feature vectors (:func:`sample_toy_features`, seeded with ``seed + 1``).
+    hidden : torch.Tensor, shape (n, n_hidden)
+        ``model.hidden(inputs)``: what an SAE on the toy model is trained on.
+    """
+    sparsity = check_fraction(sparsity, "sparsity")
+    n = check_int(n, "n", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
     model, _ = train_toy_model(n_features, n_hidden, sparsity, steps=1000, batch_size=512, seed=seed)
     gen = torch.Generator().manual_seed(seed + 1)
-    feats = sample_toy_features(n, n_features, sparsity, generator=gen)
+    inputs = sample_toy_features(n, n_features, sparsity, generator=gen)
     with torch.no_grad():
-        hidden = model.hidden(feats)
-    represented = model.represented()
-    return model.features[:, represented], hidden.numpy(), feats.numpy()
+        hidden = model.hidden(inputs)
+    return model, inputs, hidden
 
 
 def toy_sae_run(width: int, k: int, sparsity: float, *, steps: int = 600, seed: int = 0) -> dict:
     """Train a TopK SAE on the toy model's hidden layer and measure everything.
 
-    The toy model (40 features, 10 hidden dimensions, importance ``0.9 ** i``) is trained
-    once per sparsity and cached. Returns a dict with the SAE's metrics
+    The toy model (40 features, 10 hidden dimensions, importance ``0.9 ** i``) comes from
+    :func:`toy_setup` (trained once per sparsity). Returns a dict with the SAE's metrics
     (:func:`sae_metrics`), its :func:`dark_matter` summary (keys ``dm_*``), the recovery
     (:func:`feature_recovery`) of the features the toy model represents
     (:meth:`ToyModel.represented`), and the arrays the explorer draws.
@@ -1287,7 +1304,8 @@ def toy_sae_run(width: int, k: int, sparsity: float, *, steps: int = 600, seed: 
     width = check_int(width, "width", minimum=1)
     k = check_int(k, "k", minimum=1, maximum=width)
     sparsity = check_fraction(sparsity, "sparsity")
-    true, hidden, _ = _toy_data(float(sparsity))
+    model, _, hidden = toy_setup(float(sparsity))
+    true = model.features[:, model.represented()]
     sae = TopKSAE(hidden.shape[1], width, k=k, seed=seed, dead_after=4096)
     train_sae(sae, hidden, steps=steps, batch_size=256, lr=3e-3, seed=seed, desc="toy SAE")
     metrics = sae_metrics(sae, hidden)

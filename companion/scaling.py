@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import itertools
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import wraps
 from typing import Callable
 
 import numpy as np
+import scipy.linalg  # noqa: F401  (load scipy's BLAS before _single_thread limits it)
+import scipy.optimize  # noqa: F401
 
 from ._validation import as_array, check_int, check_nonnegative, check_positive, check_choice
 from .training import progress
@@ -44,6 +48,38 @@ __all__ = [
     "plot_approach2_bias", "plot_chinchilla_fits", "plot_bootstrap",
     "scaling_explorer",
 ]
+
+
+def _one_thread(fn):
+    """Decorator: run ``fn`` inside :func:`_single_thread`."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _single_thread():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@contextmanager
+def _single_thread():
+    """Run small dense computations on one thread (BLAS, OpenMP and torch).
+
+    The fits and simulations of this module work on arrays of a few hundred entries, where
+    multithreaded BLAS only adds synchronisation, and on a shared machine oversubscribed
+    threads spin: one thread is several times faster there and no slower elsewhere.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
 
 
 # ---------------------------------------------------------------------------------------
@@ -96,6 +132,7 @@ def _power_law_inner(log_x, y, alpha, fit_l_inf):
     return coef, residual
 
 
+@_one_thread
 def power_law_fit(x, y, *, fit_l_inf: bool = True, alpha_bounds=(1e-3, 5.0)) -> PowerLawFit:
     """Fit the saturating power law ``L(x) = L_inf + (x0 / x)^alpha`` of Henighan et al. (2020).
 
@@ -440,6 +477,7 @@ def _budget_groups(N, D, decimals=3):
     return group
 
 
+@_one_thread
 def fit_approach2(N, D, loss, groups=None) -> ScalingFit:
     """Chinchilla Approach 2: IsoFLOP parabolas (Hoffmann et al., 2022, §3.2).
 
@@ -566,6 +604,7 @@ def _theta_to_params(theta) -> ChinchillaParams:
                             alpha=float(alpha), beta=float(beta))
 
 
+@_one_thread
 def fit_approach3(N, D, loss, starts=None, *, delta: float = 1e-3, show_progress=None) -> ScalingFit:
     """Chinchilla Approach 3: a robust direct fit of the loss surface from a grid of starts.
 
@@ -707,6 +746,7 @@ def _vp_inner(exponents, log_n, log_d, loss, delta=None):
     return coef, residual, value
 
 
+@_one_thread
 def fit_variable_projection(N, D, loss, *, robust: bool = True, delta: float = 1e-3,
                             alpha_grid=None, beta_grid=None) -> ScalingFit:
     """Fit the Chinchilla surface by variable projection (Golub and Pereyra, 1973).
@@ -763,7 +803,7 @@ def fit_variable_projection(N, D, loss, *, robust: bool = True, delta: float = 1
     start = np.array([alpha_grid[i], beta_grid[j]])
     simplex = start + np.array([[0.0, 0.0], [0.02, 0.0], [0.0, 0.02]])
     res = minimize(projected, start, method="Nelder-Mead",
-                   options={"xatol": 1e-12, "fatol": 1e-30, "maxiter": 4000,
+                   options={"xatol": 1e-10, "fatol": 1e-14 * values[i, j], "maxiter": 1000,
                             "initial_simplex": simplex})
     exponents = res.x if res.fun <= values[i, j] else start
     if not robust:
@@ -818,6 +858,7 @@ class BootstrapResult:
         return values
 
 
+@_one_thread
 def bootstrap(fit: Callable, N, D, loss, *, n_resamples: int = 100, budget: float = 1e24,
               level: float = 0.95, strata=None, seed: int = 0, show_progress=None,
               **fit_kwargs) -> BootstrapResult:
@@ -931,6 +972,7 @@ def _teacher_student_once(seed, trial, spectrum, n_train, n_features, noise, rid
     return float(diff @ (spectrum * diff))
 
 
+@_one_thread
 def teacher_student_risk(n_train, spectrum, *, n_features=None, noise: float = 0.0,
                          ridge: float = 1e-8, trials: int = 4, seed: int = 0) -> float:
     """Excess test risk of ridge regression in a linear teacher-student model.
@@ -964,6 +1006,7 @@ def teacher_student_risk(n_train, spectrum, *, n_features=None, noise: float = 0
                           for t in range(trials)]))
 
 
+@_one_thread
 def teacher_student_sweep(n_values, spectrum, *, n_features=None, noise: float = 0.0,
                           ridge: float = 1e-8, trials: int = 4, seed: int = 0) -> np.ndarray:
     """:func:`teacher_student_risk` for every ``n`` in ``n_values`` (same seed for each)."""
@@ -1032,9 +1075,10 @@ def _sweep_target(input_dim, num_terms, frequency, generator):
     return lambda x: (target(x) - mean) / std
 
 
-def training_sweep(widths=(4, 8, 16, 32, 64, 128), *, steps: int = 1500, batch_size: int = 256,
+@_one_thread
+def training_sweep(widths=(4, 8, 16, 32, 64), *, steps: int = 1500, batch_size: int = 128,
                    lr: float = 1e-2, input_dim: int = 4, noise: float = 0.1,
-                   checkpoints: int = 12, min_samples: int = 10_000, frequency: float = 0.7,
+                   checkpoints: int = 12, min_samples: int = 5_000, frequency: float = 0.7,
                    test_size: int = 4096, seed: int = 0, show_progress=None) -> SweepResult:
     """Train one-hidden-layer tanh MLPs of several widths and record test loss vs data seen.
 

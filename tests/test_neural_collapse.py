@@ -383,6 +383,16 @@ def test_train_ufm_depth_two_reaches_closed_form():
     np.testing.assert_allclose(r.class_feature_norms_sq(), s.feature_norm_sq, rtol=1e-3)
 
 
+def test_train_ufm_depth_three_reaches_closed_form_from_a_large_start():
+    # for depth >= 3 zero is a local minimum of each class's term (a product of three small
+    # factors), so a start near zero can leave the smallest class there; a larger start does not
+    n = [20, 10, 5, 2]
+    s = nc.imbalanced_mse_solution(n, 5e-3, 5e-3, depth=3)
+    r = nc.train_ufm(n, 5e-3, 5e-3, loss="mse", depth=3, steps=1000, init_scale=1.5)
+    assert r.objective == pytest.approx(s.objective, rel=1e-6)
+    np.testing.assert_allclose(r.class_feature_norms_sq(), s.feature_norm_sq, rtol=1e-3)
+
+
 def test_train_ufm_rejects_bad_input():
     with pytest.raises(ValueError):
         nc.train_ufm([5, 5], 1e-3, 1e-3, loss="hinge")
@@ -487,3 +497,19 @@ def test_explorer_has_the_spec_controls_and_renders():
     assert expected == 1
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_metrics_and_tracker_on_cuda():
+    h, y, w, b = random_problem(8)
+    expected = nc.nc_metrics(h, y, w, b)
+    ht, yt = torch.tensor(h, device="cuda"), torch.tensor(y, device="cuda")
+    assert nc.nc_metrics(ht, yt, torch.tensor(w, device="cuda"), torch.tensor(b, device="cuda")) == expected
+    tracker = nc.NCTracker(4, h.shape[1])
+    for hb, yb in zip(ht.split(16), yt.split(16)):
+        tracker.update(hb, yb)
+    for hb in ht.split(16):
+        tracker.update_ncc(hb, weights=w, bias=b)
+    got = tracker.compute(w, b).as_dict()
+    for key, value in expected.as_dict().items():
+        assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
