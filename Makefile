@@ -5,12 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export COMPANION_NO_PROGRESS ?= 1
-export MPLBACKEND ?= Agg
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: install book book-strict test unit nbval browser bench student clean
+.PHONY: install book book-strict test unit nbval browser bench student grade-reference clean
 
 install: $(STAMP)
 
@@ -41,6 +40,17 @@ nbval: install
 	$(PY) -m pytest --nbval-lax book -q -p no:cacheprovider
 
 test: unit nbval book-strict
+
+# Student versions of every chapter (solutions removed), into student/.
+student: install
+	$(PY) -m companion student book/ -o student/
+
+# Grade the reference notebooks as if they were submissions: every exercise must pass.
+grade-reference: install
+	rm -rf _build/reference && mkdir -p _build/reference
+	cp book/[0-9][0-9]_*.ipynb _build/reference/
+	$(PY) -m companion grade _build/reference -o _build/reference-grades.csv -j 2 --force
+	! grep -q ',False,' _build/reference-grades.csv
 
 clean:
 	rm -rf _build student

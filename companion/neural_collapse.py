@@ -32,7 +32,7 @@ from torch import nn
 
 from ._validation import (as_array, as_labels, check_choice, check_int, check_nonnegative,
                           check_positive, is_tensor)
-from .training import History, progress, set_seed, train_loop
+from .training import set_seed, train_loop
 
 __all__ = [
     "simplex_etf",
@@ -248,7 +248,7 @@ def _ncc_disagreements(features, means, weights, bias=None, logits=None) -> int:
     return int(np.sum(np.argmax(logits, axis=1) != nearest))
 
 
-def _features_and_labels(features, labels, num_classes=None):
+def _features_and_labels(features, labels):
     h = as_array(features, "features", ndim=2, min_rows=1)
     y = as_labels(labels, "labels", n=h.shape[0])
     return h, y
@@ -1323,12 +1323,23 @@ def plot_perturbation(betas, nc1_optimised, nc1_inputs):
     return fig
 
 
-def plot_geometry(features, labels, weights, ax=None, title: str = ""):
-    """Centred class means (dots) and classifier rows (arrows), projected on their top plane.
+def plot_geometry(features, labels, weights, ax=None, title: str = "", dims: int = 2):
+    """Centred class means (dots) and classifier rows (arrows), projected on their leading span.
 
     Both sets are normalised (means by their largest norm, rows by theirs) so that
-    directions can be compared, and projected on the two leading left singular vectors of
-    the centred class means.
+    directions can be compared, and projected on the ``dims`` leading left singular vectors
+    of the centred class means and classifier rows together.
+
+    Parameters
+    ----------
+    features : array-like, shape (N, d)
+    labels : array-like, shape (N,)
+    weights : array-like, shape (C, d)
+    ax : matplotlib Axes, optional
+        Axes to draw on (a 3-D axes when ``dims=3``); default: a new figure.
+    title : str
+    dims : {2, 3}
+        Dimension of the projection.
 
     Returns
     -------
@@ -1338,10 +1349,12 @@ def plot_geometry(features, labels, weights, ax=None, title: str = ""):
     w = as_array(weights, "weights", ndim=2)
     k = w.shape[0]
     y = as_labels(y, "labels", num_classes=k)
+    dims = check_int(dims, "dims", minimum=2, maximum=3)
     counts = np.bincount(y, minlength=k)
     plt = _plt()
     if ax is None:
-        fig, ax = plt.subplots(figsize=(4.2, 4.2))
+        fig = plt.figure(figsize=(4.4, 4.2))
+        ax = fig.add_subplot(1, 1, 1, projection="3d" if dims == 3 else None)
     else:
         fig = ax.figure
     present = counts > 0
@@ -1350,20 +1363,29 @@ def plot_geometry(features, labels, weights, ax=None, title: str = ""):
     means[present] /= counts[present, None]
     centred = means - counts @ means / counts.sum()
     basis, _, _ = np.linalg.svd(np.concatenate([centred, w]).T, full_matrices=False)
-    pm = centred @ basis[:, :2]
-    pw = w @ basis[:, :2]
-    pm /= max(np.linalg.norm(centred, axis=1).max(), 1e-12)
-    pw /= max(np.linalg.norm(w, axis=1).max(), 1e-12)
+    basis = np.pad(basis, ((0, 0), (0, max(0, dims - basis.shape[1]))))[:, :dims]
+    pm = centred @ basis / max(np.linalg.norm(centred, axis=1).max(), 1e-12)
+    pw = w @ basis / max(np.linalg.norm(w, axis=1).max(), 1e-12)
     for c in range(k):
         color = f"C{c % 10}"
-        ax.annotate("", xy=pw[c], xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color, lw=1.5))
-        ax.scatter(*pm[c], color=color, s=40, zorder=3, edgecolor="k")
-    ax.set_xlim(-1.15, 1.15)
-    ax.set_ylim(-1.15, 1.15)
-    ax.set_aspect("equal")
+        if dims == 3:
+            ax.plot(*[[0.0, v] for v in pw[c]], color=color, lw=2)
+            ax.scatter(*pm[c], color=color, s=40, edgecolor="k", depthshade=False)
+        else:
+            ax.annotate("", xy=pw[c], xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color, lw=1.5))
+            ax.scatter(*pm[c], color=color, s=40, zorder=3, edgecolor="k")
+    ax.set_xlim(-1.05, 1.05)
+    ax.set_ylim(-1.05, 1.05)
     ax.set_xlabel("direction 1")
     ax.set_ylabel("direction 2")
-    ax.set_title(title or "class means (dots) and classifier rows (arrows)", fontsize=9)
+    if dims == 3:
+        ax.set_zlim(-1.05, 1.05)
+        ax.set_zlabel("direction 3")
+        ax.set_box_aspect((1, 1, 1))
+    else:
+        ax.set_aspect("equal")
+    ax.set_title(title or ("class means (dots) and classifier rows (" + ("lines" if dims == 3 else "arrows") + ")"),
+                 fontsize=9)
     return fig
 
 
@@ -1376,9 +1398,12 @@ def _explorer_frame(num_classes: int, imbalance: float, weight_decay: float, los
     result = train_ufm(sizes.astype(int), weight_decay, weight_decay, loss=loss, steps=150, seed=0)
     norms = np.sqrt(result.class_feature_norms_sq())
     plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.5, 3.8))
-    plot_geometry(result.features, result.labels, result.weights, ax=ax1)
+    fig = plt.figure(figsize=(9, 3.9))
+    ax1 = fig.add_subplot(1, 2, 1, projection="3d")
+    ax2 = fig.add_subplot(1, 2, 2)
+    plot_geometry(result.features, result.labels, result.weights, ax=ax1, dims=3)
     ax2.bar(np.arange(num_classes), norms, color=[f"C{c % 10}" for c in range(num_classes)])
+    ax2.set_xticks(range(num_classes))
     ax2.set_xlabel("class (samples: " + ", ".join(str(int(s)) for s in sizes) + ")")
     ax2.set_ylabel("$\\|\\mu_k\\|$")
     ax2.set_title("class-mean norms (0 = collapsed class)", fontsize=9)
@@ -1401,7 +1426,7 @@ def nc_explorer():
     Controls: number of classes, imbalance ratio (largest over smallest class, sizes
     geometric from 20 samples down), weight decay (``lam_W = lam_H``), loss (CE or MSE).
     Each state optimises a UFM with :func:`train_ufm` (well under a second) and shows the
-    class means and classifier rows projected on a plane, the class-mean norms (minority
+    class means and classifier rows projected on their leading 3-D span, the class-mean norms (minority
     collapse shows as bars at zero) and the metrics as text. The static book precomputes
     the imbalance ratio and the weight decay (12 frames).
 

@@ -1097,6 +1097,8 @@ def train_grpo(policy, task, config: GRPOConfig | None = None, *, show_progress=
     (sampled tokens), ``zero_var`` (fraction of zero-variance groups), ``clip_low``,
     ``clip_high``, ``cov`` (mean ``Cov(log pi, A)`` over tokens), ``entropy_coef``, and
     every ``eval_every`` steps the keys of :func:`evaluate_policy` prefixed by ``eval_``.
+    The loop runs on one CPU thread (restored afterwards): with tensors this small, extra
+    threads only add synchronisation, which on a busy machine costs several times the work.
     """
     cfg = replace(config or GRPOConfig(), **overrides).validate()
     torch.manual_seed(cfg.seed)

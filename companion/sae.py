@@ -50,7 +50,7 @@ from .training import History, progress, set_seed, train_loop
 __all__ = [
     # data
     "load_corpus", "TokenActivations", "extract_activations", "load_activations",
-    "default_cache_dir", "split_tokens",
+    "default_cache_dir", "split_tokens", "spliced_similarity",
     # toy model of superposition
     "ToyModel", "sample_toy_features", "train_toy_model",
     # SAEs
@@ -241,21 +241,9 @@ def extract_activations(texts: Sequence[str], model: str = MINILM, layer: int = 
         data = np.load(path)
         return TokenActivations(data["acts"], data["doc"], data["token_ids"], model, layer)
 
-    if model == MINILM:  # the weights ship with the package: never ask the hub
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    source = _resolve_model(model)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    if tokenizer.pad_token is None:  # GPT-2 has none
-        tokenizer.pad_token = tokenizer.eos_token
-    net = AutoModel.from_pretrained(source).eval()
+    tokenizer, net, num_layers = _load_model(model)
     device = torch.device(device) if device is not None else torch.device("cpu")
     net.to(device)
-    num_layers = int(getattr(net.config, "num_hidden_layers", getattr(net.config, "n_layer", 0)))
     if layer > num_layers:
         raise ValueError(f"layer must be <= {num_layers} for {model}, got {layer}")
     blocks = _find_blocks(net, num_layers) if early_stop else None
@@ -285,6 +273,102 @@ def extract_activations(texts: Sequence[str], model: str = MINILM, layer: int = 
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, acts=result.acts, doc=result.doc, token_ids=result.token_ids)
         os.replace(tmp, path)
+    return result
+
+
+@functools.lru_cache(maxsize=2)
+def _load_model(model: str):
+    if model == MINILM:  # the weights ship with the package: never ask the hub
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    source = _resolve_model(model)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.pad_token is None:  # GPT-2 has none
+        tokenizer.pad_token = tokenizer.eos_token
+    net = AutoModel.from_pretrained(source).eval()
+    num_layers = int(getattr(net.config, "num_hidden_layers", getattr(net.config, "n_layer", 0)))
+    return tokenizer, net, num_layers
+
+
+@torch.no_grad()
+def spliced_similarity(texts: Sequence[str], sae: nn.Module, *, model: str = MINILM, layer: int = 3,
+                       ablation_mean=None, max_length: int = 128, batch_size: int = 32) -> dict:
+    """Downstream fidelity of an SAE for an encoder without a language-model head.
+
+    The SAE reconstruction replaces the hidden state ``layer`` of every real token (a
+    forward hook on the block), the model runs on to its last layer, and the sentence
+    embedding (mean over tokens, as all-MiniLM-L6-v2 is used) is compared with the clean
+    one by cosine similarity. The baseline replaces every token's state by
+    ``ablation_mean`` (mean ablation; zero ablation is meaningless after a LayerNorm).
+    The analogue of the "loss recovered" of Gao et al. (2024) is
+
+    .. math::
+
+        \text{similarity recovered} = \frac{\cos_\text{SAE} - \cos_\text{ablated}}{1 - \cos_\text{ablated}}.
+
+    Returns
+    -------
+    dict
+        ``cos_sae``, ``cos_ablated`` (means over passages) and ``recovered``.
+    """
+    if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
+        raise TypeError("texts must be a non-empty sequence of strings")
+    if not isinstance(sae, nn.Module):
+        raise TypeError(f"sae must be a torch module, got {type(sae).__name__}")
+    tokenizer, net, num_layers = _load_model(model)
+    net.to("cpu")
+    layer = check_int(layer, "layer", minimum=1, maximum=num_layers)
+    blocks = _find_blocks(net, num_layers)
+    if blocks is None:
+        raise ValueError(f"could not find the transformer blocks of {model}")
+    mean = None
+    if ablation_mean is not None:
+        mean = torch.as_tensor(as_array(ablation_mean, "ablation_mean", ndim=1), dtype=torch.float32)
+    sae.eval()
+    state = {"mode": "clean", "keep": None}
+
+    def hook(_module, _inputs, output):
+        if state["mode"] == "clean":
+            return None
+        hidden = output[0] if isinstance(output, (tuple, list)) else output
+        hidden = hidden.clone()
+        keep = state["keep"]
+        if state["mode"] == "sae":
+            hidden[keep] = sae(hidden[keep])[0].to(hidden.dtype)
+        else:
+            hidden[keep] = mean.to(hidden.dtype)
+        return (hidden, *output[1:]) if isinstance(output, (tuple, list)) else hidden
+
+    def embed(batch, mask):
+        out = net(**batch).last_hidden_state
+        pooled = (out * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+    modes = ["sae"] + (["ablated"] if mean is not None else [])
+    sims = {m: [] for m in modes}
+    handle = blocks[layer - 1].register_forward_hook(hook)
+    try:
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(list(texts[start:start + batch_size]), truncation=True, max_length=max_length,
+                              padding=True, return_tensors="pt", return_special_tokens_mask=True)
+            special = batch.pop("special_tokens_mask").bool()
+            mask = batch["attention_mask"].float()
+            state["keep"] = batch["attention_mask"].bool() & ~special
+            state["mode"] = "clean"
+            clean = embed(batch, mask)
+            for m in modes:
+                state["mode"] = m
+                sims[m].append((embed(batch, mask) * clean).sum(-1))
+    finally:
+        handle.remove()
+    result = {"cos_sae": float(torch.cat(sims["sae"]).mean())}
+    if mean is not None:
+        result["cos_ablated"] = float(torch.cat(sims["ablated"]).mean())
+        result["recovered"] = (result["cos_sae"] - result["cos_ablated"]) / (1 - result["cos_ablated"])
     return result
 
 
@@ -1185,6 +1269,9 @@ def plot_dark_matter(widths, results: Sequence[DarkMatter]):
     ax2.set_ylabel(r"held-out $R^2$ of a linear probe from $x$")
     ax2.set_ylim(0, 1)
     ax2.legend()
+    for ax in (ax1, ax2):
+        ax.set_xticks(widths, [f"{w:g}" for w in widths])
+        ax.minorticks_off()
     fig.tight_layout()
     return fig
 
@@ -1254,7 +1341,11 @@ def plot_toy_features(true_features, decoder, *, ax=None):
         fig, ax = plt.subplots(figsize=(6, 4))
     else:
         fig = ax.figure
+    from matplotlib.ticker import MaxNLocator
+
     im = ax.imshow(cos[:, order], vmin=-1, vmax=1, cmap="RdBu_r", aspect="auto")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("SAE latent (sorted by best match)")
     ax.set_ylabel("true feature (most important first)")
     fig.colorbar(im, ax=ax, label="cosine similarity")

@@ -1235,6 +1235,9 @@ def plot_training_sweep(sweep: SweepResult, fit: ScalingFit, budgets=None):
                     label=f"C = {C:.1e}")
         n_opt, _, l_opt = compute_optimal(C, fit.params)
         bx.plot([n_opt], [l_opt], "*", color=color, ms=12, mec="k")
+    from matplotlib.ticker import NullFormatter
+
+    bx.xaxis.set_minor_formatter(NullFormatter())
     bx.set_xlabel("parameters N")
     bx.set_ylabel("test loss at fixed compute")
     bx.legend(fontsize=7)
@@ -1295,12 +1298,12 @@ def plot_chinchilla_fits(data, fits: dict, compute=(1e18, 1e26)):
     ax.set_xlabel("parameters N")
     ax.set_ylabel("final loss")
     grid = np.geomspace(compute[0], compute[1], 100)
-    for label, fit in fits.items():
+    for (label, fit), style in zip(fits.items(), itertools.cycle(["-", "--", ":", "-."])):
         if isinstance(fit, ChinchillaParams):
             n_opt = compute_optimal(grid, fit)[0]
         else:
             n_opt = fit.optimal(grid)[0]
-        bx.loglog(grid, n_opt, label=label)
+        bx.loglog(grid, n_opt, style, label=label, lw=2)
     bx.set_xlabel("compute C (FLOP)")
     bx.set_ylabel("compute-optimal N*")
     bx.legend(fontsize=8)

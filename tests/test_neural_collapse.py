@@ -474,6 +474,7 @@ def test_figures_have_labelled_axes():
             nc.plot_perturbation([0.1, 1.0], [0.2, 0.5], 1.0)]
     h, y, w, _ = random_problem(7)
     figs.append(nc.plot_geometry(h, y, w))
+    figs.append(nc.plot_geometry(h, y, w, dims=3))
     for fig in figs:
         axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_xlabel()]
         assert axes, "every figure has labelled axes"

@@ -290,6 +290,21 @@ def test_extract_activations_shipped_model(tmp_path):
     assert np.array_equal(acts.token_ids[acts.doc == 3], batch["input_ids"][0, 1:-1].numpy())
 
 
+def test_spliced_similarity_identity_and_ablation():
+    class Identity(torch.nn.Module):
+        def forward(self, x):
+            return x, x
+
+    texts = sae.load_corpus("prose")[:4]
+    acts = sae.extract_activations(texts, layer=3, use_cache=False)
+    out = sae.spliced_similarity(texts, Identity(), ablation_mean=acts.acts.mean(0))
+    assert out["cos_sae"] == pytest.approx(1.0, abs=1e-5)  # splicing x back in changes nothing
+    assert out["cos_ablated"] < 0.9
+    assert out["recovered"] == pytest.approx(1.0, abs=1e-4)
+    with pytest.raises(TypeError, match="sae"):
+        sae.spliced_similarity(texts, "no sae")
+
+
 def test_extract_activations_validates(tmp_path):
     with pytest.raises(TypeError, match="texts"):
         sae.extract_activations("one string", cache_dir=tmp_path)

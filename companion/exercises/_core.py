@@ -144,7 +144,8 @@ class ExerciseCheck:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
-            passed, message = True, f"all {self.cases_passed} checks passed"
+            n = self.cases_passed
+            passed, message = True, (f"all {n} checks passed" if n != 1 else "the check passed")
         elif issubclass(exc_type, ExerciseFailed):
             passed, message = False, str(exc)
         else:  # a bug in the check itself or an unexpected error: report, do not hide
