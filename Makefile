@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: install book book-strict test unit nbval browser bench student grade-reference clean
+.PHONY: install book book-strict test unit nbval browser bench student grade-reference record-outputs clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ nbval: install
 	$(PY) -m pytest --nbval-lax book -q -p no:cacheprovider
 
 test: unit nbval book-strict
+
+# Re-record the reference outputs of the checked cells (after changing a chapter's numbers).
+record-outputs: install
+	$(PY) tools/record_checked_outputs.py
 
 # Student versions of every chapter (solutions removed), into student/.
 student: install

@@ -297,7 +297,7 @@ def _load_model(model: str):
 @torch.no_grad()
 def spliced_similarity(texts: Sequence[str], sae: nn.Module, *, model: str = MINILM, layer: int = 3,
                        ablation_mean=None, max_length: int = 128, batch_size: int = 32) -> dict:
-    """Downstream fidelity of an SAE for an encoder without a language-model head.
+    r"""Downstream fidelity of an SAE for an encoder without a language-model head.
 
     The SAE reconstruction replaces the hidden state ``layer`` of every real token (a
     forward hook on the block), the model runs on to its last layer, and the sentence
@@ -308,7 +308,18 @@ def spliced_similarity(texts: Sequence[str], sae: nn.Module, *, model: str = MIN
 
     .. math::
 
-        \text{similarity recovered} = \frac{\cos_\text{SAE} - \cos_\text{ablated}}{1 - \cos_\text{ablated}}.
+        \text{recovered} = \frac{\cos_\text{SAE} - \cos_\text{ablated}}{1 - \cos_\text{ablated}}.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        Passages (use passages the SAE was not trained on).
+    sae : torch module
+        Maps a batch ``(n, d)`` to ``(x_hat, z)`` (any SAE of this module, or BoostedSAE).
+    model, layer, max_length, batch_size
+        As in :func:`extract_activations` (``layer >= 1``).
+    ablation_mean : array of shape (d,), optional
+        The mean activation for the baseline; without it only ``cos_sae`` is returned.
 
     Returns
     -------

@@ -82,12 +82,25 @@ def test_colab_install_cell_points_at_this_repository_and_release(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_notebooks_are_committed_without_outputs(path):
+def test_only_checked_cells_carry_reference_outputs(path):
+    """nbval compares a checked cell only against a stored, executed output: the checked
+    cells must carry theirs (recorded by tools/record_checked_outputs.py), every other cell
+    is committed empty."""
     nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
+    checked = 0
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if _source(cell).lstrip().startswith("# NBVAL_CHECK_OUTPUT"):
+            checked += 1
+            assert cell.execution_count is not None and cell.outputs, (
+                f"{path.name} cell {i} is checked but has no recorded output: run make record-outputs")
+            kinds = {o.output_type for o in cell.outputs}
+            assert kinds <= {"stream", "execute_result"}, f"{path.name} cell {i}: only text is recorded"
+        else:
             assert not cell.outputs and cell.execution_count is None, (
-                f"{path.name} has stored outputs: clear them before committing")
+                f"{path.name} cell {i} has stored outputs: only checked cells keep theirs")
+    assert checked, f"{path.name} has no checked cell"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
