@@ -34,12 +34,23 @@ book-strict: install
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 unit: install
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q --ignore=tests/browser
 
 nbval: install
 	$(PY) -m pytest --nbval-lax book -q -p no:cacheprovider
 
-test: unit nbval book-strict
+# The built book in Debian's Chromium (headless, driven by Playwright; no browser download):
+# every page offline without console errors, math typeset, images loaded, Colab links,
+# solutions hidden until clicked, explorer sliders; screenshots in _build/screenshots.
+browser: book-strict
+	command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }
+	COMPANION_BROWSER_REQUIRED=1 $(PY) -m pytest tests/browser -q -p no:cacheprovider
+
+# Speed and accuracy against straightforward implementations, plus every chapter's run time.
+bench: install
+	$(PY) benchmarks/run.py
+
+test: unit nbval browser
 
 # Re-record the reference outputs of the checked cells (after changing a chapter's numbers).
 record-outputs: install
