@@ -189,11 +189,17 @@ def _check_counts(counts: np.ndarray) -> None:
                          "sample to have a class mean")
 
 
-def _pinv_trace(sigma_w: np.ndarray, centred_means: np.ndarray) -> float:
-    """``Tr(Sigma_W Sigma_B^+)`` with ``Sigma_B = M M^T / C``, through the SVD of ``M``."""
+def _pinv_trace(sigma_w: np.ndarray, centred_means: np.ndarray, scale: float = 0.0) -> float:
+    """``Tr(Sigma_W Sigma_B^+)`` with ``Sigma_B = M M^T / C``, through the SVD of ``M``.
+
+    Singular values below the rounding error of the centring are treated as zero. That error
+    grows with the size of the *uncentred* means (``scale``, their spectral norm), not with
+    the centred ones: with features offset far from the origin, a cut-off relative to the
+    centred means alone would keep (and invert) pure rounding noise.
+    """
     num_classes = centred_means.shape[1]
     u, s, _ = np.linalg.svd(centred_means, full_matrices=False)
-    keep = s > s.max() * max(centred_means.shape) * np.finfo(float).eps * 10
+    keep = s > max(s.max(), scale) * max(centred_means.shape) * np.finfo(float).eps * 10
     u, s = u[:, keep], s[keep]
     return float(num_classes * np.sum(np.einsum("ij,ik,kj->j", u, sigma_w, u) / s**2))
 
@@ -209,7 +215,8 @@ def _metrics_from_statistics(counts, means, sigma_w, class_variances, weights, b
         raise ValueError("features: class means coincide (between-class covariance is zero); "
                          "the collapse metrics are undefined")
     sigma_b_trace = float(np.sum(norms**2) / num_classes)
-    nc1 = max(_pinv_trace(sigma_w, centred) / num_classes, 0.0)  # >= 0 up to rounding
+    scale = float(np.linalg.norm(means, 2))
+    nc1 = max(_pinv_trace(sigma_w, centred, scale) / num_classes, 0.0)  # >= 0 up to rounding
     trace_ratio = float(np.trace(sigma_w)) / sigma_b_trace
 
     pair_dist = np.sum((means[:, None, :] - means[None, :, :]) ** 2, axis=-1)
@@ -287,7 +294,8 @@ def nc_metrics(features, labels, weights=None, bias=None, *, num_classes: int | 
     Parameters
     ----------
     features : array-like or torch.Tensor, shape (N, d)
-        Penultimate-layer features (any device; computed in float64 on the CPU).
+        Penultimate-layer features (any device; computed in float64 on the CPU, in chunks of
+        rows: beyond the input, memory is ``O(d^2 + C d)`` plus one chunk).
     labels : array-like or torch.Tensor, shape (N,)
         Integer labels in ``{0, ..., C-1}``.
     weights : array-like or torch.Tensor, shape (C, d), optional
@@ -307,23 +315,29 @@ def nc_metrics(features, labels, weights=None, bias=None, *, num_classes: int | 
         Fewer than two classes, a class without samples, shapes that do not match, NaN or
         infinite values, labels out of range, or coinciding class means.
     """
-    h, y = _features_and_labels(features, labels)
+    h = as_array(features, "features", ndim=2, min_rows=1, dtype=None, finite=False)
+    if h.dtype not in (np.float32, np.float64):
+        h = as_array(h, "features", ndim=2, min_rows=1, finite=False)  # ints, float16, ...: float64
+    y = as_labels(labels, "labels", n=h.shape[0])
     if num_classes is None:
         num_classes = (as_array(weights, "weights", ndim=2).shape[0] if weights is not None
                        else int(y.max()) + 1)
     num_classes = check_int(num_classes, "num_classes", minimum=2)
     y = as_labels(y, "labels", num_classes=num_classes)
     w, b = _as_classifier(weights, bias, num_classes, h.shape[1])
-    counts = np.bincount(y, minlength=num_classes).astype(float)
-    _check_counts(counts)
-    means = np.zeros((num_classes, h.shape[1]))
-    np.add.at(means, y, h)
-    means /= counts[:, None]
-    within = h - means[y]
-    sigma_w = within.T @ within / h.shape[0]
-    class_variances = np.bincount(y, weights=np.sum(within**2, axis=1), minlength=num_classes) / counts
-    mismatch = None if w is None else _ncc_disagreements(h, means, w, b) / h.shape[0]
-    return _metrics_from_statistics(counts, means, sigma_w, class_variances, w, b, mismatch)
+    # The statistics are NCTracker's, fed chunks of rows of the features (numpy, so on the
+    # CPU): each chunk is converted to float64 on its own, so no N x d copy is ever made.
+    tracker = NCTracker(num_classes, h.shape[1])
+    rows = max(1, _CHUNK_ELEMENTS // h.shape[1])
+    for start in range(0, h.shape[0], rows):
+        tracker.update(h[start:start + rows], y[start:start + rows])
+    if w is not None:  # NC4 needs the class means of the whole first pass: a second pass
+        for start in range(0, h.shape[0], rows):
+            tracker.update_ncc(h[start:start + rows], weights=w, bias=b)
+    return tracker.compute(w, b)
+
+
+_CHUNK_ELEMENTS = 1 << 22  # nc_metrics converts 2^22 feature entries (32 MiB of float64) at a time
 
 
 class NCTracker:
@@ -332,9 +346,14 @@ class NCTracker:
     Memory is ``O(d^2 + C d)`` whatever the number of samples: the tracker keeps the class
     counts, the class sums of the (shifted) features, the per-class sums of squared norms
     and the total ``d x d`` second moment, all in float64 (on the device of the first
-    torch batch, except MPS, which lacks float64). Features are shifted by the mean of the
-    first batch before accumulating, so that ``Sigma_W = S/N - sum_c (n_c/N) mu_c mu_c^T``
-    does not lose digits to cancellation.
+    torch batch, except MPS, which lacks float64). Each class's features are shifted by a
+    reference point ``r_c``, the mean of that class in the first batch that contains it,
+    before accumulating: with ``m_c`` the mean of the shifted features of class ``c`` and
+    ``S`` their pooled second moment, ``Sigma_W = S/N - sum_c (n_c/N) m_c m_c^T``, and since
+    ``m_c`` is small (zero when one batch holds the whole class) the subtraction does not
+    lose digits to cancellation, however far the features lie from the origin. This is
+    also how :func:`nc_metrics` computes its statistics (it feeds chunks of rows to a
+    tracker), so both give the same numbers.
 
     NC4 (the nearest-class-mean agreement) needs the class means, which are known only
     after the whole pass. It therefore takes an honest **second pass**: after the first
@@ -367,7 +386,7 @@ class NCTracker:
     def reset(self) -> None:
         """Forget everything accumulated."""
         self._device = None
-        self._shift = None
+        self._shift = self._has_shift = None
         self._counts = self._sums = self._sq_norms = self._second = None
         self._ncc_seen = 0
         self._ncc_wrong = 0
@@ -384,7 +403,7 @@ class NCTracker:
                 self._device = t.device if t.device.type != "mps" else torch.device("cpu")
             t = t.to(self._device, torch.float64 if t.is_floating_point() else t.dtype)
         else:
-            arr = as_array(x, name, dtype=None, finite=False)
+            arr = as_array(x, name, dtype=None)  # NaN / infinity checked here, in numpy
             if self._device is None:
                 self._device = torch.device("cpu")
             t = torch.as_tensor(arr, device=self._device)
@@ -392,7 +411,7 @@ class NCTracker:
                 t = t.to(torch.float64)
         if t.dim() != ndim:
             raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}")
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        if is_tensor(x) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} contains NaN or infinite values")
         return t
 
@@ -419,20 +438,27 @@ class NCTracker:
         y = self._labels(labels, h.shape[0])
         if h.shape[0] == 0:
             return self
-        if self._shift is None:
-            self._shift = h.mean(dim=0)
+        if self._counts is None:
             kw = dict(dtype=torch.float64, device=self._device)
             self._counts = torch.zeros(self.num_classes, **kw)
             self._sums = torch.zeros(self.num_classes, self.dim, **kw)
             self._sq_norms = torch.zeros(self.num_classes, **kw)
             self._second = torch.zeros(self.dim, self.dim, **kw)
+            self._shift = torch.zeros(self.num_classes, self.dim, **kw)
+            self._has_shift = torch.zeros(self.num_classes, dtype=torch.bool, device=self._device)
         if self._ncc_seen:
             raise RuntimeError("update() after update_ncc(): finish the first pass before the second")
-        h = h - self._shift
-        self._counts += torch.bincount(y, minlength=self.num_classes).to(torch.float64)
+        batch_counts = torch.bincount(y, minlength=self.num_classes)
+        new = (batch_counts > 0) & ~self._has_shift
+        if bool(new.any()):  # classes seen for the first time: their batch mean is the reference
+            batch_sums = torch.zeros_like(self._sums).index_add_(0, y, h)
+            self._shift[new] = batch_sums[new] / batch_counts[new].unsqueeze(1)
+            self._has_shift |= new
+        h = torch.sub(h, self._shift[y], out=self._shift[y])  # one (n, d) temporary
+        self._counts += batch_counts.to(torch.float64)
         self._sums.index_add_(0, y, h)
-        self._sq_norms.index_add_(0, y, (h * h).sum(dim=1))
-        self._second += h.T @ h
+        self._sq_norms.index_add_(0, y, torch.linalg.vector_norm(h, dim=1).square_())
+        self._second.addmm_(h.T, h)
         return self
 
     def class_means(self) -> np.ndarray:

@@ -1359,6 +1359,22 @@ def _bandit_run(lr, group_size, eps_high, entropy_coef, intervention, steps=120,
     return h["entropy"], h["reward"]
 
 
+def _moving_average(values, window: int):
+    """Centred moving average over ``window`` steps, only where the window is full.
+
+    Returns ``(steps, means)``: the mean of steps ``k - (window - 1) / 2`` to
+    ``k + (window - 1) / 2`` (steps numbered from 1) at the window's centre ``k``, so the
+    curve stops ``(window - 1) / 2`` steps before either end instead of averaging in zeros
+    there (``np.convolve(..., mode="same")`` pads with zeros, which bends both ends down).
+    The window shrinks to the length of ``values`` when they are fewer.
+    """
+    values = np.asarray(values, dtype=float)
+    window = max(1, min(int(window), len(values)))
+    means = np.convolve(values, np.ones(window) / window, mode="valid")
+    steps = np.arange(len(means)) + 1 + (window - 1) / 2
+    return steps, means
+
+
 def rl_explorer():
     """Explorer: GRPO on the 8-armed bandit, entropy and reward curves under each setting.
 
@@ -1373,7 +1389,7 @@ def rl_explorer():
         ax_h.plot(np.arange(1, len(H) + 1), H)
         ax_h.axhline(math.log(8), color="gray", ls=":", lw=1)
         ax_h.set(xlabel="step", ylabel="entropy (nats)", ylim=(0, 2.2), title="policy entropy")
-        ax_r.plot(np.arange(1, len(R) + 1), np.convolve(R, np.ones(5) / 5, mode="same"))
+        ax_r.plot(*_moving_average(R, 5))
         ax_r.set(xlabel="step", ylabel="mean reward (smoothed)", ylim=(0.3, 1.02), title="reward")
         fig.tight_layout()
         return fig, f"final entropy {H[-1]:.3f} nats, final reward {R[-10:].mean():.3f}"

@@ -514,3 +514,15 @@ def test_metrics_and_tracker_on_cuda():
     got = tracker.compute(w, b).as_dict()
     for key, value in expected.as_dict().items():
         assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+
+
+@pytest.mark.parametrize("offset", [1e3, 1e5])
+def test_nc1_is_translation_invariant_far_from_the_origin(offset):
+    # NC1 depends on the features only through differences from class and global means, so
+    # shifting every feature by a constant must not change it; far from the origin the
+    # centring leaves rounding noise in Sigma_B, which must not be inverted.
+    h, y, _, _ = random_problem(5, n=(80, 50, 33, 20, 9), d=12)
+    shifted = nc.nc_metrics(h + offset, y)
+    plain = nc.nc_metrics(h, y)
+    assert shifted.nc1 == pytest.approx(plain.nc1, rel=1e-4)
+    assert shifted.cdnv == pytest.approx(plain.cdnv, rel=1e-4)

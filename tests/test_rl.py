@@ -375,3 +375,17 @@ def test_figures_and_explorer():
     fig, text = ex.render(eta=0.05)
     assert "final entropy" in text
     plt.close(fig)
+
+
+def test_explorer_smoothing_has_no_edge_drop():
+    # a constant reward stays constant to the end (mode="same" zero padding bent the ends down)
+    steps, means = rl._moving_average(np.full(120, 0.9), 5)
+    np.testing.assert_allclose(means, 0.9)
+    assert steps[0] == 3 and steps[-1] == 118 and len(steps) == 116  # window centres, steps from 1
+    # a linear trend is reproduced exactly at the window centres
+    r = np.arange(1, 21, dtype=float)
+    steps, means = rl._moving_average(r, 5)
+    np.testing.assert_allclose(means, steps)
+    steps, means = rl._moving_average([1.0, 2.0], 5)  # fewer values than the window
+    np.testing.assert_allclose(steps, [1.5])
+    np.testing.assert_allclose(means, [1.5])

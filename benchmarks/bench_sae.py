@@ -1,0 +1,168 @@
+"""SAE training throughput: ``companion.sae.train_sae`` vs a plain TopK SAE loop (Gao et al.).
+
+The baseline is the training loop a reader would write from Gao et al. (2024), "Scaling
+and evaluating sparse autoencoders", in plain torch: normalise the activations to unit
+mean squared norm per dimension, a dense encoder ``pre = W_enc (x - b_pre) + b_enc``,
+``torch.topk`` and a ReLU on the kept values scattered into a dense latent vector, a
+dense decoder ``x_hat = W_dec z + b_pre`` (the pre-encoder bias is tied to the decoder
+bias), the normalised MSE, ``backward``, the gradient component parallel to each decoder
+column removed, an Adam step, and the decoder columns renormalised to unit norm. The
+decoder is initialised as a random unit-norm matrix and the encoder as its transpose,
+the bias as the mean of the data. No AuxK loss, constant learning rate.
+
+The companion side is ``train_sae`` on a ``TopKSAE`` with ``aux_coef=0`` (the same
+algorithm; it also tracks dead latents, logs the batch FVU and L0 each step, keeps a
+separate decoder bias and decays the learning rate over the last 20 % of the steps).
+(The AuxK loss only starts once latents have been dead for ``dead_after = 20000`` tokens,
+about 20 steps here, so these short runs would not measure it.)
+
+Both sides get the same toy activations (``d = 384``: sparse non-negative combinations
+of 4096 random unit directions plus a mean and a little Gaussian noise), the same batch
+indices (same seed) and the same number of steps. Rows report the time of the whole
+training run (best of ``repeat``), tokens per second, and, as accuracy, the held-out FVU
+each side reaches; ``fwd_diff`` is the largest absolute difference between the
+companion's forward pass and the baseline's forward formula on the companion's trained
+weights (the two compute the same map).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from _measure import best_time
+from companion.sae import TopKSAE, train_sae
+
+D = 384
+K = 32
+LR = 1e-3
+
+
+def make_activations(n: int, d: int = D, n_features: int = 4096, active: int = 16, seed: int = 0,
+                     chunk: int = 2048) -> torch.Tensor:
+    """Toy activations ``(n, d)``: ``active`` of ``n_features`` unit directions per token."""
+    gen = torch.Generator().manual_seed(seed)
+    features = torch.randn(n_features, d, generator=gen)
+    features /= features.norm(dim=1, keepdim=True)
+    mean = 0.5 * torch.randn(d, generator=gen)
+    rows = []
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        coef = torch.zeros(m, n_features)
+        idx = torch.randint(0, n_features, (m, active), generator=gen)
+        coef.scatter_(1, idx, torch.rand(m, active, generator=gen) * 2)
+        rows.append(coef @ features)
+    x = torch.cat(rows) + mean + 0.05 * torch.randn(n, d, generator=gen)
+    return x.float()
+
+
+def reference_topk_train(x: torch.Tensor, width: int, k: int, *, steps: int, batch_size: int,
+                         lr: float = LR, seed: int = 0) -> dict:
+    """Plain TopK SAE training (Gao et al., 2024), written directly in torch.
+
+    Returns the weights in the original units: ``W_enc (width, d)``, ``W_dec (d, width)``,
+    ``b_enc (width,)``, ``b_pre (d,)`` (also the decoder bias) and ``scale``.
+    """
+    n, d = x.shape
+    scale = ((x ** 2).sum(1).mean() / d).sqrt()
+    xs = x / scale
+    gen_init = torch.Generator().manual_seed(seed)
+    w_dec = torch.randn(d, width, generator=gen_init)
+    W_dec = (w_dec / w_dec.norm(dim=0, keepdim=True)).requires_grad_()
+    W_enc = W_dec.detach().T.clone().requires_grad_()
+    b_enc = torch.zeros(width, requires_grad=True)
+    b_pre = xs.mean(0).clone().requires_grad_()
+    opt = torch.optim.Adam([W_enc, W_dec, b_enc, b_pre], lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        xb = xs[torch.randint(0, n, (batch_size,), generator=gen)]
+        pre = (xb - b_pre) @ W_enc.T + b_enc
+        values, indices = torch.topk(pre, k, dim=-1)
+        z = torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
+        x_hat = z @ W_dec.T + b_pre
+        loss = ((x_hat - xb) ** 2).sum(1).mean() / d
+        opt.zero_grad()
+        loss.backward()
+        with torch.no_grad():
+            W_dec.grad -= (W_dec.grad * W_dec).sum(0, keepdim=True) * W_dec
+        opt.step()
+        with torch.no_grad():
+            W_dec /= W_dec.norm(dim=0, keepdim=True)
+    return {"W_enc": W_enc.detach(), "W_dec": W_dec.detach(), "b_enc": b_enc.detach(),
+            "b_pre": b_pre.detach(), "b_dec": b_pre.detach(), "scale": scale}
+
+
+@torch.no_grad()
+def reference_forward(x: torch.Tensor, weights: dict, k: int) -> torch.Tensor:
+    """The TopK SAE map written out: ``s (W_dec TopK(W_enc (x/s - b_pre) + b_enc) + b_dec)``."""
+    s = weights["scale"]
+    pre = (x / s - weights["b_pre"]) @ weights["W_enc"].T + weights["b_enc"]
+    values, indices = torch.topk(pre, k, dim=-1)
+    z = torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
+    return s * (z @ weights["W_dec"].T + weights["b_dec"])
+
+
+def companion_weights(sae: TopKSAE) -> dict:
+    """The companion SAE's parameters under the baseline's names."""
+    return {"W_enc": sae.W_enc.detach(), "W_dec": sae.W_dec.detach(), "b_enc": sae.b_lat.detach(),
+            "b_pre": sae.b_pre.detach(), "b_dec": sae.b_dec.detach(), "scale": sae.scale}
+
+
+def companion_topk_train(x: torch.Tensor, width: int, k: int, *, steps: int, batch_size: int,
+                         lr: float = LR, seed: int = 0, aux: bool = False) -> TopKSAE:
+    sae = TopKSAE(x.shape[1], width, k=k, seed=seed, **({} if aux else {"aux_coef": 0.0}))
+    train_sae(sae, x, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    return sae
+
+
+def fvu(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """Fraction of variance unexplained, ``sum ||x - x_hat||^2 / sum ||x - mean||^2``."""
+    return float(((x - x_hat) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
+
+
+def _run(quick: bool) -> list[dict]:
+    if quick:
+        configs, batch, steps, repeat, n = [(512, False)], 256, 5, 1, 4096
+    else:  # one run each: the 4096-wide run takes ~10 s per side on the 2-core machine
+        configs, batch, steps, repeat, n = [(1024, False), (4096, False)], 1024, 20, 1, 16384
+    data = make_activations(n + 2048)  # the last 2048 tokens are held out
+    x, x_eval = data[:n], data[n:]
+    # warm-up (torch's thread pool, Adam's first step, allocator): not timed
+    reference_topk_train(x[:256], 256, K, steps=2, batch_size=128)
+    companion_topk_train(x[:256], 256, K, steps=2, batch_size=128)
+    rows = []
+    for width, aux in configs:
+        base_s, weights = best_time(lambda: reference_topk_train(x, width, K, steps=steps, batch_size=batch),
+                                    repeat=repeat)
+        comp_s, sae = best_time(lambda: companion_topk_train(x, width, K, steps=steps, batch_size=batch,
+                                                             aux=aux), repeat=repeat)
+        sae.eval()
+        with torch.no_grad():
+            x_hat_comp = sae(x_eval)[0]
+        fvu_base = fvu(x_eval, reference_forward(x_eval, weights, K))
+        fvu_comp = fvu(x_eval, x_hat_comp)
+        fwd_diff = float((reference_forward(x_eval, companion_weights(sae), K) - x_hat_comp).abs().max())
+        tokens = steps * batch
+        rows.append({
+            "name": f"TopK{'+AuxK' if aux else ''} SAE d={D} w={width} k={K} batch={batch} x{steps} steps",
+            "baseline_s": base_s,
+            "companion_s": comp_s,
+            "accuracy": f"eval FVU {fvu_base:.3f} vs {fvu_comp:.3f}",
+            "tokens_per_s": f"{tokens / base_s:.0f} -> {tokens / comp_s:.0f}",
+            "fwd_diff": f"{fwd_diff:.1e}",
+        })
+    return rows
+
+
+def run(quick: bool = False) -> list[dict]:
+    """The rows, measured on one torch thread (restored afterwards).
+
+    On the course's 2-core machine shared with other jobs, two threads make every step
+    wait for a busy core (a step took up to five times longer than on one thread), so
+    both sides run single-threaded; the row's ``threads`` note says so.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return [{**row, "threads": 1} for row in _run(quick)]
+    finally:
+        torch.set_num_threads(threads)
