@@ -9,7 +9,7 @@ import time
 import tracemalloc
 from typing import Any, Callable
 
-__all__ = ["best_time", "peak_memory"]
+__all__ = ["best_time", "peak_memory", "on_one_torch_thread"]
 
 
 def best_time(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
@@ -73,3 +73,20 @@ def peak_memory(fn: Callable[[], Any], interval: float = 0.002) -> tuple[float |
         peak[0] = max(peak[0], rss)
     rss_mib = None if before is None else (peak[0] - before) / 2**20
     return rss_mib, traced / 2**20, result
+
+
+def on_one_torch_thread(rows_fn: Callable[[bool], list], quick: bool) -> list[dict]:
+    """``rows_fn(quick)`` run on one torch thread (restored afterwards), each row noting it.
+
+    On the course's 2-core machine shared with other jobs, two threads make every small
+    step wait for a busy core (a step took up to five times longer than on one thread), so
+    the torch benchmarks run both sides single-threaded; the row's ``threads`` note says so.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return [{**row, "threads": 1} for row in rows_fn(quick)]
+    finally:
+        torch.set_num_threads(threads)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from _measure import best_time
+from _measure import best_time, on_one_torch_thread
 from companion.rl import policy_loss
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo")
@@ -110,15 +110,5 @@ def _run(quick: bool) -> list[dict]:
 
 
 def run(quick: bool = False) -> list[dict]:
-    """The rows, measured on one torch thread (restored afterwards).
-
-    On the course's 2-core machine shared with other jobs, two threads make every step
-    wait for a busy core (a step took up to five times longer than on one thread), so
-    both sides run single-threaded; the row's ``threads`` note says so.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return [{**row, "threads": 1} for row in _run(quick)]
-    finally:
-        torch.set_num_threads(threads)
+    """The rows, measured on one torch thread (see ``_measure.on_one_torch_thread``)."""
+    return on_one_torch_thread(_run, quick)

@@ -1114,6 +1114,20 @@ def _plt():
     return plt
 
 
+def _style_unit_axes(ax, dims: int, limit: float) -> None:
+    """Square axes over ``[-limit, limit]`` in 2-D or 3-D, labelled by direction."""
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(-limit, limit)
+    ax.set_xlabel("direction 1")
+    ax.set_ylabel("direction 2")
+    if dims == 3:
+        ax.set_zlim(-limit, limit)
+        ax.set_zlabel("direction 3")
+        ax.set_box_aspect((1, 1, 1))
+    else:
+        ax.set_aspect("equal")
+
+
 def plot_etf(frame=None, num_classes: int = 4):
     """The simplex ETF: Gram matrix of its vectors, and the vectors drawn in their span.
 
@@ -1157,16 +1171,7 @@ def plot_etf(frame=None, num_classes: int = 4):
         else:
             ax2.annotate("", xy=coords[:, j], xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color))
             ax2.text(*(1.1 * coords[:, j]), str(j), ha="center", va="center")
-    ax2.set_xlim(-1.1, 1.1)
-    ax2.set_ylim(-1.1, 1.1)
-    ax2.set_xlabel("direction 1")
-    ax2.set_ylabel("direction 2")
-    if dims == 3:
-        ax2.set_zlim(-1.1, 1.1)
-        ax2.set_zlabel("direction 3")
-        ax2.set_box_aspect((1, 1, 1))
-    else:
-        ax2.set_aspect("equal")
+    _style_unit_axes(ax2, dims, 1.1)
     ax2.set_title(f"the {c} vectors in their {dims}-D span")
     fig.tight_layout()
     return fig
@@ -1400,16 +1405,7 @@ def plot_geometry(features, labels, weights, ax=None, title: str = "", dims: int
         else:
             ax.annotate("", xy=pw[c], xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color, lw=1.5))
             ax.scatter(*pm[c], color=color, s=40, zorder=3, edgecolor="k")
-    ax.set_xlim(-1.05, 1.05)
-    ax.set_ylim(-1.05, 1.05)
-    ax.set_xlabel("direction 1")
-    ax.set_ylabel("direction 2")
-    if dims == 3:
-        ax.set_zlim(-1.05, 1.05)
-        ax.set_zlabel("direction 3")
-        ax.set_box_aspect((1, 1, 1))
-    else:
-        ax.set_aspect("equal")
+    _style_unit_axes(ax, dims, 1.05)
     ax.set_title(title or ("class means (dots) and classifier rows (" + ("lines" if dims == 3 else "arrows") + ")"),
                  fontsize=9)
     return fig
