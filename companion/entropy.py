@@ -347,6 +347,8 @@ def apply_sigma_reparam(model: nn.Module, init_iters: int = 50) -> nn.Module:
     """Replace every ``nn.Linear`` inside ``model`` by a :class:`SigmaReparam` wrapper, in place.
 
     Zhai et al. (2023) reparametrise all linear layers of the Transformer. Returns ``model``.
+    (:class:`TinyTransformer` with ``sigma_reparam=True`` applies it to its blocks only,
+    leaving the output layer plain; see there.)
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -441,7 +443,14 @@ class TinyTransformer(nn.Module):
     qk_layernorm : bool
         LayerNorm on queries and keys (Wortsman et al., 2023).
     sigma_reparam : bool
-        Wrap every linear layer in :class:`SigmaReparam` (Zhai et al., 2023).
+        Wrap every linear layer of the Transformer blocks (queries, keys, values, attention
+        output, both MLP layers) in :class:`SigmaReparam` (Zhai et al., 2023). The token
+        and position embeddings (lookup tables) and the output layer (the unembedding,
+        which language models usually tie to the embedding) stay as they are: with one
+        learned scalar ``gamma`` for all output logits, Adam at a large learning rate
+        drives that ``gamma`` to about 0 in the first steps while the model is at chance
+        (shrinking the logits toward uniform is then the quickest way to lower the loss),
+        and every gradient below the output layer is scaled by it, so training stalls.
     """
 
     def __init__(self, vocab_size: int, seq_len: int, d_model: int = 32, num_heads: int = 4,
@@ -461,7 +470,8 @@ class TinyTransformer(nn.Module):
         self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else nn.Identity()
         self.head = nn.Linear(d_model, vocab_size)
         if sigma_reparam:
-            apply_sigma_reparam(self)
+            for block in self.blocks:
+                apply_sigma_reparam(block)
 
     def forward(self, tokens: torch.Tensor, return_hidden: bool = False):
         """Logits ``(batch, T, vocab)``; with ``return_hidden`` also the list of hidden states

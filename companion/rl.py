@@ -14,7 +14,8 @@ Everything chapter 5 computes, in one place:
 - **Interventions**, all options of :func:`train_grpo`: entropy bonus (fixed, or the
   adaptive coefficient of Skywork-OR1), clip-higher, Clip-Cov and KL-Cov, EPO's entropy
   smoothing, STEER's token reweighting, RL-ZVP's advantages for zero-variance prompts,
-  DAPO's dynamic sampling.
+  DAPO's dynamic sampling, and prompt augmentation (Lu et al., 2026: each problem asked
+  under one of several templates, :class:`TemplatedTask`).
 - **Toy environments**: a softmax bandit (:class:`BanditTask` with a
   :class:`TabularPolicy`) and a small verifiable sequence task with several correct
   answers per prompt (:class:`ModularTask`) solved by a tiny GRU (:class:`GRUPolicy`),
@@ -50,7 +51,7 @@ __all__ = [
     "clip_cov_mask", "kl_cov_mask", "steer_weights", "epo_phase_weight", "epo_smoothing_penalty",
     "adaptive_entropy_coef",
     # environments, policies, training
-    "BanditTask", "ModularTask", "bandit_entropy_trace", "TabularPolicy", "GRUPolicy", "supervised_warm_start",
+    "BanditTask", "ModularTask", "TemplatedTask", "bandit_entropy_trace", "TabularPolicy", "GRUPolicy", "supervised_warm_start",
     "GRPOConfig", "INTERVENTIONS", "train_grpo", "evaluate_policy",
     # measurement
     "pass_at_k", "fit_entropy_performance", "EntropyPerformanceFit",
@@ -775,6 +776,95 @@ class ModularTask:
         return torch.cat([free, last[:, None]], dim=1)
 
 
+class TemplatedTask:
+    r"""Prompt augmentation (Lu et al., 2026): the same problems, each asked under one of several templates.
+
+    Lu et al. ("Prompt augmentation scales up GRPO", 2026) train with several reasoning
+    templates mixed in one run: each training question is formatted with a template drawn
+    at random, so the rollouts of the same problem are generated from different contexts
+    and stay more diverse. The verifier checks the answer to the *problem*, whatever the
+    template. In the toy, a template is one token ``t in {0, ..., T-1}`` prepended to the
+    problem's prompt, so the policy reads ``(t, x_1, ..., x_P, sep, y_1, ...)``:
+
+    .. math:: \text{input}(x, t) = (t, x), \qquad t \sim \mathcal U\{0, \dots, T-1\},
+              \qquad r(\text{input}(x, t), y) = r(x, y).
+
+    The template token is written with the task's digit alphabet (so ``T <= vocab_size``
+    and the policy needs no new embedding); being always in first position, the policy can
+    tell it from the problem's digits. A template is drawn per prompt, so a GRPO group
+    (``group_size`` answers to one prompt) shares its template and its advantages compare
+    answers to the same input, as when the data loader formats each question.
+    :meth:`all_prompts` (used for evaluation) asks every problem under template 0, the one
+    "test-time" format. ``TemplatedTask(task, 1)`` still prepends the token 0; ``train_grpo``
+    with ``prompt_templates=1`` does not wrap the task at all.
+
+    Parameters
+    ----------
+    task : BanditTask or ModularTask
+        The underlying verifiable task.
+    num_templates : int
+        ``T >= 1``, at most ``task.vocab_size``.
+    """
+
+    def __init__(self, task, num_templates: int):
+        if isinstance(task, TemplatedTask):
+            raise TypeError("task is already a TemplatedTask")
+        self.task = task
+        self.num_templates = check_int(num_templates, "num_templates", minimum=1)
+        if self.num_templates > task.vocab_size:
+            raise ValueError(f"num_templates must be <= the task's vocab_size {task.vocab_size} "
+                             f"(template tokens reuse its alphabet), got {self.num_templates}")
+        self.vocab_size = task.vocab_size
+        self.answer_length = task.answer_length
+        self.num_prompts = task.num_prompts
+
+    @staticmethod
+    def problems(prompts) -> torch.Tensor:
+        """The problems behind templated prompts (the template token removed)."""
+        return prompts[:, 1:]
+
+    @staticmethod
+    def templates(prompts) -> torch.Tensor:
+        """The template index of each templated prompt."""
+        return prompts[:, 0]
+
+    def format(self, problems, templates) -> torch.Tensor:
+        """The policy input ``(t, x)`` for problems ``x`` (n, P) and template indices ``t`` (n,)."""
+        t = torch.as_tensor(templates, dtype=torch.long).reshape(-1, 1)
+        if t.shape[0] != problems.shape[0]:
+            raise ValueError(f"templates must have {problems.shape[0]} entries, got {t.shape[0]}")
+        if t.numel() and (t.min() < 0 or t.max() >= self.num_templates):
+            raise ValueError(f"templates must lie in [0, {self.num_templates})")
+        return torch.cat([t, problems], dim=1)
+
+    def all_prompts(self) -> torch.Tensor:
+        p = self.task.all_prompts()
+        return self.format(p, torch.zeros(p.shape[0], dtype=torch.long))
+
+    def sample_prompts(self, n: int, generator=None) -> torch.Tensor:
+        p = self.task.sample_prompts(n, generator)
+        return self.format(p, torch.randint(0, self.num_templates, (n,), generator=generator))
+
+    def reward(self, prompts, answers) -> torch.Tensor:
+        return self.task.reward(self.problems(prompts), answers)
+
+    def is_correct(self, prompts, answers) -> torch.Tensor:
+        return self.task.is_correct(self.problems(prompts), answers)
+
+    def sample_correct(self, prompts, generator=None) -> torch.Tensor:
+        return self.task.sample_correct(self.problems(prompts), generator)
+
+
+def _with_templates(task, num_templates: int):
+    """``task`` itself for one template (the plain, unaugmented path), else a :class:`TemplatedTask`."""
+    num_templates = check_int(num_templates, "prompt_templates", minimum=1)
+    if isinstance(task, TemplatedTask):  # already augmented: keep it, unless the counts disagree
+        if num_templates not in (1, task.num_templates):
+            raise ValueError(f"prompt_templates={num_templates} but task has {task.num_templates} templates")
+        return task
+    return task if num_templates == 1 else TemplatedTask(task, num_templates)
+
+
 class _Policy(nn.Module):
     """Shared sampling and scoring of the autoregressive policies."""
 
@@ -850,13 +940,17 @@ class GRUPolicy(_Policy):
 
 @_one_thread()
 def supervised_warm_start(policy, task, *, steps: int = 200, batch_size: int = 128, lr: float = 3e-3,
-                          seed: int = 0) -> list[float]:
+                          seed: int = 0, prompt_templates: int = 1) -> list[float]:
     r"""A short supervised phase on random correct answers (the "SFT" before RL).
 
     Minimises the cross-entropy ``-log pi(y|x)`` of uniformly random correct answers, so the
     policy starts RL spread over many correct answers, like a pretrained model. Returns the
-    losses.
+    losses. With ``prompt_templates = T > 1`` each example is asked under a random template
+    (:class:`TemplatedTask`), so that a policy later trained by ``train_grpo(...,
+    prompt_templates=T)`` starts RL already able to read every template (as a pretrained
+    model can follow every instruction format); ``T = 1`` is the plain warm start.
     """
+    task = _with_templates(task, prompt_templates)
     steps = check_int(steps, "steps", minimum=0)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     lr = check_positive(lr, "lr")
@@ -1000,7 +1094,10 @@ class GRPOConfig:
     Interventions: ``entropy_coef`` (fixed bonus), ``entropy_target`` (adaptive coefficient
     of Skywork-OR1, starting from ``entropy_coef``), ``epsilon_high`` (clip-higher),
     ``intervention`` (``"clip_cov"``, ``"kl_cov"``, ``"epo"``, ``"steer"``, ``"rl_zvp"``),
-    ``dynamic_sampling`` (DAPO).
+    ``dynamic_sampling`` (DAPO), ``prompt_templates`` (prompt augmentation of Lu et al., 2026:
+    with ``T > 1`` the task is wrapped in :class:`TemplatedTask`, each sampled prompt is
+    asked under a uniformly random one of ``T`` templates and evaluation uses template 0;
+    ``T = 1`` leaves the task and every random draw exactly as without the option).
     """
 
     steps: int = 100
@@ -1030,6 +1127,7 @@ class GRPOConfig:
     zvp_alpha: float = 0.1
     dynamic_sampling: bool = False
     max_resample: int = 3
+    prompt_templates: int = 1
     eval_every: int = 10
     eval_samples: int = 32
     pass_ks: tuple = (1, 4, 32)
@@ -1050,6 +1148,7 @@ class GRPOConfig:
         check_nonnegative(self.entropy_coef, "entropy_coef")
         check_choice(self.intervention, "intervention", INTERVENTIONS)
         check_int(self.eval_every, "eval_every", minimum=1)
+        check_int(self.prompt_templates, "prompt_templates", minimum=1)
         return self
 
 
@@ -1090,8 +1189,8 @@ def train_grpo(policy, task, config: GRPOConfig | None = None, *, show_progress=
     group advantages (:func:`group_advantages`), then takes ``ppo_epochs`` optimiser steps on
     :func:`policy_loss` (so the ratio leaves 1 and clipping acts). Options
     (:class:`GRPOConfig`): the loss type and clip range (clip-higher), a KL-free setup as in
-    DAPO/Dr. GRPO, a fixed or adaptive entropy bonus, Clip-Cov, KL-Cov, EPO, STEER, RL-ZVP
-    and dynamic sampling.
+    DAPO/Dr. GRPO, a fixed or adaptive entropy bonus, Clip-Cov, KL-Cov, EPO, STEER, RL-ZVP,
+    dynamic sampling and prompt augmentation (``prompt_templates``, :class:`TemplatedTask`).
 
     Returns a :class:`~companion.training.History` with, per step, ``reward``, ``entropy``
     (sampled tokens), ``zero_var`` (fraction of zero-variance groups), ``clip_low``,
@@ -1101,6 +1200,7 @@ def train_grpo(policy, task, config: GRPOConfig | None = None, *, show_progress=
     threads only add synchronisation, which on a busy machine costs several times the work.
     """
     cfg = replace(config or GRPOConfig(), **overrides).validate()
+    task = _with_templates(task, cfg.prompt_templates)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     params = list(policy.parameters())
@@ -1299,11 +1399,12 @@ def plot_interventions(histories: dict):
     if not histories:
         raise ValueError("histories must not be empty")
     fig, (ax_h, ax_1, ax_k) = _subplots(3, width=4.3, height=3.4)
-    for label, h in histories.items():
+    for i, (label, h) in enumerate(histories.items()):
         kmax = max((k for k in h.keys() if k.startswith("eval_pass@")), key=lambda k: int(k.split("@")[1]))
-        ax_h.plot(h.steps("eval_entropy"), h["eval_entropy"], label=label)
-        ax_1.plot(h.steps("eval_pass@1"), h["eval_pass@1"], label=label)
-        ax_k.plot(h.steps(kmax), h[kmax], label=label)
+        style = dict(label=label, ls="-" if i < 10 else "--")  # the colour cycle has 10 colours
+        ax_h.plot(h.steps("eval_entropy"), h["eval_entropy"], **style)
+        ax_1.plot(h.steps("eval_pass@1"), h["eval_pass@1"], **style)
+        ax_k.plot(h.steps(kmax), h[kmax], **style)
     ax_h.set(xlabel="RL step", ylabel="token entropy (nats)", title="entropy")
     ax_1.set(xlabel="RL step", ylabel="pass@1", title="pass@1")
     ax_k.set(xlabel="RL step", ylabel=kmax[5:], title=f"{kmax[5:]} (exploration)")

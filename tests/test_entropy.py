@@ -165,6 +165,33 @@ def test_apply_sigma_reparam_converts_every_linear():
         E.SigmaReparam(torch.nn.Conv1d(2, 2, 1))
 
 
+def test_tiny_transformer_sigma_reparam_wraps_the_blocks_not_embedding_or_output():
+    torch.manual_seed(0)
+    plain = E.TinyTransformer(10, 6, d_model=8, num_heads=2, num_layers=2)
+    torch.manual_seed(0)
+    model = E.TinyTransformer(10, 6, d_model=8, num_heads=2, num_layers=2, sigma_reparam=True)
+    # every linear layer of the attention and MLP sub-layers (q, k, v, out, 2 MLP) is wrapped
+    for block in model.blocks:
+        wrapped = [m for m in block.modules() if isinstance(m, E.SigmaReparam)]
+        assert len(wrapped) == 6 and not any(isinstance(m, torch.nn.Linear) for m in block.modules())
+    # the output layer (unembedding) keeps a plain weight, without a gamma
+    assert type(model.head) is torch.nn.Linear
+    # same initialisation, same function at step 0
+    x = torch.randint(10, (2, 6))
+    plain.eval(), model.eval()
+    torch.testing.assert_close(model(x), plain(x), atol=1e-5, rtol=1e-5)
+
+
+def test_sigma_reparam_post_ln_learns_where_post_ln_collapses():
+    # Zhai et al. (2023): at a learning rate too high for post-LN (entropy collapse, loss at
+    # chance), the sigmaReparam model keeps its attention soft long enough to learn to copy
+    torch.set_num_threads(1)
+    base = E.train_copy_task(1e-1, num_steps=200, seed=0)
+    fixed = E.train_copy_task(1e-1, sigma_reparam=True, num_steps=200, seed=0)
+    assert base["loss"][-20:].mean() > 0.9 * math.log(30) and base["min_entropy"][30] < 0.1
+    assert fixed["loss"][-20:].mean() < 0.5 and fixed["min_entropy"][30] > 0.3
+
+
 # --- the transformer and the copy task ----------------------------------------------------
 
 def test_copy_task_batch_structure():

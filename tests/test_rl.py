@@ -389,3 +389,79 @@ def test_explorer_smoothing_has_no_edge_drop():
     steps, means = rl._moving_average([1.0, 2.0], 5)  # fewer values than the window
     np.testing.assert_allclose(steps, [1.5])
     np.testing.assert_allclose(means, [1.5])
+
+
+# ---------------------------------------------------------------- prompt augmentation
+def _small_modular_run(**kw):
+    task = rl.ModularTask(p=5, length=2)
+    torch.manual_seed(0)
+    pol = rl.GRUPolicy(task.vocab_size, hidden=16, embed=8)
+    rl.supervised_warm_start(pol, task, steps=5, batch_size=32, seed=0,
+                             prompt_templates=kw.get("prompt_templates", 1))
+    return pol, rl.train_grpo(pol, task, show_progress=False, steps=3, prompts_per_step=4, group_size=4,
+                              eval_every=3, eval_samples=8, pass_ks=(1, 8), seed=0, **kw)
+
+
+def test_one_prompt_template_is_the_plain_run_bit_for_bit():
+    _, plain = _small_modular_run()
+    _, one = _small_modular_run(prompt_templates=1)
+    assert set(plain.keys()) == set(one.keys())
+    for key in plain.keys():
+        assert np.array_equal(plain[key], one[key]), key
+    # the numbers of the code before the option existed (same seed): the plain path draws the same randoms
+    assert plain["reward"].tolist() == [0.3125, 0.125, 0.1875]
+    np.testing.assert_allclose(plain["entropy"], [1.5998255014419556, 1.599456548690796, 1.6034436225891113],
+                               rtol=1e-5)
+    np.testing.assert_allclose(plain["eval_pass@1"], [0.17, 0.175], rtol=1e-6)
+
+
+def test_templates_change_the_policy_input_but_not_the_verifier():
+    task = rl.ModularTask(p=5, length=2)
+    aug = rl.TemplatedTask(task, 3)
+    gen = torch.Generator().manual_seed(0)
+    x = aug.sample_prompts(200, gen)
+    assert x.shape == (200, 3)
+    assert set(aug.templates(x).tolist()) == {0, 1, 2}  # every template is used
+    answers = aug.sample_correct(x, gen)
+    assert aug.is_correct(x, answers).all()  # a correct answer stays correct under every template
+    for t in range(3):
+        xt = aug.format(aug.problems(x), torch.full((200,), t))
+        torch.testing.assert_close(aug.reward(xt, answers), task.reward(aug.problems(x), answers))
+    assert torch.equal(aug.templates(aug.all_prompts()), torch.zeros(25, dtype=torch.long))  # eval: template 0
+    # the policy really reads a different input: its answer distribution depends on the template
+    torch.manual_seed(0)
+    pol = rl.GRUPolicy(5, hidden=16, embed=8)
+    probs = [torch.softmax(pol.answer_logits(aug.format(task.all_prompts(), torch.full((25,), t)),
+                                             torch.zeros(25, 0, dtype=torch.long), last_only=True), -1)
+             for t in range(3)]
+    assert not torch.allclose(probs[0], probs[1]) and not torch.allclose(probs[1], probs[2])
+
+
+def test_grpo_with_templates_feeds_templated_prompts_to_the_policy():
+    seen = []
+    original = rl.GRUPolicy.answer_logits
+
+    def spy(self, prompts, answers, last_only=False):
+        seen.append(prompts.clone())
+        return original(self, prompts, answers, last_only=last_only)
+
+    rl.GRUPolicy.answer_logits = spy
+    try:
+        _, h = _small_modular_run(prompt_templates=4)
+    finally:
+        rl.GRUPolicy.answer_logits = original
+    assert all(p.shape[1] == 3 for p in seen)
+    assert set(torch.cat([p[:, 0] for p in seen]).tolist()) == {0, 1, 2, 3}
+    _, plain = _small_modular_run()
+    assert not np.array_equal(h["entropy"], plain["entropy"])
+
+
+def test_prompt_templates_are_validated():
+    with pytest.raises(ValueError, match="prompt_templates"):
+        rl.GRPOConfig(prompt_templates=0).validate()
+    with pytest.raises(ValueError, match="num_templates"):
+        _bandit(steps=2, prompt_templates=9)  # more templates than the 8-token alphabet
+    with pytest.raises(ValueError, match="templates"):
+        rl.TemplatedTask(rl.ModularTask(5), 2).format(torch.zeros(2, 2, dtype=torch.long), [0, 2])
+    with pytest.raises(TypeError, match="TemplatedTask"):
+        rl.TemplatedTask(rl.TemplatedTask(rl.ModularTask(5), 2), 2)
