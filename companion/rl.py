@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ._validation import (as_array, check_choice, check_fraction, check_int, check_nonnegative,
                           check_positive, is_tensor)
-from .training import History, progress
+from .training import History, progress, train_loop
 
 __all__ = [
     # advantages and losses
@@ -1206,18 +1206,15 @@ def train_grpo(policy, task, config: GRPOConfig | None = None, *, show_progress=
     params = list(policy.parameters())
     opt = (torch.optim.Adam(params, lr=cfg.lr) if cfg.optimizer == "adam"
            else torch.optim.SGD(params, lr=cfg.lr))
-    history = History()
     coef = cfg.entropy_coef
     entropy_hist = None
 
     def evaluate(step):
         res = evaluate_policy(policy, task, n_samples=cfg.eval_samples, ks=cfg.pass_ks, seed=cfg.eval_seed)
-        history.log(step, {f"eval_{k}": v for k, v in res.items()})
+        return {f"eval_{k}": v for k, v in res.items()}
 
-    evaluate(0)
-    from .training import progress_enabled
-    disable = (not progress_enabled()) if show_progress is None else not show_progress
-    for step in progress(range(cfg.steps), desc=f"GRPO ({cfg.intervention})", disable=disable):
+    def grpo_step(step):
+        nonlocal coef, entropy_hist
         rep, answers, rewards, zero_frac, batch_reward = _collect(policy, task, cfg, gen)
         with torch.no_grad():
             old_logp, old_entropy, _ = policy.score(rep, answers)
@@ -1260,13 +1257,13 @@ def train_grpo(policy, task, config: GRPOConfig | None = None, *, show_progress=
             opt.zero_grad()
             loss.backward()
             opt.step()
-        history.log(step + 1, {"reward": batch_reward, "entropy": mean_h, "zero_var": zero_frac,
-                               "clip_low": info["clip_low"], "clip_high": info["clip_high"],
-                               "cov": float(cov.sum() / cov.numel()), "entropy_coef": bonus,
-                               "loss": float(loss.detach())})
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            evaluate(step + 1)
-    return history
+        return {"reward": batch_reward, "entropy": mean_h, "zero_var": zero_frac,
+                "clip_low": info["clip_low"], "clip_high": info["clip_high"],
+                "cov": float(cov.sum() / cov.numel()), "entropy_coef": bonus,
+                "loss": float(loss.detach())}
+
+    return train_loop(grpo_step, cfg.steps, evaluate=evaluate, eval_every=cfg.eval_every,
+                      eval_at=[cfg.steps], desc=f"GRPO ({cfg.intervention})", show_progress=show_progress)
 
 
 @_one_thread()
