@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: install book book-strict test unit nbval browser bench student grade-reference record-outputs clean
+.PHONY: install book book-strict test unit nbval robust parity browser bench student grade-reference record-outputs clean
 
 install: $(STAMP)
 
@@ -38,6 +38,22 @@ unit: install
 
 nbval: install
 	$(PY) -m pytest --nbval-lax book -q -p no:cacheprovider
+
+# The checked cells again at two other base seeds and with two torch threads: a claim that
+# another seed or another thread count reverses fails here (CONTRIBUTING, "Evidence").
+ROBUST_SEEDS ?= 1 2
+robust: install
+	@for seed in $(ROBUST_SEEDS); do \
+	  echo "== nbval with COMPANION_SEED=$$seed COMPANION_THREADS=2"; \
+	  COMPANION_SEED=$$seed COMPANION_THREADS=2 $(PY) -m pytest --nbval-lax book -q -p no:cacheprovider || exit 1; \
+	done
+
+# The companion against the field's reference libraries (SAELens, TRL) on the same inputs.
+# They are installed beside the course with torch held at the version already installed.
+parity: install
+	$(PY) -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/parity-constraints.txt
+	$(PY) -m pip install -q -c $(VENV)/parity-constraints.txt -e ".[parity]"
+	COMPANION_PARITY_REQUIRED=1 $(PY) -m pytest tests/parity -q -p no:cacheprovider
 
 # The built book in Debian's Chromium (headless, driven by Playwright; no browser download):
 # every page offline without console errors, math typeset, images loaded, Colab links,

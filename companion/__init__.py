@@ -1,7 +1,7 @@
 """Companion package of the course *Collapse and Scaling in Deep Learning*.
 
 One module per chapter topic (``neural_collapse``, ``entropy``, ``sae``, ``scaling``,
-``rl``), plus the shared pieces the chapters use (``data``, ``training``, ``widgets``,
+``rl``), plus the shared pieces the chapters use (``data``, ``training``, ``evidence``, ``plotting``, ``widgets``,
 ``exercises``, ``coursework``). Import the module a chapter teaches::
 
     from companion import neural_collapse as nc
@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 __all__ = ["__version__"]
 
 _MODULES = ("neural_collapse", "entropy", "sae", "scaling", "rl", "data", "training",
-            "widgets", "exercises", "coursework")
+            "evidence", "plotting", "widgets", "exercises", "coursework")
 
 
 def __getattr__(name):

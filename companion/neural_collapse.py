@@ -32,6 +32,7 @@ from torch import nn
 
 from ._validation import (as_array, as_labels, check_choice, check_int, check_nonnegative,
                           check_positive, is_tensor)
+from .plotting import pyplot
 from .training import set_seed, train_loop
 
 __all__ = [
@@ -1108,12 +1109,6 @@ def train_mlp_nc(features, labels, *, loss: str = "mse", epochs: int = 500, lr: 
 # ---------------------------------------------------------------------------------------
 # Figures
 # ---------------------------------------------------------------------------------------
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _style_unit_axes(ax, dims: int, limit: float) -> None:
     """Square axes over ``[-limit, limit]`` in 2-D or 3-D, labelled by direction."""
     ax.set_xlim(-limit, limit)
@@ -1147,7 +1142,7 @@ def plot_etf(frame=None, num_classes: int = 4):
     """
     m = simplex_etf(num_classes, seed=0) if frame is None else as_array(frame, "frame", ndim=2)
     c = m.shape[1]
-    plt = _plt()
+    plt = pyplot()
     fig = plt.figure(figsize=(9, 3.8))
     ax1 = fig.add_subplot(1, 2, 1)
     gram = m.T @ m
@@ -1204,7 +1199,7 @@ def plot_nc_history(histories: dict, keys: Sequence[str] = ("train_error", "nc1"
     """
     if not isinstance(histories, dict) or not histories:
         raise TypeError("histories must be a non-empty dict of label -> History")
-    plt = _plt()
+    plt = pyplot()
     cols = 3
     rows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(11, 3.0 * rows), squeeze=False)
@@ -1249,7 +1244,7 @@ def plot_weight_decay_sweep(weight_decays, final_metrics: dict):
         raise ValueError("weight_decays must be positive (they are drawn on a log axis)")
     if not isinstance(final_metrics, dict) or not final_metrics:
         raise TypeError("final_metrics must be a non-empty dict of metric name -> values")
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(final_metrics), figsize=(3.8 * len(final_metrics), 3.3), squeeze=False)
     for ax, (key, values) in zip(axes[0], final_metrics.items()):
         v = as_array(values, f"final_metrics[{key!r}]", ndim=1)
@@ -1276,7 +1271,7 @@ def plot_ufm_check(rows: Sequence[tuple]):
     """
     if not rows:
         raise ValueError("rows must not be empty")
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4.2))
     expected = np.array([r[1] for r in rows], dtype=float)
     got = np.array([r[2] for r in rows], dtype=float)
@@ -1316,7 +1311,7 @@ def plot_minority_collapse(lams, optimised_norms_sq, n_per_class):
         raise ValueError(f"optimised_norms_sq must have shape {(lam.size, n.size)}, got {got.shape}")
     fine = np.linspace(lam.min(), lam.max(), 300)
     theory = np.array([imbalanced_mse_solution(n, l, l).feature_norm_sq for l in fine])
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for k in range(n.size):
         ax.plot(fine, np.sqrt(theory[:, k]), color=f"C{k}", lw=1.2)
@@ -1343,7 +1338,7 @@ def plot_perturbation(betas, nc1_optimised, nc1_inputs):
     got = as_array(nc1_optimised, "nc1_optimised", ndim=1)
     if got.shape != b.shape:
         raise ValueError(f"betas and nc1_optimised must have the same length, got {b.size} and {got.size}")
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.loglog(b, got, marker="o", label="optimised features $H$")
     ax.axhline(float(nc1_inputs), color="gray", ls="--", label="inputs $H_0$")
@@ -1382,7 +1377,7 @@ def plot_geometry(features, labels, weights, ax=None, title: str = "", dims: int
     y = as_labels(y, "labels", num_classes=k)
     dims = check_int(dims, "dims", minimum=2, maximum=3)
     counts = np.bincount(y, minlength=k)
-    plt = _plt()
+    plt = pyplot()
     if ax is None:
         fig = plt.figure(figsize=(4.4, 4.2))
         ax = fig.add_subplot(1, 1, 1, projection="3d" if dims == 3 else None)
@@ -1419,7 +1414,7 @@ def _explorer_frame(num_classes: int, imbalance: float, weight_decay: float, los
     sizes = np.maximum(np.round(20 * imbalance ** (-np.arange(num_classes) / max(num_classes - 1, 1))), 1)
     result = train_ufm(sizes.astype(int), weight_decay, weight_decay, loss=loss, steps=150, seed=0)
     norms = np.sqrt(result.class_feature_norms_sq())
-    plt = _plt()
+    plt = pyplot()
     fig = plt.figure(figsize=(9, 3.9))
     ax1 = fig.add_subplot(1, 2, 1, projection="3d")
     ax2 = fig.add_subplot(1, 2, 2)

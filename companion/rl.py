@@ -26,7 +26,6 @@ Everything chapter 5 computes, in one place:
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -38,7 +37,8 @@ import torch.nn.functional as F
 
 from ._validation import (as_array, check_choice, check_fraction, check_int, check_nonnegative,
                           check_positive, is_tensor)
-from .training import History, progress, train_loop
+from .plotting import subplots
+from .training import History, progress, thread_limit, train_loop
 
 __all__ = [
     # advantages and losses
@@ -81,22 +81,6 @@ def _as_tensor(x, name: str, *, ndim=None, dtype=torch.float64) -> torch.Tensor:
             raise ValueError(f"{name} contains NaN or infinite values")
         return x
     return torch.as_tensor(as_array(x, name, ndim=ndim), dtype=dtype)
-
-
-class _one_thread(contextlib.ContextDecorator):
-    """Run tiny-tensor work on one CPU thread (restored afterwards).
-
-    The chapter's policies have a few thousand parameters: multi-threaded kernels only add
-    synchronisation, which on a busy machine slows a run down several times.
-    """
-
-    def __enter__(self):
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.threads)
-        return False
 
 
 def _like_input(result: torch.Tensor, original):
@@ -938,7 +922,7 @@ class GRUPolicy(_Policy):
         return self.head(hidden[:, P:P + L])
 
 
-@_one_thread()
+@thread_limit()
 def supervised_warm_start(policy, task, *, steps: int = 200, batch_size: int = 128, lr: float = 3e-3,
                           seed: int = 0, prompt_templates: int = 1) -> list[float]:
     r"""A short supervised phase on random correct answers (the "SFT" before RL).
@@ -1012,7 +996,7 @@ def pass_at_k(n, c, k: int):
     return float(out.ravel()[0]) if scalar else out
 
 
-@_one_thread()
+@thread_limit()
 @torch.no_grad()
 def evaluate_policy(policy, task, *, n_samples: int = 32, ks=(1, 4, 32), seed: int = 1234) -> dict:
     r"""pass@k, reward, token entropy and distinct correct answers on every prompt of ``task``.
@@ -1180,7 +1164,7 @@ def _collect(policy, task, cfg: GRPOConfig, gen):
     return rep, answers, rewards, zero_frac, first_reward
 
 
-@_one_thread()
+@thread_limit()
 def train_grpo(policy, task, config: GRPOConfig | None = None, *, show_progress=None,
                **overrides) -> History:
     r"""GRPO-family training with every entropy intervention of the chapter as an option.
@@ -1266,7 +1250,7 @@ def train_grpo(policy, task, config: GRPOConfig | None = None, *, show_progress=
                       eval_at=[cfg.steps], desc=f"GRPO ({cfg.intervention})", show_progress=show_progress)
 
 
-@_one_thread()
+@thread_limit()
 def bandit_entropy_trace(task: BanditTask | None = None, *, steps: int = 200, lr: float = 0.1,
                          group_size: int = 8, seed: int = 0) -> dict:
     r"""Sampled GRPO on a bandit with plain SGD, recording each step's entropy change.
@@ -1317,18 +1301,11 @@ def _adv_scale(r, p):
 # ----------------------------------------------------------------------------------------
 # figures
 # ----------------------------------------------------------------------------------------
-def _subplots(ncols, width=4.2, height=3.2):
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
-    return fig, axes[0]
-
-
 def plot_training_curves(history: History, *, title: str = ""):
     """Entropy, reward and pass@k of one :func:`train_grpo` run, side by side."""
     if not isinstance(history, History):
         raise TypeError(f"history must be a History, got {type(history).__name__}")
-    fig, (ax_h, ax_r, ax_p) = _subplots(3)
+    fig, (ax_h, ax_r, ax_p) = subplots(3, width=4.2, height=3.2)
     ax_h.plot(history.steps("entropy"), history["entropy"])
     ax_h.set(xlabel="RL step", ylabel="token entropy (nats)", title="entropy")
     ax_r.plot(history.steps("reward"), history["reward"], alpha=0.5, label="batch reward")
@@ -1352,7 +1329,7 @@ def plot_entropy_prediction(trace: dict):
     for key in ("entropy", "measured", "first_order"):
         if key not in trace:
             raise ValueError(f"trace must contain {key!r} (use bandit_entropy_trace)")
-    fig, (ax_h, ax_s) = _subplots(2, width=4.6)
+    fig, (ax_h, ax_s) = subplots(2, width=4.6, height=3.2)
     ax_h.plot(trace["entropy"])
     ax_h.set(xlabel="step", ylabel="entropy H (nats)", title="GRPO on a softmax bandit")
     ax_s.scatter(trace["first_order"], trace["measured"], s=8, label="-Cov(log pi, dz) of the step")
@@ -1380,7 +1357,7 @@ def plot_pass_at_k(histories: dict, *, ks=None):
     if ks is not None:
         keys = [k for k in keys if int(k.split("@")[1]) in ks]
     kk = [int(k.split("@")[1]) for k in keys]
-    fig, (ax,) = _subplots(1, width=5.0, height=3.6)
+    fig, (ax,) = subplots(1, width=5.0, height=3.6)
     ax.plot(kk, [first[k][0] for k in keys], "k--o", label="warm start (before RL)")
     for label, h in histories.items():
         ax.plot(kk, [h[k][-1] for k in keys], "o-", label=label)
@@ -1395,7 +1372,7 @@ def plot_interventions(histories: dict):
     """Each intervention side by side: entropy, pass@1 and the largest pass@k over training."""
     if not histories:
         raise ValueError("histories must not be empty")
-    fig, (ax_h, ax_1, ax_k) = _subplots(3, width=4.3, height=3.4)
+    fig, (ax_h, ax_1, ax_k) = subplots(3, width=4.3, height=3.4)
     for i, (label, h) in enumerate(histories.items()):
         kmax = max((k for k in h.keys() if k.startswith("eval_pass@")), key=lambda k: int(k.split("@")[1]))
         style = dict(label=label, ls="-" if i < 10 else "--")  # the colour cycle has 10 colours
@@ -1416,7 +1393,7 @@ def plot_entropy_performance(H, R, fit: EntropyPerformanceFit | None = None, *, 
     H = as_array(H, "H", ndim=1)
     R = as_array(R, "R", ndim=1)
     fit = fit_entropy_performance(H, R) if fit is None else fit
-    fig, (ax,) = _subplots(1, width=5.0, height=3.6)
+    fig, (ax,) = subplots(1, width=5.0, height=3.6)
     if labels is None:
         ax.scatter(H, R, s=14, label="runs")
     else:
@@ -1483,7 +1460,7 @@ def rl_explorer():
 
     def draw(eta, group_size, eps_high, entropy_coef, intervention):
         H, R = _bandit_run(eta, group_size, eps_high, entropy_coef, intervention)
-        fig, (ax_h, ax_r) = _subplots(2, width=4.2, height=3.0)
+        fig, (ax_h, ax_r) = subplots(2, width=4.2, height=3.0)
         ax_h.plot(np.arange(1, len(H) + 1), H)
         ax_h.axhline(math.log(8), color="gray", ls=":", lw=1)
         ax_h.set(xlabel="step", ylabel="entropy (nats)", ylim=(0, 2.2), title="policy entropy")

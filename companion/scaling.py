@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import itertools
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import wraps
 from typing import Callable
 
 import numpy as np
-import scipy.linalg  # noqa: F401  (load scipy's BLAS before _single_thread limits it)
+import scipy.linalg  # noqa: F401  (load scipy's BLAS before thread_limit limits it)
 import scipy.optimize  # noqa: F401
 
 from ._validation import as_array, check_int, check_nonnegative, check_positive, check_choice
-from .training import progress
+from .plotting import subplots
+from .training import progress, thread_limit
 
 __all__ = [
     "PowerLawFit", "power_law_fit",
@@ -48,38 +47,6 @@ __all__ = [
     "plot_approach2_bias", "plot_chinchilla_fits", "plot_bootstrap",
     "scaling_explorer",
 ]
-
-
-def _one_thread(fn):
-    """Decorator: run ``fn`` inside :func:`_single_thread`."""
-
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        with _single_thread():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-@contextmanager
-def _single_thread():
-    """Run small dense computations on one thread (BLAS, OpenMP and torch).
-
-    The fits and simulations of this module work on arrays of a few hundred entries, where
-    multithreaded BLAS only adds synchronisation, and on a shared machine oversubscribed
-    threads spin: one thread is several times faster there and no slower elsewhere.
-    """
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(previous)
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -132,7 +99,7 @@ def _power_law_inner(log_x, y, alpha, fit_l_inf):
     return coef, residual
 
 
-@_one_thread
+@thread_limit()
 def power_law_fit(x, y, *, fit_l_inf: bool = True, alpha_bounds=(1e-3, 5.0)) -> PowerLawFit:
     """Fit the saturating power law ``L(x) = L_inf + (x0 / x)^alpha`` of Henighan et al. (2020).
 
@@ -477,7 +444,7 @@ def _budget_groups(N, D, decimals=3):
     return group
 
 
-@_one_thread
+@thread_limit()
 def fit_approach2(N, D, loss, groups=None) -> ScalingFit:
     """Chinchilla Approach 2: IsoFLOP parabolas (Hoffmann et al., 2022, §3.2).
 
@@ -604,7 +571,7 @@ def _theta_to_params(theta) -> ChinchillaParams:
                             alpha=float(alpha), beta=float(beta))
 
 
-@_one_thread
+@thread_limit()
 def fit_approach3(N, D, loss, starts=None, *, delta: float = 1e-3, show_progress=None) -> ScalingFit:
     """Chinchilla Approach 3: a robust direct fit of the loss surface from a grid of starts.
 
@@ -746,7 +713,7 @@ def _vp_inner(exponents, log_n, log_d, loss, delta=None):
     return coef, residual, value
 
 
-@_one_thread
+@thread_limit()
 def fit_variable_projection(N, D, loss, *, robust: bool = True, delta: float = 1e-3,
                             alpha_grid=None, beta_grid=None) -> ScalingFit:
     """Fit the Chinchilla surface by variable projection (Golub and Pereyra, 1973).
@@ -858,7 +825,7 @@ class BootstrapResult:
         return values
 
 
-@_one_thread
+@thread_limit()
 def bootstrap(fit: Callable, N, D, loss, *, n_resamples: int = 100, budget: float = 1e24,
               level: float = 0.95, strata=None, seed: int = 0, show_progress=None,
               **fit_kwargs) -> BootstrapResult:
@@ -972,7 +939,7 @@ def _teacher_student_once(seed, trial, spectrum, n_train, n_features, noise, rid
     return float(diff @ (spectrum * diff))
 
 
-@_one_thread
+@thread_limit()
 def teacher_student_risk(n_train, spectrum, *, n_features=None, noise: float = 0.0,
                          ridge: float = 1e-8, trials: int = 4, seed: int = 0) -> float:
     """Excess test risk of ridge regression in a linear teacher-student model.
@@ -1006,7 +973,7 @@ def teacher_student_risk(n_train, spectrum, *, n_features=None, noise: float = 0
                           for t in range(trials)]))
 
 
-@_one_thread
+@thread_limit()
 def teacher_student_sweep(n_values, spectrum, *, n_features=None, noise: float = 0.0,
                           ridge: float = 1e-8, trials: int = 4, seed: int = 0) -> np.ndarray:
     """:func:`teacher_student_risk` for every ``n`` in ``n_values`` (same seed for each)."""
@@ -1075,7 +1042,7 @@ def _sweep_target(input_dim, num_terms, frequency, generator):
     return lambda x: (target(x) - mean) / std
 
 
-@_one_thread
+@thread_limit()
 def training_sweep(widths=(4, 8, 16, 32, 64), *, steps: int = 1500, batch_size: int = 128,
                    lr: float = 1e-2, input_dim: int = 4, noise: float = 0.1,
                    checkpoints: int = 12, min_samples: int = 5_000, frequency: float = 0.7,
@@ -1158,17 +1125,10 @@ def training_sweep(widths=(4, 8, 16, 32, 64), *, steps: int = 1500, batch_size: 
 # ---------------------------------------------------------------------------------------
 # Figures (one function per figure, each returns the Figure)
 # ---------------------------------------------------------------------------------------
-def _new_figure(ncols=1, width=5.0, height=3.8):
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
-    return fig, axes[0]
-
-
 def plot_power_law_fit(x, y, fit: PowerLawFit, *, xlabel: str = "scale x", ylabel: str = "loss"):
     """Data and a fitted :class:`PowerLawFit` on log-log axes, with ``L_inf`` dashed."""
     x, y = as_array(x, "x", ndim=1), as_array(y, "y", ndim=1)
-    fig, (ax,) = _new_figure()
+    fig, (ax,) = subplots(width=5.0, height=3.8)
     grid = np.geomspace(x.min(), x.max(), 200)
     ax.loglog(x, y, "o", label="data")
     ax.loglog(grid, fit.predict(grid), "-",
@@ -1190,7 +1150,7 @@ def plot_teacher_student(n_values, curves: dict, *, reference_slope=None, xlabel
     power law ``n^slope`` through the first curve's first point.
     """
     n_values = as_array(n_values, "n_values", ndim=1)
-    fig, (ax,) = _new_figure()
+    fig, (ax,) = subplots(width=5.0, height=3.8)
     for label, risks in curves.items():
         ax.loglog(n_values, as_array(risks, "curves"), "o-", label=label)
     if reference_slope is not None:
@@ -1211,7 +1171,7 @@ def plot_training_sweep(sweep: SweepResult, fit: ScalingFit, budgets=None):
 
     if fit.params is None:
         raise ValueError("fit must be a direct fit (with params)")
-    fig, (ax, bx) = _new_figure(2)
+    fig, (ax, bx) = subplots(2, width=5.0, height=3.8)
     colors = plt.cm.viridis(np.linspace(0, 0.9, np.unique(sweep.width).size))
     for color, w in zip(colors, np.unique(sweep.width)):
         m = sweep.width == w
@@ -1249,7 +1209,7 @@ def plot_isoflop_fits(data: IsoflopData, fit: ScalingFit, params: ChinchillaPara
     """IsoFLOP curves with their parabolas (in log D) and vertices; true optima as stars."""
     import matplotlib.pyplot as plt
 
-    fig, (ax,) = _new_figure(width=6)
+    fig, (ax,) = subplots(width=6, height=3.8)
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(data.budgets)))
     for g, (C, color) in enumerate(zip(data.budgets, colors)):
         m = data.group == g
@@ -1276,7 +1236,7 @@ def plot_approach2_bias(widths, errors: dict):
     """Approach 2's relative error in extrapolated ``D*`` (percent) against the grid's
     half-width factor, one line per label in ``errors``."""
     widths = as_array(widths, "widths", ndim=1)
-    fig, (ax,) = _new_figure()
+    fig, (ax,) = subplots(width=5.0, height=3.8)
     for label, values in errors.items():
         ax.semilogx(widths, 100 * as_array(values, "errors"), "o-", label=label)
     ax.axhline(0, color="gray", lw=0.8)
@@ -1291,7 +1251,7 @@ def plot_approach2_bias(widths, errors: dict):
 def plot_chinchilla_fits(data, fits: dict, compute=(1e18, 1e26)):
     """Left: the Chinchilla points (loss vs N, colour = compute). Right: the compute-optimal
     ``N*(C)`` implied by each fit in ``fits`` (label -> ScalingFit or ChinchillaParams)."""
-    fig, (ax, bx) = _new_figure(2)
+    fig, (ax, bx) = subplots(2, width=5.0, height=3.8)
     sc = ax.scatter(data.N, data.loss, c=np.log10(data.C), s=8, cmap="viridis")
     fig.colorbar(sc, ax=ax, label="log10 C (FLOP)")
     ax.set_xscale("log")
@@ -1314,7 +1274,7 @@ def plot_chinchilla_fits(data, fits: dict, compute=(1e18, 1e26)):
 def plot_bootstrap(results: dict, name: str = "N_opt", truth=None):
     """Histograms of bootstrap replicates of ``name`` (one per label in ``results``),
     with the true value as a vertical line."""
-    fig, (ax,) = _new_figure()
+    fig, (ax,) = subplots(width=5.0, height=3.8)
     for label, result in results.items():
         values = result._values(name)
         ax.hist(values, bins=25, alpha=0.6, label=label)
@@ -1340,7 +1300,7 @@ def _explorer_draw(alpha, beta, width, noise):
                                     beta_grid=np.linspace(0.1, 0.8, 15))
     grid = np.geomspace(1e17, 1e25, 60)
     truth = compute_optimal(grid, params)[0]
-    fig, (ax,) = _new_figure(width=6)
+    fig, (ax,) = subplots(width=6, height=3.8)
     ax.semilogx(grid, 100 * (fit2.optimal(grid)[0] / truth - 1), label="Approach 2 (parabolas)")
     ax.semilogx(grid, 100 * (fitvp.optimal(grid)[0] / truth - 1), label="variable projection")
     ax.axvspan(1e17, 1e21, color="0.9", label="fitted budgets")

@@ -15,6 +15,7 @@ the book build set it, so outputs are stable).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from typing import Callable, Iterable, Mapping
@@ -24,21 +25,112 @@ import torch
 
 from ._validation import check_int
 
-__all__ = ["set_seed", "get_device", "progress", "progress_enabled", "History", "train_loop"]
+__all__ = ["SEED_ENV", "THREADS_ENV", "base_seed", "set_seed", "seeds", "set_threads", "thread_limit",
+           "get_device", "progress", "progress_enabled", "History", "train_loop", "run_seeds"]
+
+#: The environment variable holding the base seed of every chapter (default 0).
+SEED_ENV = "COMPANION_SEED"
+#: The environment variable that overrides the number of torch threads a chapter uses.
+THREADS_ENV = "COMPANION_THREADS"
 
 
-def set_seed(seed: int = 0) -> int:
+def _env_int(variable: str, default: int, minimum: int) -> int:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"the environment variable {variable} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"the environment variable {variable} must be >= {minimum}, got {value}")
+    return value
+
+
+def base_seed() -> int:
+    """The base seed of a chapter: ``COMPANION_SEED`` from the environment, default 0.
+
+    ``make robust`` re-runs every chapter with ``COMPANION_SEED=1`` and ``=2``: a claim
+    that holds only at the default seed is not a claim.
+    """
+    return _env_int(SEED_ENV, 0, 0)
+
+
+def set_seed(seed: int | None = None) -> int:
     """Seed Python's ``random``, numpy and torch (CPU and CUDA) so runs repeat exactly.
 
-    Returns the seed, so a notebook can print what it used.
+    Parameters
+    ----------
+    seed : int, optional
+        The seed; by default :func:`base_seed` (``COMPANION_SEED``, default 0).
+
+    Returns the seed, so a notebook can print what it used and derive the others from it.
     """
-    seed = check_int(seed, "seed", minimum=0)
+    seed = base_seed() if seed is None else check_int(seed, "seed", minimum=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
     return seed
+
+
+def seeds(n: int, base: int | None = None) -> list[int]:
+    """``n`` seeds for the independent runs behind one claim, derived from the base seed.
+
+    Seed ``k`` of base ``b`` is ``1000 b + k``, so the default base 0 gives ``0, 1, 2, ...``
+    and the seed sets of different bases never overlap.
+
+    >>> seeds(3, base=0), seeds(3, base=2)
+    ([0, 1, 2], [2000, 2001, 2002])
+    """
+    n = check_int(n, "n", minimum=1)
+    base = base_seed() if base is None else check_int(base, "base", minimum=0)
+    return [1000 * base + k for k in range(n)]
+
+
+def set_threads(default: int | None = None) -> int:
+    """Set the number of torch threads: ``COMPANION_THREADS`` if set, else ``default``.
+
+    ``default`` is ``min(2, number of CPUs)`` when not given. Chapters whose models are
+    tiny pass ``1`` (a second thread costs more in synchronisation than it saves);
+    ``make robust`` sets ``COMPANION_THREADS=2`` so that the checked claims are also run
+    with another thread count, hence other floating-point reductions. Returns the number.
+    """
+    if default is None:
+        default = min(2, os.cpu_count() or 1)
+    default = check_int(default, "default", minimum=1)
+    threads = _env_int(THREADS_ENV, default, 1)
+    torch.set_num_threads(threads)
+    return threads
+
+
+class thread_limit(contextlib.ContextDecorator):
+    """Run small dense work on few threads (torch, BLAS and OpenMP), restored afterwards.
+
+    The fits and tiny models of the course work on arrays of a few hundred entries, where
+    multithreaded kernels only add synchronisation: on a shared machine one thread is
+    several times faster. Use it as ``with thread_limit():`` or as a decorator
+    ``@thread_limit()``. The limit is ``threads`` when given, else ``COMPANION_THREADS``
+    when set, else 1.
+    """
+
+    def __init__(self, threads: int | None = None):
+        self.threads = None if threads is None else check_int(threads, "threads", minimum=1)
+
+    def __enter__(self):
+        from threadpoolctl import threadpool_limits
+
+        limit = self.threads if self.threads is not None else _env_int(THREADS_ENV, 1, 1)
+        self._previous = torch.get_num_threads()
+        torch.set_num_threads(limit)
+        self._pool = threadpool_limits(limits=limit)
+        return self
+
+    def __exit__(self, *exc):
+        self._pool.restore_original_limits()
+        torch.set_num_threads(self._previous)
+        return False
 
 
 def get_device(prefer_gpu: bool = True) -> torch.device:
@@ -171,3 +263,17 @@ def train_loop(step: Callable[[int], Mapping[str, float] | None], num_steps: int
             if values and "loss" in values:
                 bar.set_postfix(loss=f"{float(values['loss']):.4g}", refresh=False)
     return history
+
+
+def run_seeds(run: Callable[[int], object], seed_list: Iterable[int], *, desc: str = "seeds") -> list:
+    """``[run(seed) for seed in seed_list]`` with a progress bar: the runs behind one claim.
+
+    Prefer training the seeds together (one model with a batch dimension over independent
+    copies) where the chapter's model allows it; this is the plain loop for the rest.
+    """
+    if not callable(run):
+        raise TypeError(f"run must be callable, got {type(run).__name__}")
+    seed_list = [check_int(s, "seed_list", minimum=0) for s in seed_list]
+    if not seed_list:
+        raise ValueError("seed_list must contain at least one seed")
+    return [run(seed) for seed in progress(seed_list, desc=desc)]

@@ -79,6 +79,31 @@ def test_colab_install_cell_points_at_this_repository_and_release(path):
     assert 'if "google.colab" in sys.modules' in src, "the install must run only in Colab"
     first_code = next(c for c in nb.cells if c.cell_type == "code")
     assert first_code is setup, "the setup cell must be the first code cell"
+    # %pip (not subprocess) so that Colab notices the install and offers a restart.
+    assert re.search(r'^    %pip install -q "collapse-scaling-companion @ git\+', src, re.M), (
+        f"{path.name}: the Colab install must use %pip")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_takes_its_seed_and_threads_from_the_environment(path):
+    """One seed knob (COMPANION_SEED) and one thread knob (COMPANION_THREADS) per chapter:
+    the setup cell calls set_seed() and set_threads(...) and no cell sets threads itself."""
+    nb = nbformat.read(path, as_version=4)
+    code = [_source(c) for c in nb.cells if c.cell_type == "code"]
+    assert re.search(r"^SEED = set_seed\(\)", code[0], re.M), f"{path.name}: setup must call set_seed()"
+    assert re.search(r"^set_threads\(", code[0], re.M), f"{path.name}: setup must call set_threads()"
+    for src in code:
+        assert "torch.set_num_threads" not in src, f"{path.name}: use set_threads in the setup cell"
+        assert not re.search(r"set_seed\(\d", src), f"{path.name}: seeds derive from SEED, not literals"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_solution_cells_fold_in_colab(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "solution" in cell.metadata.get("tags", []):
+            assert cell.metadata.get("cellView") == "form", f"{path.name}: solution cell without cellView form"
+            assert _source(cell).startswith("# @title Solution"), f"{path.name}: solution without # @title"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
