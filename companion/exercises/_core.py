@@ -36,12 +36,17 @@ RESULTS_ENV = "COMPANION_RESULTS"
 registry: dict[str, dict] = {}
 
 
-def register(exercise_id: str, points: int, chapter: str):
-    """Decorator recording a check function in :data:`registry` (used by the grader)."""
+def register(exercise_id: str, points: int, chapter: str, implements: tuple[str, ...] = ()):
+    """Decorator recording a check function in :data:`registry` (used by the grader).
+
+    ``implements`` names the companion functions the exercise asks the student to write
+    (dotted paths such as ``"companion.neural_collapse.nc_metrics"``): a student function
+    that reaches one of them does not earn the points.
+    """
 
     def wrap(fn):
         registry[exercise_id] = {"points": points, "chapter": chapter, "check": fn.__name__,
-                                 "module": fn.__module__}
+                                 "module": fn.__module__, "implements": tuple(implements)}
         fn.exercise_id = exercise_id
         fn.points = points
         return fn
