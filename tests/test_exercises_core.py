@@ -58,3 +58,147 @@ def test_expect_raises():
     with pytest.raises(AssertionError):
         with ExerciseCheck("demo-raise", points=1) as ex:
             ex.expect_raises("positive", strict, 1)
+
+
+# --------------------------------------------------------------------------------------
+# implements=: a check fails when the student's function reaches the course's answer
+# --------------------------------------------------------------------------------------
+
+import sys  # noqa: E402
+import types  # noqa: E402
+
+from companion.exercises import _core, load_all, register, registry  # noqa: E402
+
+_DEMO_SOURCE = '''
+
+def slope(x, y):
+    """The answer the exercise asks for: least-squares slope."""
+    x = x - x.mean()
+    return float((x * (y - y.mean())).sum() / (x * x).sum())
+
+def fit_report(x, y):
+    """Another companion function that uses slope internally."""
+    return {"slope": slope(x, y), "n": len(x)}
+
+def mean(x):
+    """A companion helper the student may use."""
+    return float(sum(x) / len(x))
+
+
+class Fitter:
+    def fit(self, x, y):
+        return slope(x, y)
+'''
+
+
+@pytest.fixture()
+def demo(monkeypatch):
+    """A fake ``companion._demo_fit`` module and an exercise that implements its ``slope``."""
+    module = types.ModuleType("companion._demo_fit")
+    exec(compile(_DEMO_SOURCE, "_demo_fit.py", "exec"), module.__dict__)
+    monkeypatch.setitem(sys.modules, "companion._demo_fit", module)
+
+    @register("demo-slope", points=2, chapter="demo", implements=("companion._demo_fit.slope",))
+    def check_slope(student_slope):
+        rng = np.random.default_rng(0)
+        with ExerciseCheck("demo-slope", points=2, hint="cov(x, y) / var(x)") as ex:
+            for n in (5, 50):
+                x, y = rng.standard_normal(n), rng.standard_normal(n)
+                ex.expect_close(f"n={n}", ex.call(f"n={n}", student_slope, x, y), module.slope(x, y))
+
+    yield module, check_slope
+    registry.pop("demo-slope", None)
+    _core._FORBIDDEN.pop("demo-slope", None)
+
+
+def _verdict(check, fn, capsys):
+    try:
+        check(fn)
+    except AssertionError as err:
+        capsys.readouterr()
+        return str(err)
+    capsys.readouterr()
+    return "passed"
+
+
+def test_honest_solutions_pass_even_with_other_companion_functions(demo, capsys):
+    module, check = demo
+
+    def honest(x, y):
+        dx = x - module.mean(x)  # another function of the same module: allowed
+        return float((dx * (y - y.mean())).sum() / (dx * dx).sum())
+
+    assert _verdict(check, honest, capsys) == "passed"
+    assert _verdict(check, lambda x, y: float(np.polyfit(x, y, 1)[0]), capsys) == "passed"
+
+
+def test_every_way_of_reaching_the_answer_fails_with_the_reason(demo, capsys):
+    module, check = demo
+    import importlib
+
+    alias = module.slope                                   # from companion._demo_fit import slope as s
+    attribute = importlib.import_module("companion._demo_fit")
+
+    def helper(x, y):                                      # the student's own helper calls it
+        return alias(x, y)
+
+    def captured(f=module.slope):                          # hidden in a default argument / closure
+        return lambda x, y: f(x, y)
+
+    cases = {
+        "direct alias": lambda x, y: alias(x, y),
+        "module attribute": lambda x, y: attribute.slope(x, y),
+        "student helper": lambda x, y: helper(x, y),
+        "closure": captured(),
+        "getattr by string": lambda x, y: getattr(attribute, "sl" + "ope")(x, y),
+        "class method": lambda x, y: module.Fitter().fit(x, y),
+        "caught exception": lambda x, y: (alias(x, y), 1 / 0)[0],
+    }
+    for name, fn in cases.items():
+        message = _verdict(check, fn, capsys)
+        assert "your function calls companion._demo_fit.slope" in message, (name, message)
+        assert "write it yourself" in message
+
+
+def test_reaching_the_answer_through_another_companion_function_counts(demo, capsys):
+    module, check = demo
+    message = _verdict(check, lambda x, y: module.fit_report(x, y)["slope"], capsys)
+    assert "companion._demo_fit.slope (through companion._demo_fit.fit_report)" in message
+
+
+def test_the_checks_own_reference_functions_are_forbidden_too(capsys, monkeypatch, tmp_path):
+    from companion.exercises import scaling as ex
+
+    if not hasattr(ex, "reference_parabola_vertex"):
+        pytest.skip("the scaling checks have no reference_parabola_vertex any more")
+    shortcut = lambda log10_d, loss: ex.reference_parabola_vertex(log10_d, loss)  # noqa: E731
+    message = _verdict(ex.check_parabola_vertex, shortcut, capsys)
+    assert "reference_parabola_vertex" in message and "write it yourself" in message
+    # handed in as such, it passes in unit tests, but not under the grader
+    assert _verdict(ex.check_parabola_vertex, ex.reference_parabola_vertex, capsys) == "passed"
+    monkeypatch.setenv("COMPANION_RESULTS", str(tmp_path / "r.jsonl"))
+    assert "write it yourself" in _verdict(ex.check_parabola_vertex, ex.reference_parabola_vertex, capsys)
+
+
+def test_the_watch_is_removed_after_the_call(demo, capsys):
+    module, check = demo
+    before = sys.getprofile()
+    _verdict(check, lambda x, y: module.slope(x, y), capsys)
+    assert sys.getprofile() is before
+
+
+def test_every_registered_implements_name_resolves():
+    """A typo in ``implements=`` would silently switch the guard off: every name must
+    resolve to a function or class, and it must have code to watch."""
+    for ex_id, info in load_all().items():
+        for name in info.get("implements", ()):
+            assert name.startswith("companion."), f"{ex_id}: {name} is not a companion function"
+            obj = _core.resolve_implements(name)
+            assert _core._code_objects(obj), f"{ex_id}: {name} has no Python code to watch"
+
+
+def test_register_rejects_bad_implements():
+    with pytest.raises(ValueError, match="implements"):
+        register("demo-bad", points=1, chapter="demo", implements=("slope",))
+    with pytest.raises(ValueError, match="no attribute"):
+        _core.resolve_implements("companion.scaling.no_such_function")

@@ -10,6 +10,17 @@ also appends one JSON line to it::
 The grader (``python -m companion grade``) reads that file instead of scraping outputs,
 so reordered or deleted cells cannot confuse it.
 
+A check cannot be passed by calling the course's own answer: ``register(...,
+implements=(...))`` names the companion functions the exercise asks the student to write,
+and while :meth:`ExerciseCheck.call` runs the student's function a profiler hook
+(:func:`sys.setprofile`) watches for the code objects of those functions, and of the
+``reference_*`` functions of the check's own module. Reaching any of them fails the case
+with a message naming the function and the path, however it was reached: a direct call,
+an alias (``from companion.scaling import compute_optimal as co``), a module attribute
+(``scaling.compute_optimal``), or another function (the student's helper, or another
+companion function that calls it internally: that is the same answer, so it counts
+too). Every other companion function stays usable.
+
 Writing a check::
 
     def check_nc1(student_nc1):
@@ -21,14 +32,20 @@ Writing a check::
 
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
 import json
 import os
+import sys
 import traceback
+import warnings
 from typing import Callable
 
 import numpy as np
 
-__all__ = ["ExerciseCheck", "ExerciseFailed", "RESULTS_ENV", "registry", "register"]
+__all__ = ["ExerciseCheck", "ExerciseFailed", "RESULTS_ENV", "registry", "register",
+           "forbidden_functions", "resolve_implements"]
 
 RESULTS_ENV = "COMPANION_RESULTS"
 
@@ -40,18 +57,155 @@ def register(exercise_id: str, points: int, chapter: str, implements: tuple[str,
     """Decorator recording a check function in :data:`registry` (used by the grader).
 
     ``implements`` names the companion functions the exercise asks the student to write
-    (dotted paths such as ``"companion.neural_collapse.nc_metrics"``): a student function
-    that reaches one of them does not earn the points.
+    (dotted paths such as ``"companion.neural_collapse.nc_metrics"``; a class names all
+    its methods): a student function that reaches one of them, by any path, fails the
+    check (see :func:`forbidden_functions`).
     """
+    if isinstance(implements, str):
+        implements = (implements,)
+    for name in implements:
+        if not isinstance(name, str) or "." not in name:
+            raise ValueError(f"implements must be dotted names such as 'companion.scaling.compute_optimal', "
+                             f"got {name!r}")
 
     def wrap(fn):
         registry[exercise_id] = {"points": points, "chapter": chapter, "check": fn.__name__,
                                  "module": fn.__module__, "implements": tuple(implements)}
+        _FORBIDDEN.pop(exercise_id, None)
         fn.exercise_id = exercise_id
         fn.points = points
         return fn
 
     return wrap
+
+
+#: exercise id -> {code object: dotted name}, filled on first use by :func:`forbidden_functions`
+_FORBIDDEN: dict[str, dict] = {}
+
+
+def resolve_implements(name: str):
+    """The object a dotted name such as ``"companion.scaling.compute_optimal"`` points to.
+
+    The longest importable module prefix is imported and the rest is read as attributes
+    (so ``"companion.sae.TopKSAE.encode"`` works). Raises ``ValueError`` naming the part
+    that does not exist.
+    """
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            try:
+                obj = getattr(obj, attr)
+            except AttributeError:
+                raise ValueError(f"implements name {name!r}: {'.'.join(parts[:cut])} has no "
+                                 f"attribute {attr!r}") from None
+        return obj
+    raise ValueError(f"implements name {name!r}: no importable module in it")
+
+
+def _code_objects(obj, seen=None) -> list:
+    """The code objects that running ``obj`` enters first: a function's own code (through
+    decorators and ``functools.wraps``), every method of a class, a property's accessors."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, (staticmethod, classmethod)):
+        return _code_objects(obj.__func__, seen)
+    if isinstance(obj, property):
+        return [c for f in (obj.fget, obj.fset, obj.fdel) if f is not None for c in _code_objects(f, seen)]
+    if isinstance(obj, functools.partial):
+        return _code_objects(obj.func, seen)
+    if inspect.isclass(obj):
+        return [c for member in vars(obj).values() for c in _code_objects(member, seen)]
+    codes = []
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        codes.append(code)
+    if getattr(obj, "__wrapped__", None) is not None:
+        codes += _code_objects(obj.__wrapped__, seen)
+    if inspect.ismethod(obj):
+        codes += _code_objects(obj.__func__, seen)
+    return codes
+
+
+def forbidden_functions(exercise_id: str) -> dict:
+    """The functions a student's solution of ``exercise_id`` must not reach.
+
+    They are the functions named by ``register(..., implements=...)`` and the
+    ``reference_*`` functions of the module that holds the exercise's check (the check's
+    own answer; outside the grader a check called with such a reference function itself
+    passes, so that unit tests can hand it in). Returns ``{code object: dotted name}``; names that do not resolve are
+    skipped with a warning (``tests/test_exercises_core.py`` fails on them).
+    """
+    if exercise_id in _FORBIDDEN:
+        return _FORBIDDEN[exercise_id]
+    info = registry.get(exercise_id)
+    found: dict = {}
+    if info is not None:
+        for name in info.get("implements", ()):
+            try:
+                obj = resolve_implements(name)
+            except ValueError as err:
+                warnings.warn(str(err), stacklevel=2)
+                continue
+            for code in _code_objects(obj):
+                found.setdefault(code, name)
+        module = sys.modules.get(info.get("module", ""))
+        for attr, obj in vars(module).items() if module is not None else ():
+            if attr.startswith("reference_") and callable(obj) and \
+                    getattr(obj, "__module__", None) == module.__name__:
+                for code in _code_objects(obj):
+                    found.setdefault(code, f"{module.__name__}.{attr}")
+    _FORBIDDEN[exercise_id] = found
+    return found
+
+
+class _Watch:
+    """Context manager: while active, records every entry into one of ``codes`` (and the
+    companion functions the call went through on its way there) with :func:`sys.setprofile`.
+    The student's code runs to its end either way; the verdict is read afterwards."""
+
+    def __init__(self, codes: dict):
+        self.codes = codes
+        self.hits: list[tuple[str, list[str]]] = []
+
+    def _hook(self, frame, event, arg):
+        if event == "call" and frame.f_code in self.codes:
+            path, caller = [], frame.f_back
+            while caller is not None:
+                module = caller.f_globals.get("__name__", "")
+                if caller.f_code in self.codes:  # reached through another forbidden one
+                    return
+                if not module.startswith("companion.") or module.startswith("companion.exercises"):
+                    break
+                path.append(f"{module}.{getattr(caller.f_code, 'co_qualname', caller.f_code.co_name)}")
+                caller = caller.f_back
+            hit = (self.codes[frame.f_code], path[::-1])
+            if hit not in self.hits:
+                self.hits.append(hit)
+        if self.previous is not None:
+            self.previous(frame, event, arg)
+
+    def __enter__(self):
+        self.previous = sys.getprofile() if self.codes else None
+        if self.codes:
+            sys.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        if self.codes:
+            sys.setprofile(self.previous)
+        return False
+
+    def message(self) -> str:
+        name, path = self.hits[0]
+        via = f" (through {' -> '.join(path)})" if path else ""
+        return (f"your function calls {name}{via}, the course's own implementation of what this "
+                "exercise asks you to write; write it yourself (other companion functions are fine)")
 
 
 class ExerciseFailed(Exception):
@@ -80,13 +234,42 @@ class ExerciseCheck:
         Points awarded when every case passes (all or nothing).
     hint : str
         One sentence shown when a case fails.
+
+    implements : sequence of str, optional
+        Dotted names of functions the student's function must not reach; by default
+        those registered for ``exercise_id`` (see :func:`forbidden_functions`).
     """
 
-    def __init__(self, exercise_id: str, points: int, hint: str = ""):
+    def __init__(self, exercise_id: str, points: int, hint: str = "", implements=None):
         self.exercise_id = exercise_id
         self.points = int(points)
         self.hint = hint
         self.cases_passed = 0
+        if implements is None:
+            self.forbidden = forbidden_functions(exercise_id)
+        else:
+            self.forbidden = {code: name for name in ([implements] if isinstance(implements, str) else implements)
+                              for code in _code_objects(resolve_implements(name))}
+
+    def _run(self, description, fn, args, kwargs):
+        """Call ``fn`` watched: reaching a forbidden function fails the case afterwards."""
+        forbidden = self.forbidden
+        own = getattr(fn, "__code__", None)
+        if own in forbidden and ".reference_" in forbidden[own] and not os.environ.get(RESULTS_ENV):
+            # the check's own reference handed in as such (the unit tests do this); under
+            # the grader, where RESULTS_ENV is set, it counts as the shortcut it is
+            forbidden = {c: n for c, n in forbidden.items() if c is not own}
+        watch = _Watch(forbidden)
+        try:
+            with watch:
+                result = fn(*args, **kwargs)
+        except Exception:
+            if watch.hits:
+                raise ExerciseFailed(f"{description}: {watch.message()}") from None
+            raise
+        if watch.hits:
+            raise ExerciseFailed(f"{description}: {watch.message()}")
+        return result
 
     # -- the assertions a check uses -------------------------------------------------
     def call(self, description: str, fn: Callable, *args, **kwargs):
@@ -94,7 +277,9 @@ class ExerciseCheck:
         if not callable(fn):
             raise ExerciseFailed(f"expected a function, got {type(fn).__name__}")
         try:
-            return fn(*args, **kwargs)
+            return self._run(description, fn, args, kwargs)
+        except ExerciseFailed:
+            raise
         except NotImplementedError:
             raise ExerciseFailed("not attempted yet (the function still raises NotImplementedError)") from None
         except Exception as err:  # the student's bug, reported, not propagated
@@ -132,7 +317,9 @@ class ExerciseCheck:
     def expect_raises(self, description: str, fn: Callable, *args, exception=ValueError, **kwargs):
         """Pass when ``fn(*args, **kwargs)`` raises ``exception``."""
         try:
-            fn(*args, **kwargs)
+            self._run(description, fn, args, kwargs)
+        except ExerciseFailed:
+            raise
         except NotImplementedError:
             raise ExerciseFailed("not attempted yet (the function still raises NotImplementedError)") from None
         except exception:
