@@ -33,8 +33,9 @@ book-strict: install
 	COMPANION_EXPLORER=static $(VENV)/bin/jupyter-book build . --builder html -W --keep-going
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
+# The unit tests and the doctests (the Examples sections of the docstrings, conftest.py).
 unit: install
-	$(PY) -m pytest tests -q --ignore=tests/browser
+	$(PY) -m pytest tests companion -q --ignore=tests/browser --doctest-modules
 
 nbval: install
 	$(PY) -m pytest --nbval-lax book -q -p no:cacheprovider

@@ -189,3 +189,60 @@ def test_readme_names_the_two_commands():
     assert "make book" in readme and "make test" in readme
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def _contributing_setup_template():
+    """The setup cell's template: the first python block after CONTRIBUTING's 'the setup cell'."""
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    start = text.index("the setup cell")
+    block = re.search(r"```python\n(.*?)```", text[start:], re.S)
+    assert block, "CONTRIBUTING.md has no python block for the setup cell"
+    return [line.strip() for line in block.group(1).splitlines()]
+
+
+def _code_lines(lines):
+    """Statements without comments and blank lines (the shape of a cell)."""
+    out = []
+    for line in lines:
+        line = re.sub(r"\s+#.*$", "", line.strip()) if not line.strip().startswith("#") else ""
+        if line:
+            out.append(line)
+    return out
+
+
+def _template_pattern(line):
+    """A template line as a regex: ``<topic>`` is any module (with an alias), and
+    ``set_threads(1)`` stands for ``set_threads(<int>)`` or ``set_threads()``."""
+    pattern = re.escape(line).replace(re.escape("<topic>"), r"\w+(?: as \w+)?")
+    pattern = pattern.replace(re.escape("set_threads(1)"), r"set_threads\(\d*\)")
+    return re.compile(pattern + r"$")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_setup_cell_has_the_shape_contributing_documents(path):
+    """CONTRIBUTING matches the code: the setup cell of every chapter has the template's
+    statements in the template's order (comments aside); it may import more from companion."""
+    template = [_template_pattern(line) for line in _code_lines(_contributing_setup_template())]
+    nb = nbformat.read(path, as_version=4)
+    cell = _code_lines(_source(next(c for c in nb.cells if c.cell_type == "code")).splitlines())
+    k = 0
+    for line in cell:
+        if k < len(template) and template[k].match(line):
+            k += 1
+        else:
+            assert re.match(r"(from companion[\w.]* import |import companion)", line), (
+                f"{path.name}: setup cell line {line!r} is not in CONTRIBUTING's template")
+    assert k == len(template), (
+        f"{path.name}: the setup cell lacks the template line {template[k].pattern!r} (CONTRIBUTING.md, step 3)")
+
+
+def test_contributing_thread_statement_matches_set_threads():
+    """CONTRIBUTING says what set_threads does by default; the code must agree."""
+    import inspect
+
+    from companion.training import set_threads
+
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    assert "torch.set_num_threads(1)" not in text
+    assert "set_threads() for min(2, CPUs)" in text
+    assert "min(2, os.cpu_count() or 1)" in inspect.getsource(set_threads)
