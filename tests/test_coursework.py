@@ -13,6 +13,7 @@ import copy
 import csv
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import nbformat
 import pytest
 
 from companion import coursework as cw
+from companion.coursework.execute import execute
 from companion.exercises import registry as global_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +46,7 @@ def registry():
     for ex_id in EXPECTED:
         global_registry.pop(ex_id, None)
     sys.modules.pop("coursework_exercises", None)
+    sys.modules.pop("fixture_lib", None)
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +157,8 @@ def test_student_notebook_hides_every_solution_and_keeps_the_rest(chapter, stude
     # every non-solution cell is kept, in order
     kept = [_source(c) for c in chapter.cells if "solution" not in c.metadata.get("tags", [])
             and "{solution-" not in _source(c)]
-    shown = [_source(c) for c in student.cells if "answer" not in c.metadata.get("tags", [])]
+    shown = [re.sub(r"\*\*Exercise [\d.]+ \(", "**Exercise (", _source(c))  # numbered per chapter
+             for c in student.cells if "answer" not in c.metadata.get("tags", [])]
     assert [s for s in shown if s in kept] == kept
     # one stub per exercise, with the exercise's task in its NotImplementedError
     for ex_id, points in EXPECTED.items():
@@ -165,7 +169,7 @@ def test_student_notebook_hides_every_solution_and_keeps_the_rest(chapter, stude
     # the points table right after the title, and the chapter in the metadata
     assert _source(student.cells[0]).startswith("# Chapter 0")
     table = _source(student.cells[1])
-    assert "**Total** | **6**" in table and "| `fx-stats` | Mean and centering | 3 |" in table
+    assert "**Total** | **6**" in table and "| 2 | `fx-stats` | Mean and centering | 3 |" in table
     meta = student.metadata["companion"]
     assert meta["chapter"] == "fixture" and meta["total_points"] == 6
     assert [e["id"] for e in meta["exercises"]] == list(EXPECTED)
@@ -214,7 +218,7 @@ def test_generator_names_cells_that_use_an_exercise(chapter, registry, tmp_path)
 def test_student_version_runs_and_fails_only_at_the_exercises(student, tmp_path, registry):
     nb = copy.deepcopy(student)
     env = dict(os.environ, COMPANION_NO_PROGRESS="1")
-    run = cw._execute(nb, timeout=120, cell_timeout=None, env=env, cwd=str(tmp_path), kernel_name="python3")
+    run = execute(nb, timeout=120, cell_timeout=None, env=env, cwd=str(tmp_path), kernel_name="python3")
     assert run.stopped == ""
     failing = {i for i in run.errors}
     checks = {i for i, c in enumerate(nb.cells) if "check" in c.metadata.get("tags", [])}
@@ -242,6 +246,9 @@ SOLUTIONS = {
     "fx-stats": "def mean(x):\n    return sum(x) / len(x)\n\ndef centered(x):\n    return x - mean(x)",
     "fx-n-params": "n_params = 8",
 }
+
+
+CELL_LIMIT = 5
 
 
 @pytest.fixture(scope="module")
@@ -279,15 +286,32 @@ def graded(tmp_path_factory, chapter, student, registry):
     # a syntax error in one exercise, the others solved
     erin = _solve(student, dict(SOLUTIONS, **{"fx-add": "def add(a, b)\n    return a + b"}))
     nbformat.write(erin, folder / "erin.ipynb")
+    # shortcuts: the library's own answer, by alias, by module attribute, through another
+    # library function; ivan is honest and uses another library function
+    hana = _solve(student, dict(SOLUTIONS, **{
+        "fx-stats": "from fixture_lib import mean as m\n\ndef mean(x):\n    return m(x)\n\n"
+                    "def centered(x):\n    return x - mean(x)"}))
+    nbformat.write(hana, folder / "hana.ipynb")
+    (folder / "igor").mkdir()
+    igor = _solve(student, dict(SOLUTIONS, **{
+        "fx-stats": "import fixture_lib\n\ndef mean(x):\n    return fixture_lib.describe(x)['mean']\n\n"
+                    "def centered(x):\n    return x - sum(x) / len(x)"}))
+    nbformat.write(igor, folder / "igor" / "igor.ipynb")
+    ivan = _solve(student, dict(SOLUTIONS, **{
+        "fx-stats": "import fixture_lib\n\ndef mean(x):\n    return sum(x) / fixture_lib.size(x)\n\n"
+                    "def centered(x):\n    return x - mean(x)"}))
+    nbformat.write(ivan, folder / "ivan.ipynb")
     (folder / "frank.pdf").write_bytes(b"%PDF-1.4 not a notebook")
     (folder / "gina.ipynb").write_text("{this is not json")
     (folder / ".ipynb_checkpoints").mkdir()
     nbformat.write(chapter, folder / ".ipynb_checkpoints" / "alice-checkpoint.ipynb")
     output = folder.parent / "grades.csv"
+    feedback = folder.parent / "feedback"
     log = []
-    rows = cw.grade_submissions(folder, output, timeout=20, jobs=2, modules=MODULES,
-                                show_progress=False, log=log.append)
-    return folder, output, rows, "\n".join(log)
+    rows = cw.grade_submissions(folder, output, timeout=60, cell_timeout=CELL_LIMIT, jobs=2,
+                                modules=MODULES, feedback_dir=feedback, show_progress=False,
+                                log=log.append)
+    return folder, output, rows, "\n".join(log), feedback
 
 
 def _by_student(rows):
@@ -319,11 +343,23 @@ def test_renamed_reordered_and_forged_submission(graded):
     assert "2 result line(s) rejected" in stats["message"]
 
 
-def test_infinite_loop_times_out_and_keeps_earlier_grades(graded):
+def test_infinite_loop_costs_one_cell_limit_and_the_rest_is_graded(graded):
     dan = _by_student(graded[2])["dan"]
     assert dan["fx-add"]["score"] == 2
-    for ex_id in ("fx-stats", "fx-n-params"):
-        assert dan[ex_id]["score"] == 0 and dan[ex_id]["message"].startswith("timeout")
+    stats = dan["fx-stats"]
+    assert stats["score"] == 0 and stats["message"].startswith(
+        f"timeout: your solution cell (cell "), stats["message"]
+    assert f"ran longer than {CELL_LIMIT} s and was interrupted" in stats["message"]
+    assert dan["fx-n-params"]["message"].startswith("not attempted")  # the run went on
+
+
+def test_a_shortcut_to_the_librarys_answer_gets_zero_with_the_reason(graded):
+    rows = _by_student(graded[2])
+    for name, how in (("hana", "fixture_lib.mean"), ("igor", "fixture_lib.mean")):
+        stats = rows[name]["fx-stats"]
+        assert stats["score"] == 0 and f"your function calls {how}" in stats["message"], stats
+        assert rows[name]["fx-add"]["score"] == 2 and rows[name]["fx-n-params"]["score"] == 1
+    assert rows["ivan"]["fx-stats"]["score"] == 3  # another library function is fine
 
 
 def test_syntax_error_and_non_notebooks_get_a_clear_reason(graded):
@@ -337,16 +373,16 @@ def test_syntax_error_and_non_notebooks_get_a_clear_reason(graded):
 
 
 def test_csv_and_summary(graded):
-    folder, output, rows, log = graded
+    folder, output, rows, log, _ = graded
     with open(output, newline="") as fh:
         written = list(csv.DictReader(fh))
-    assert len(written) == len(rows) == 3 * 5 + 2
+    assert len(written) == len(rows) == 3 * 8 + 2
     assert list(written[0]) == list(cw.CSV_FIELDS)
     assert "alice" in log and "6/6" in log and "0/6" in log and "timeout" in log
 
 
 def test_second_run_resumes_and_regrades_only_changed_files(graded, tmp_path):
-    folder, output, rows, _ = graded
+    folder, output, rows, _, _ = graded
     resumed = tmp_path / "grades.csv"
     resumed.write_bytes(output.read_bytes())
     log = []
@@ -378,6 +414,224 @@ def test_grade_rejects_bad_arguments(tmp_path):
     assert cw.main(["grade", str(tmp_path / "missing")]) == 2
 
 
+def test_feedback_notebooks_summaries_and_the_wide_table(graded):
+    folder, output, rows, log, feedback = graded
+    executed = nbformat.read(feedback / "alice" / "my_homework.ipynb", as_version=4)
+    texts = [_source(c) for c in executed.cells]
+    assert texts[0].startswith("**Grader feedback: 6/6 points.**")
+    for ex_id in EXPECTED:  # the verdict right after the exercise's check cell
+        check = next(i for i, c in enumerate(executed.cells)
+                     if c.metadata.get("exercise") == ex_id and "check" in c.metadata.get("tags", []))
+        assert texts[check + 1].startswith(f"**Grader: Exercise ") and f"({ex_id})" in texts[check + 1]
+    dan = nbformat.read(feedback / "dan" / "dan.ipynb", as_version=4)
+    assert any("ran longer than" in _source(c) and "Grader:" in _source(c) for c in dan.cells)
+    summary = (feedback / "dan" / "summary.md").read_text()
+    assert "**Total: 2/6 points.**" in summary and "fx-stats" in summary and "timeout" in summary
+    assert (feedback / "frank" / "summary.md").exists()
+    with open(cw.wide_path(output), newline="") as fh:
+        wide = {r["student"]: r for r in csv.DictReader(fh)}
+    assert set(wide) == {r["student"] for r in rows}  # one row per student
+    assert wide["alice"]["total"] == "6" and wide["alice"]["max"] == "6"
+    assert wide["dan"]["fx-add"] == "2" and wide["dan"]["fx-stats"] == "0"
+    assert wide["alice"]["fixture total"] == "6"
+    assert "-wide.csv" in log
+
+
+def test_fast_mode_runs_only_what_the_exercises_need(chapter, student, registry):
+    plan, note = cw.grading_plan(student, registry)
+    assert note == ""
+    by_id = {c.metadata.get("companion", {}).get("id"): i for i, c in enumerate(student.cells)}
+    assert by_id["7d7dd3c2"] in plan          # the setup cell
+    assert by_id["fx-data"] in plan           # declared in depends_on
+    assert by_id["1e12cd9a"] not in plan      # an experiment no exercise needs
+    for ex_id in EXPECTED:
+        assert student.cells.index(_answer_cell(student, ex_id)) in plan
+        assert student.cells.index(_check_cell(student, ex_id)) in plan
+    # a cell the student added runs too; a depends_on that names no cell: grade in full
+    mine = copy.deepcopy(student)
+    mine.cells.insert(5, nbformat.v4.new_code_cell("helper = 1"))
+    assert 5 in cw.grading_plan(mine, registry)[0]
+    for cell in mine.cells:
+        if cell.metadata.get("companion", {}).get("id") == "fx-data":
+            cell.metadata["companion"]["id"] = "renamed"
+            cell.pop("id", None)
+    plan, note = cw.grading_plan(mine, registry)
+    assert plan is None and "fx-data" in note
+    # the reference chapter (no generator marks): setup, exercises, dependencies
+    plan, _ = cw.grading_plan(chapter, registry)
+    ids = [chapter.cells[i].get("id") for i in plan]
+    assert ids[0] == "7d7dd3c2" and "fx-data" in ids and "1e12cd9a" not in ids
+
+
+def test_fast_and_full_modes_agree_on_the_reference(chapter, registry, tmp_path):
+    path = tmp_path / "ref.ipynb"
+    nbformat.write(chapter, path)
+    fast = cw.grade_notebook(path, modules=MODULES, timeout=60)
+    full = cw.grade_notebook(path, modules=MODULES, timeout=60, full=True)
+    assert [(r["exercise"], r["score"]) for r in fast] == [(r["exercise"], r["score"]) for r in full]
+    assert sum(r["score"] for r in fast) == 6
+    assert [r["number"] for r in fast] == ["1", "2", "3"]
+
+
+def test_a_missing_chapter_cell_sends_the_notebook_to_the_full_mode(student, registry, tmp_path):
+    """The student's solution uses a variable of a chapter cell no exercise declares: the
+    fast run fails on a NameError, so the notebook is graded again in full, and passes."""
+    nb = _solve(student, dict(SOLUTIONS, **{"fx-add": "def add(a, b):\n    return a + b + late"}))
+    path = tmp_path / "uses_a_chapter_variable.ipynb"
+    chapter_cell = nbformat.v4.new_code_cell("late = 0.0")  # a chapter cell, as the generator marks it
+    chapter_cell.metadata["companion"] = {"id": "chapter-late"}
+    nb.cells.insert(nb.cells.index(_answer_cell(nb, "fx-add")), chapter_cell)
+    assert nb.cells.index(chapter_cell) not in cw.grading_plan(nb, registry)[0]
+    nbformat.write(nb, path)
+    rows = {r["exercise"]: r for r in cw.grade_notebook(path, modules=MODULES, timeout=60)}
+    assert rows["fx-add"]["score"] == 2, rows["fx-add"]["message"]
+
+
+# --------------------------------------------------------------------------------------
+# numbering and leaks
+# --------------------------------------------------------------------------------------
+
+def test_exercises_are_numbered_per_chapter(chapter, registry):
+    nb = cw.student_notebook(chapter, registry, name="07_fixture.ipynb")
+    tasks = [_source(c) for c in nb.cells if "{exercise-start}" in _source(c)]
+    assert ["**Exercise 7.1 (2 points).**" in tasks[0], "**Exercise 7.2 (3 points).**" in tasks[1],
+            "**Exercise 7.3 (1 point).**" in tasks[2]] == [True] * 3
+    assert _source(_answer_cell(nb, "fx-stats")).startswith("# Exercise 7.2 (fx-stats, 3 points)")
+    assert [e["number"] for e in nb.metadata["companion"]["exercises"]] == ["7.1", "7.2", "7.3"]
+    assert cw.chapter_number("rl") == 5 and cw.chapter_number("rl", "03_x.ipynb") == 3
+    assert cw.chapter_number("unknown") is None
+
+
+def _with_markdown(chapter, text, metadata=None, at=None):
+    nb = copy.deepcopy(chapter)
+    cell = nbformat.v4.new_markdown_cell(text)
+    cell.metadata.update(metadata or {})
+    cell["id"] = "leaky"
+    nb.cells.insert(len(nb.cells) if at is None else at, cell)
+    return nb
+
+
+def test_a_solution_line_in_the_text_is_refused_with_cell_and_line(chapter, registry):
+    nb = _with_markdown(chapter, "## Summary\n\nThe mean is just\n`np.sum(x)/len(x)`, as you found.")
+    with pytest.raises(cw.LeakError) as err:
+        cw.student_notebook(nb, registry, name="leaky.ipynb")
+    message = str(err.value)
+    assert "leaky.ipynb" in message and "(id leaky), line 4" in message and "fx-stats" in message
+    assert "np.sum(x) / len(x)" in message
+    # the same cell with a student version passes, and students get that text
+    nb = _with_markdown(chapter, "The mean is `np.sum(x) / len(x)`.",
+                        {"student_version": "The mean is what you computed above."})
+    out = cw.student_notebook(nb, registry, name="leaky.ipynb")
+    assert "The mean is what you computed above." in [_source(c) for c in out.cells]
+    assert all("student_version" not in c.metadata for c in out.cells)
+
+
+def test_a_solution_line_in_another_code_cell_is_refused(chapter, registry):
+    nb = copy.deepcopy(chapter)
+    nb.cells.append(nbformat.v4.new_code_cell("m = np.sum(x)   /  len(x)\nprint(m)"))
+    with pytest.raises(cw.LeakError, match=r"line 1: gives away exercise fx-stats"):
+        cw.student_notebook(nb, registry)
+
+
+def test_a_value_answer_or_an_answer_formula_in_the_text_is_refused(chapter, registry):
+    nb = copy.deepcopy(chapter)
+    value = next(c for c in nb.cells if c.metadata.get("exercise") == "fx-n-params"
+                 and "solution" in c.metadata.get("tags", []))
+    value.source = "# @title Solution\nn_params = 8\nthreshold = 0.375"
+    leaky = _with_markdown(nb, "As the exercise shows, the threshold is $0.375$.")
+    with pytest.raises(cw.LeakError, match=r"line 1: gives away exercise fx-n-params: the number 0.375"):
+        cw.student_notebook(leaky, registry)
+    cw.student_notebook(_with_markdown(nb, "Thresholds such as 0.5 or 3 are common."), registry)
+    # a formula for the answer's starred symbol, not shown by the task
+    task = next(c for c in nb.cells if ":label: ex-fx-n-params" in _source(c))
+    task.source = task.source.replace("Set `n_params`", "Set `n_params`, the count $P^\\star$")
+    with pytest.raises(cw.LeakError, match=r"P\^\\star = 3 \\cdot 2 \+ 2"):
+        cw.student_notebook(_with_markdown(nb, "Recall that $P^\\star = 3 \\cdot 2 + 2$."), registry)
+    cw.student_notebook(_with_markdown(nb, "We count $P^\\star$ below."), registry)
+
+
+def test_distinctive_parts_ignore_boilerplate():
+    from companion.coursework.leaks import distinctive_parts
+
+    expressions, numbers = distinctive_parts(
+        "import numpy as np\n\ndef f(x, eps=1e-12):\n    \"\"\"np.sum(x) / len(x)\"\"\"\n"
+        "    x = np.asarray(x, dtype=float)\n    n = len(x)\n    return np.sum(x * x) / (n + eps) * 0.28\n")
+    assert list(expressions.values()) == ["np.sum(x * x) / (n + eps) * 0.28"]
+    assert numbers == {}
+
+
+@pytest.mark.skipif(not BOOK_CHAPTERS, reason="no chapter notebook in book/ yet")
+@pytest.mark.parametrize("path", BOOK_CHAPTERS, ids=lambda p: p.stem)
+def test_the_shipped_chapters_give_no_answer_away(path):
+    nb = nbformat.read(path, as_version=4)
+    student = cw.student_notebook(nb, cw.exercise_registry(), name=path.name)  # raises LeakError
+    number = int(path.name[:2])
+    assert all(e["number"].startswith(f"{number}.") for e in student.metadata["companion"]["exercises"])
+
+
+# --------------------------------------------------------------------------------------
+# the command line: one line and a non-zero exit for every bad path
+# --------------------------------------------------------------------------------------
+
+def _cli(capsys, *argv):
+    status = cw.main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return status, err
+
+
+def test_cli_bad_paths_get_one_line_and_a_nonzero_exit(tmp_path, capsys, registry):
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    cases = [
+        ("grade", str(FIXTURES), "-o", str(tmp_path / "dir")),
+        ("grade", str(tmp_path / "missing")),
+        ("grade", str(FIXTURES), "-o", str(tmp_path / "g.csv"), "--feedback", str(tmp_path / "file.txt")),
+        ("grade", str(FIXTURES), "-o", str(tmp_path / "g.csv"), "--kernel", "no-such-kernel"),
+        ("student", str(FIXTURES), "-o", str(tmp_path / "file.txt"), "--exercises", MODULES[0]),
+        ("student", str(tmp_path / "missing"), "-o", str(tmp_path / "out")),
+        ("student", str(FIXTURES), "-o", str(FIXTURES)),
+        ("student", str(FIXTURES), "--exercises", "no_such_module_xyz"),
+    ]
+    for argv in cases:
+        status, err = _cli(capsys, *argv)
+        assert status == 2, argv
+        assert err.startswith("error: ") and len(err.splitlines()) == 1, (argv, err)
+
+
+def test_cli_student_skips_a_corrupt_notebook_and_names_it(tmp_path, capsys, registry):
+    source = tmp_path / "book"
+    source.mkdir()
+    nbformat.write(nbformat.read(CHAPTER, as_version=4), source / "01_good.ipynb")
+    (source / "02_broken.ipynb").write_text('{"cells": [')
+    status = cw.main(["student", str(source), "-o", str(tmp_path / "out"), "--exercises", MODULES[0]])
+    out = capsys.readouterr().out
+    assert status == 0 and "skipped 02_broken.ipynb: not a valid notebook" in out
+    assert (tmp_path / "out" / "01_good.ipynb").exists()
+
+
+def test_cli_student_refuses_a_leak_with_exit_1(tmp_path, capsys, chapter, registry):
+    source = tmp_path / "book"
+    source.mkdir()
+    nbformat.write(_with_markdown(chapter, "Use `np.sum(x) / len(x)`."), source / "01_leaky.ipynb")
+    status = cw.main(["student", str(source), "-o", str(tmp_path / "out"), "--exercises", MODULES[0]])
+    captured = capsys.readouterr()
+    assert status == 1 and "01_leaky.ipynb" in captured.err and "gives away exercise fx-stats" in captured.err
+    assert not (tmp_path / "out" / "01_leaky.ipynb").exists()
+
+
+def test_python_dash_m_companion_and_the_package_layout():
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "companion", "grade", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "--full" in out and "--cell-timeout" in out and "--feedback" in out
+    import companion.coursework as package
+
+    assert Path(package.__file__).name == "__init__.py"
+    for job in ("notebook", "stubs", "leaks", "student", "execute", "results", "grade", "tables", "cli"):
+        assert (Path(package.__file__).parent / f"{job}.py").exists()
+
+
 # --------------------------------------------------------------------------------------
 # the real chapters (skipped until they exist)
 # --------------------------------------------------------------------------------------
@@ -393,7 +647,7 @@ def test_student_version_of_every_chapter_runs_up_to_its_first_exercise(path, tm
     assert nb.metadata["companion"]["total_points"] > 0
     first_check = min(i for i, c in enumerate(nb.cells) if "check" in c.metadata.get("tags", []))
     env = dict(os.environ, COMPANION_NO_PROGRESS="1", COMPANION_EXPLORER="static")
-    run = cw._execute(nb, timeout=600, cell_timeout=None, env=env, cwd=str(tmp_path),
+    run = execute(nb, timeout=600, cell_timeout=None, env=env, cwd=str(tmp_path),
                       kernel_name="python3", stop_after=first_check)
     assert run.stopped == "", run.stopped
     assert set(run.errors) <= {first_check}, f"cells failed before the first exercise: {run.errors}"
