@@ -654,3 +654,27 @@ def test_student_version_of_every_chapter_runs_up_to_its_first_exercise(path, tm
     assert run.errors.get(first_check, "").startswith("AssertionError"), "the untouched check must fail"
     output = "".join(o.get("text", "") for o in nb.cells[first_check].outputs)
     assert "not attempted" in output
+
+
+def test_the_book_numbers_exercises_per_chapter(tmp_path):
+    """book/_ext/exercise_numbers.py on a two-chapter Sphinx project: 'Exercise 2.1', not 3."""
+    pytest.importorskip("sphinx_exercise")
+    from sphinx.application import Sphinx
+
+    src = tmp_path / "src"
+    (src / "book").mkdir(parents=True)
+    (src / "conf.py").write_text(
+        "import sys\nsys.path.insert(0, %r)\nextensions = ['sphinx_exercise', 'exercise_numbers']\n"
+        % str(ROOT / "book" / "_ext"))
+    (src / "index.rst").write_text("Book\n====\n\n.. toctree::\n\n   book/01_a\n   book/02_b\n")
+    for doc, count in (("01_a", 2), ("02_b", 2)):
+        body = "".join(f".. exercise:: Task {k}\n   :label: ex-{doc}-{k}\n\n   Do {k}.\n\n"
+                       for k in range(1, count + 1))
+        (src / "book" / f"{doc}.rst").write_text(f"{doc}\n====\n\n{body}See :numref:`ex-{doc}-2`.\n")
+    app = Sphinx(str(src), str(src), str(tmp_path / "out"), str(tmp_path / "doctrees"), "html",
+                 status=None, warning=None, freshenv=True)
+    app.build()
+    first = (tmp_path / "out" / "book" / "01_a.html").read_text()
+    second = (tmp_path / "out" / "book" / "02_b.html").read_text()
+    assert "Exercise 1.1" in first and "Exercise 1.2" in first
+    assert "Exercise 2.1" in second and "Exercise 2.2" in second and "Exercise 3" not in second
