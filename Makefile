@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: install book book-strict test unit nbval robust parity browser bench student grade-reference record-outputs clean
+.PHONY: install book book-strict test unit nbval robust parity browser bench bench-grading student grade-reference record-outputs clean
 
 install: $(STAMP)
 
@@ -63,9 +63,14 @@ browser: book-strict
 	command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }
 	COMPANION_BROWSER_REQUIRED=1 $(PY) -m pytest tests/browser -q -p no:cacheprovider
 
-# Speed and accuracy against straightforward implementations, plus every chapter's run time.
+# Speed and accuracy against straightforward implementations, every chapter's run time, and
+# grading throughput (benchmarks/bench_grading.py: notebooks per minute, fast vs full mode).
 bench: install
 	$(PY) benchmarks/run.py
+
+# Only the grading benchmark (a few minutes: the full mode re-runs every chapter).
+bench-grading: install
+	$(PY) benchmarks/run.py --only grading
 
 test: unit nbval browser
 
@@ -73,15 +78,18 @@ test: unit nbval browser
 record-outputs: install
 	$(PY) tools/record_checked_outputs.py
 
-# Student versions of every chapter (solutions removed), into student/.
+# Student versions of every chapter (solutions removed, exercises numbered per chapter), into
+# student/. Refuses (exit 1, naming the cell and the line) a chapter whose student version
+# would still give an answer away.
 student: install
 	$(PY) -m companion student book/ -o student/
 
-# Grade the reference notebooks as if they were submissions: every exercise must pass.
+# Grade the reference notebooks as if they were submissions (fast mode, as for a class):
+# every exercise must pass. Feedback notebooks in _build/reference-feedback/.
 grade-reference: install
-	rm -rf _build/reference && mkdir -p _build/reference
+	rm -rf _build/reference _build/reference-feedback && mkdir -p _build/reference
 	cp book/[0-9][0-9]_*.ipynb _build/reference/
-	$(PY) -m companion grade _build/reference -o _build/reference-grades.csv -j 2 --force
+	$(PY) -m companion grade _build/reference -o _build/reference-grades.csv -j 2 --force --feedback _build/reference-feedback
 	! grep -q ',False,' _build/reference-grades.csv
 
 clean:
