@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: install book book-strict test unit nbval robust parity browser bench bench-grading student grade-reference record-outputs clean
+.PHONY: install book book-strict test unit nbval robust parity colab-pins colab browser bench bench-grading student grade-reference record-outputs clean
 
 install: $(STAMP)
 
@@ -55,6 +55,18 @@ parity: install
 	$(PY) -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/parity-constraints.txt
 	$(PY) -m pip install -q -c $(VENV)/parity-constraints.txt -e ".[parity]"
 	COMPANION_PARITY_REQUIRED=1 $(PY) -m pytest tests/parity -q -p no:cacheprovider
+
+# Colab: installing the companion must change none of Colab's preinstalled packages
+# (tools/colab/pip-freeze.txt, from googlecolab/backend-info): pip's resolver against the pins,
+# for Colab's Python; and a wheel of every dependency for Python 3.10 to 3.13.
+colab-pins: install
+	$(PY) tools/colab/check_pins.py
+
+# Every chapter as in Colab: a venv with Colab's versions (IPython 7.34, ipywidgets 7.7.1, ...),
+# a stand-in google.colab, each setup cell's own %pip install from a local release of this
+# working tree; then no Colab package may have changed (tools/colab/run_chapters.py).
+colab:
+	$(PYTHON) tools/colab/run_chapters.py
 
 # The built book in Debian's Chromium (headless, driven by Playwright; no browser download):
 # every page offline without console errors, math typeset, images loaded, Colab links,

@@ -1,0 +1,116 @@
+"""Colab: the pinned set we test against, pyproject's bounds against it, and the explorer
+widgets with whatever ipywidgets is installed (ipywidgets 8 in `make unit`; Colab's 7.7.1 in
+`make colab`, which runs the tests named *widget* here in its Colab-like venv).
+
+The resolver check itself (pip against all of Colab's pins) needs the package index and runs
+in `make colab-pins`; these tests are offline.
+"""
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+check_pins = _load("check_pins", ROOT / "tools" / "colab" / "check_pins.py")
+PINS = check_pins.read_pins()
+
+
+def test_pin_list_says_where_it_came_from_and_when():
+    head = check_pins.PINS.read_text().split("# ---", 1)[0]
+    assert "github.com/googlecolab/backend-info" in head
+    assert re.search(r"commit [0-9a-f]{40} of \d{4}-\d{2}-\d{2}", head)
+
+
+def test_pin_list_reads_colabs_versions():
+    assert PINS["ipython"]["version"] == "7.34.0"
+    assert PINS["ipywidgets"]["version"] == "7.7.1"
+    assert PINS["traitlets"]["version"] == "5.7.1"
+    # URL installs take their version from the wheel's file name
+    assert PINS["torch"]["version"].startswith("2.") and PINS["torch"]["url"]
+    assert PINS["google-colab"]["version"] == "1.0.0"
+    assert check_pins.normalize("typing_extensions") == "typing-extensions" == check_pins.normalize("Typing.Extensions")
+
+
+def test_pyproject_bounds_admit_colabs_preinstalled_versions():
+    assert check_pins.static_conflicts(check_pins.project_dependencies(), PINS) == []
+
+
+def test_static_check_names_a_bound_that_excludes_a_pin():
+    problems = check_pins.static_conflicts(["ipython>=8.0", "ipywidgets>=8", "numpy>=1.24"], PINS)
+    assert len(problems) == 2
+    assert "ipython>=8.0" in problems[0] and "7.34.0" in problems[0]
+
+
+def test_standin_wheel_names_the_pinned_build(tmp_path):
+    import zipfile
+
+    wheel = check_pins._standin_wheel(tmp_path, "torch", "2.11.0+cpu")
+    assert wheel.name == "torch-2.11.0+cpu-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as zf:
+        meta = zf.read("torch-2.11.0+cpu.dist-info/METADATA").decode()
+    assert "Name: torch\n" in meta and "Version: 2.11.0+cpu\n" in meta and "Requires-Dist" not in meta
+
+
+def test_python_versions_declared():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.10"
+    for minor in (10, 11, 12, 13):
+        assert f"Programming Language :: Python :: 3.{minor}" in project["classifiers"]
+
+
+def test_only_lower_bounds_for_numpy_and_torch():
+    for dep in check_pins.project_dependencies():
+        name = re.split(r"[<>=!~ ;\[]", dep)[0]
+        if name in {"numpy", "torch"}:
+            assert re.fullmatch(rf"{name}>=[\d.]+", dep), f"{dep}: Colab ships its own {name}"
+
+
+def test_explorer_widget_builds_and_redraws_with_the_installed_ipywidgets():
+    """Every kind of control (numeric slider, string and boolean toggles) moves and redraws."""
+    widgets = pytest.importorskip("ipywidgets")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from companion.widgets import Choice, Explorer
+
+    calls = []
+
+    def draw(width, kind, log):
+        calls.append((width, kind, log))
+        fig, ax = plt.subplots()
+        ax.plot([0, width])
+        return fig, f"width={width} kind={kind} log={log}"
+
+    explorer = Explorer(draw, {"width": Choice([1, 2, 4], default=2),
+                               "kind": Choice(["relu", "topk"], default="relu"),
+                               "log": Choice([False, True], default=False)}, title="test")
+    box = explorer.widget()
+    assert isinstance(box, widgets.VBox)
+    controls = {c.description: c for c in box.children[-2].children}
+    assert isinstance(controls["width"], widgets.SelectionSlider)
+    assert isinstance(controls["kind"], widgets.ToggleButtons)
+    assert calls and calls[-1] == (2, "relu", False), "the default state is drawn first"
+    controls["width"].value = 4
+    assert calls[-1] == (4, "relu", False)
+    controls["kind"].value = "topk"
+    assert calls[-1] == (4, "topk", False)
+    controls["log"].value = True
+    assert calls[-1] == (4, "topk", True)
+    plt.close("all")
