@@ -348,8 +348,8 @@ def grading_plan(nb, registry: dict) -> tuple[list[int] | None, str]:
     * the setup cell: the first code cell of the chapter (in a student notebook, the
       first cell the generator marked; a cell the student put above it runs too);
     * the exercise cells: solution or stub cells and check cells (tags, metadata
-      ``exercise``), and any cell that calls a registered check or imports
-      ``companion.exercises`` (a check the student called from a cell of their own);
+      ``exercise``), and any cell that calls a registered check (a check the student
+      called from a cell of their own);
     * the cells named by an exercise cell's metadata ``"depends_on": [<cell id>, ...]``
       (and, in turn, those they name);
     * in a student notebook (one the generator wrote: its code cells carry
@@ -370,7 +370,7 @@ def grading_plan(nb, registry: dict) -> tuple[list[int] | None, str]:
     marked = [i for i in code if companion_meta(nb.cells[i])]
     setup = marked[0] if generated else code[0]
     checks = [re.escape(info["check"]) for info in registry.values()]
-    calls = re.compile(rf"\b(?:{'|'.join(checks)})\s*\(|companion\.exercises" if checks else r"companion\.exercises")
+    calls = re.compile(rf"\b(?:{'|'.join(checks)})\s*\(" if checks else r"(?!)")
     keys = {}
     for i in code:
         key = cell_key(nb.cells[i])

@@ -5,17 +5,19 @@ Each module mirrors the package module its chapter teaches::
     from companion.exercises import neural_collapse as ex
     ex.check_nc1(my_nc1)
 
-See :mod:`companion.exercises._core` for the convention every check follows.
+See :mod:`companion.exercises._core` for the convention every check follows; a check
+fails a student function that reaches the functions its exercise ``implements``
+(:func:`forbidden_functions`).
 """
 
 from __future__ import annotations
 
 import importlib
 
-from ._core import RESULTS_ENV, ExerciseCheck, ExerciseFailed, register, registry
+from ._core import RESULTS_ENV, ExerciseCheck, ExerciseFailed, forbidden_functions, register, registry
 
 __all__ = ["ExerciseCheck", "ExerciseFailed", "RESULTS_ENV", "register", "registry",
-           "CHAPTER_MODULES", "load_all"]
+           "forbidden_functions", "CHAPTER_MODULES", "load_all"]
 
 #: the exercise modules, in chapter order
 CHAPTER_MODULES = ("neural_collapse", "entropy", "sae", "scaling", "rl")
