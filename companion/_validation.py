@@ -116,6 +116,14 @@ def as_array(x, name: str, *, ndim: int | Iterable[int] | None = None,
     ValueError
         If the shape or the values are not as required.
     """
+    allowed = _ndims(ndim)
+    finite, allow_complex = _flag(finite, "finite"), _flag(allow_complex, "allow_complex")
+    min_rows = _optional_int(min_rows, "min_rows")
+    if dtype is not None:
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be a numpy dtype or None, got {_short(dtype)}") from None
     if x is None or isinstance(x, (str, bytes, dict, set)):
         raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
     if is_tensor(x):
@@ -129,8 +137,7 @@ def as_array(x, name: str, *, ndim: int | Iterable[int] | None = None,
         arr = np.asarray(x) if dtype is None else np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{name} must be numeric array-like, got {type(x).__name__}: {err}") from None
-    if ndim is not None:
-        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if allowed is not None:
         if arr.ndim not in allowed:
             want = " or ".join(str(a) for a in allowed)
             raise ValueError(f"{name} must have {want} dimension(s), got shape {arr.shape}")
@@ -139,6 +146,37 @@ def as_array(x, name: str, *, ndim: int | Iterable[int] | None = None,
     if finite and np.issubdtype(arr.dtype, np.number) and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
+
+
+def _flag(value, name: str) -> bool:
+    """A bool argument of a validator (``finite``, ``inclusive``, ...)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {_short(value)}")
+    return bool(value)
+
+
+def _optional_int(value, name: str, minimum: int = 0):
+    """An int argument of a validator that may be None (``min_rows``, ``n``, ...)."""
+    return None if value is None else check_int(value, name, minimum=minimum)
+
+
+def _optional_real(value, name: str):
+    """A finite real argument of a validator that may be None (bounds)."""
+    return None if value is None else _check_real(value, name)
+
+
+def _ndims(ndim, name: str = "ndim"):
+    """``ndim`` as a tuple of allowed numbers of dimensions (or None)."""
+    if ndim is None:
+        return None
+    if isinstance(ndim, (numbers.Integral, np.integer)) and not isinstance(ndim, bool):
+        return (check_int(ndim, name, minimum=0),)
+    if isinstance(ndim, (str, bytes)) or not isinstance(ndim, Iterable):
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {_short(ndim)}")
+    values = tuple(check_int(d, name, minimum=0) for d in ndim)
+    if not values:
+        raise ValueError(f"{name} must name at least one number of dimensions")
+    return values
 
 
 def _is_complex(x) -> bool:
@@ -164,6 +202,8 @@ def as_labels(y, name: str = "labels", *, n: int | None = None,
     Raises ``ValueError`` when the labels are not a 1-D integer array, do not have ``n``
     entries, are negative, or reach ``num_classes``.
     """
+    n = _optional_int(n, "n")
+    num_classes = _optional_int(num_classes, "num_classes", minimum=1)
     arr = as_array(y, name, ndim=1, dtype=None, finite=False)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
         if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
@@ -185,6 +225,9 @@ def check_int(value, name: str, *, minimum: int | None = None, maximum: int | No
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     value = int(value)
+    for bound, label in ((minimum, "minimum"), (maximum, "maximum")):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (numbers.Integral, np.integer))):
+            raise TypeError(f"{label} must be an integer or None, got {_short(bound)}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
@@ -220,6 +263,7 @@ def check_nonnegative(value, name: str) -> float:
 def check_fraction(value, name: str, *, inclusive: bool = True) -> float:
     """Return ``value`` as a float in [0, 1] (or (0, 1) when ``inclusive`` is False)."""
     value = _check_real(value, name)
+    inclusive = _flag(inclusive, "inclusive")
     ok = 0 <= value <= 1 if inclusive else 0 < value < 1
     if not ok:
         interval = "[0, 1]" if inclusive else "(0, 1)"
@@ -229,6 +273,8 @@ def check_fraction(value, name: str, *, inclusive: bool = True) -> float:
 
 def check_choice(value, name: str, choices: Iterable[str]) -> str:
     """Check that ``value`` is one of ``choices``."""
+    if isinstance(choices, (str, bytes)) or not isinstance(choices, Iterable):
+        raise TypeError(f"choices must be a sequence of allowed values, got {_short(choices)}")
     choices = tuple(choices)
     try:
         ok = any(value is c or (type(value) is type(c) and value == c) for c in choices)
@@ -246,7 +292,8 @@ def check_magnitude(x, name: str, max_abs: float) -> None:
     then return NaN, or make an iterative solver spin): ``1e308`` is finite, but its
     square is not.
     """
-    arr = x.detach().cpu().double().numpy() if is_tensor(x) else np.asarray(x, dtype=np.float64)
+    max_abs = check_positive(max_abs, "max_abs")
+    arr = as_array(x, name)
     if arr.size and np.nanmax(np.abs(arr)) > max_abs:
         raise ValueError(f"{name} must have entries of magnitude at most {max_abs:g}, "
                          f"got {np.nanmax(np.abs(arr)):.3g}")
@@ -279,26 +326,26 @@ class _Invalid(Exception):
 class _Constraint:
     """One allowed form of a parameter's value.
 
-    ``accepts_type(value)`` says whether the value's type is one this constraint is about;
-    ``check(value, name, context)`` raises :class:`_Invalid` (with the reason) when the value
+    ``_accepts_type(value)`` says whether the value's type is one this constraint is about;
+    ``_check(value, name, context)`` raises :class:`_Invalid` (with the reason) when the value
     breaks the constraint, and may record shape symbols in ``context``.
     """
 
-    def accepts_type(self, value) -> bool:  # pragma: no cover - abstract
+    def _accepts_type(self, value) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def check(self, value, name: str, context: "_Context") -> None:
+    def _check(self, value, name: str, context: "_Context") -> None:
         return None
 
-    def describe(self) -> str:  # pragma: no cover - abstract
+    def _describe(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
 class _NoneConstraint(_Constraint):
-    def accepts_type(self, value):
+    def _accepts_type(self, value):
         return value is None
 
-    def describe(self):
+    def _describe(self):
         return "None"
 
 
@@ -306,7 +353,7 @@ class _TypeConstraint(_Constraint):
     def __init__(self, kind):
         self.kind = kind
 
-    def accepts_type(self, value):
+    def _accepts_type(self, value):
         if self.kind is int:
             return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
         if self.kind is float:
@@ -315,11 +362,11 @@ class _TypeConstraint(_Constraint):
             return isinstance(value, (bool, np.bool_))
         return isinstance(value, self.kind)
 
-    def check(self, value, name, context):
+    def _check(self, value, name, context):
         if self.kind is float and not np.isfinite(float(value)):
             raise _Invalid("a finite real number", repr(value))
 
-    def describe(self):
+    def _describe(self):
         return {int: "an int", float: "a real number", bool: "a bool", str: "a str"}.get(
             self.kind, f"an instance of {getattr(self.kind, '__qualname__', self.kind)}")
 
@@ -328,7 +375,7 @@ class _Named(_Constraint):
     def __init__(self, name):
         self.name = name
 
-    def accepts_type(self, value):
+    def _accepts_type(self, value):
         if self.name == "callable":
             return callable(value)
         if self.name == "boolean":
@@ -337,7 +384,7 @@ class _Named(_Constraint):
             return isinstance(value, str)
         raise ValueError(f"unknown constraint {self.name!r}")
 
-    def describe(self):
+    def _describe(self):
         return {"callable": "a callable", "boolean": "a bool", "string": "a str"}[self.name]
 
 
@@ -372,20 +419,22 @@ class Interval(_Constraint):
             self.kind = float
         else:
             raise TypeError(f"kind must be int or float, got {kind!r}")
-        if closed not in ("both", "left", "right", "neither"):
+        if not isinstance(closed, str) or closed not in ("both", "left", "right", "neither"):
             raise ValueError(f"closed must be 'both', 'left', 'right' or 'neither', got {closed!r}")
+        left, right = _optional_real(left, "left"), _optional_real(right, "right")
+        allow_inf = _flag(allow_inf, "allow_inf")
         if left is not None and right is not None and left > right:
             raise ValueError(f"left must be <= right, got {left} > {right}")
         self.left, self.right, self.closed, self.allow_inf = left, right, closed, allow_inf
 
-    def accepts_type(self, value):
-        return _TypeConstraint(self.kind).accepts_type(value)
+    def _accepts_type(self, value):
+        return _TypeConstraint(self.kind)._accepts_type(value)
 
     def __contains__(self, value) -> bool:
-        if not self.accepts_type(value):
+        if not self._accepts_type(value):
             return False
         try:
-            self.check(value, "value", _Context({}))
+            self._check(value, "value", _Context({}))
         except _Invalid:
             return False
         return True
@@ -397,18 +446,18 @@ class Interval(_Constraint):
         hi = "inf" if self.right is None else f"{self.right:g}" if isinstance(self.right, float) else str(self.right)
         return f"{lb}{lo}, {hi}{rb}"
 
-    def check(self, value, name, context):
+    def _check(self, value, name, context):
         v = float(value)
         if np.isnan(v) or (np.isinf(v) and not self.allow_inf):
-            raise _Invalid(self.describe(), repr(value))
+            raise _Invalid(self._describe(), repr(value))
         lo_ok = (self.left is None or v > self.left
                  or (v == self.left and self.closed in ("both", "left")))
         hi_ok = (self.right is None or v < self.right
                  or (v == self.right and self.closed in ("both", "right")))
         if not (lo_ok and hi_ok):
-            raise _Invalid(self.describe(), repr(value))
+            raise _Invalid(self._describe(), repr(value))
 
-    def describe(self):
+    def _describe(self):
         return f"{'an int' if self.kind is int else 'a real number'} in {self._interval()}"
 
 
@@ -422,24 +471,30 @@ class Options(_Constraint):
     """
 
     def __init__(self, options: Iterable):
-        self.options = tuple(sorted(options, key=repr)) if not isinstance(options, (list, tuple)) else tuple(options)
+        if isinstance(options, (str, bytes)) or not isinstance(options, Iterable):
+            raise TypeError(f"options must be a set or sequence of allowed values, got {_short(options)}")
+        ordered = isinstance(options, (list, tuple))
+        options = list(options)
+        if not options:
+            raise ValueError("options must contain at least one allowed value")
+        self.options = tuple(options) if ordered else tuple(sorted(options, key=repr))
         self.types = tuple({type(o) for o in self.options})
 
-    def accepts_type(self, value):
+    def _accepts_type(self, value):
         if isinstance(value, bool) and not any(isinstance(o, bool) for o in self.options):
             return False
         return isinstance(value, self.types) or (
             isinstance(value, numbers.Number) and any(isinstance(o, numbers.Number) for o in self.options))
 
-    def check(self, value, name, context):
+    def _check(self, value, name, context):
         try:
             ok = any(value == o for o in self.options)
         except (TypeError, ValueError):
             ok = False
         if not ok:
-            raise _Invalid(self.describe(), _short(value))
+            raise _Invalid(self._describe(), _short(value))
 
-    def describe(self):
+    def _describe(self):
         return f"one of {list(self.options)}"
 
 
@@ -496,8 +551,8 @@ class Array(_Constraint):
     def __init__(self, ndim=None, *, dtype: str | None = "real", finite: bool = True, shape=None,
                  min_size: int | None = None, min_rows: int | None = None, low=None, high=None,
                  max_abs: float | None = None, tensor: bool | None = None):
-        self.ndim = None if ndim is None else ((ndim,) if isinstance(ndim, int) else tuple(ndim))
-        if dtype is not None and dtype not in _KINDS:
+        self.ndim = _ndims(ndim)
+        if dtype is not None and (not isinstance(dtype, str) or dtype not in _KINDS):
             raise ValueError(f"dtype must be one of {sorted(_KINDS)} or None, got {dtype!r}")
         if shape is not None:
             shape = tuple(shape)
@@ -505,11 +560,17 @@ class Array(_Constraint):
                 self.ndim = (len(shape),)
             elif self.ndim != (len(shape),):
                 raise ValueError(f"shape {shape} does not match ndim {self.ndim}")
+        finite = _flag(finite, "finite")
+        min_size, min_rows = _optional_int(min_size, "min_size"), _optional_int(min_rows, "min_rows")
+        low, high = _optional_real(low, "low"), _optional_real(high, "high")
+        max_abs = None if max_abs is None else check_positive(max_abs, "max_abs")
+        if tensor is not None:
+            tensor = _flag(tensor, "tensor")
         self.dtype, self.finite, self.shape = dtype, finite, shape
         self.min_size, self.min_rows, self.low, self.high = min_size, min_rows, low, high
         self.max_abs, self.tensor = max_abs, tensor
 
-    def accepts_type(self, value):
+    def _accepts_type(self, value):
         if is_tensor(value):
             return self.tensor is not False
         if self.tensor:
@@ -541,7 +602,7 @@ class Array(_Constraint):
             return words
         return None
 
-    def check(self, value, name, context):
+    def _check(self, value, name, context):
         arr = self._numpy(value)
         if arr.dtype.kind == "c" and self.dtype != "complex":
             raise TypeError(f"{name} must be real, got complex values")
@@ -571,7 +632,7 @@ class Array(_Constraint):
             if self.max_abs is not None:
                 check_magnitude(arr, name, self.max_abs)
 
-    def describe(self):
+    def _describe(self):
         parts = ["a tensor" if self.tensor else "an array"]
         if self.shape is not None:
             parts.append(f"of shape {tuple('*' if s is None else s for s in self.shape)}".replace("'", ""))
@@ -600,10 +661,12 @@ class Labels(Array):
 
     def __init__(self, high=None, *, ndim=1, shape=None, min_size=None, tensor=None):
         super().__init__(ndim, dtype="integer", finite=True, shape=shape, min_size=min_size, tensor=tensor)
+        if not (high is None or isinstance(high, str) or callable(high)):
+            high = check_int(high, "high", minimum=1)
         self.bound = high
 
-    def check(self, value, name, context):
-        super().check(value, name, context)
+    def _check(self, value, name, context):
+        super()._check(value, name, context)
         arr = self._numpy(value)
         if not arr.size:
             return
@@ -613,7 +676,7 @@ class Labels(Array):
         if high is not None and arr.max() >= high:
             raise ValueError(f"{name} must have entries in [0, {high}){label}, got maximum {arr.max()}")
 
-    def describe(self):
+    def _describe(self):
         return f"an integer array of {self.what}"
 
 
@@ -686,6 +749,18 @@ def _as_constraint(c) -> _Constraint:
     raise TypeError(f"unknown constraint {c!r}")
 
 
+def _check_constraints(constraints) -> None:
+    """``constraints`` must map parameter names to lists of constraints."""
+    if not isinstance(constraints, Mapping):
+        raise TypeError(f"constraints must be a mapping of parameter names to lists of constraints, "
+                        f"got {_short(constraints)}")
+    for key, options in constraints.items():
+        if isinstance(options, (str, bytes)) or not isinstance(options, (list, tuple)):
+            raise TypeError(f"constraints[{key!r}] must be a list of constraints, got {_short(options)}")
+        for c in options:
+            _as_constraint(c)
+
+
 def check_params(values: Mapping[str, Any], constraints: Mapping[str, Iterable], *,
                  skip: Iterable[str] = ()) -> None:
     """Check every parameter in ``values`` against its list of allowed constraints.
@@ -702,6 +777,11 @@ def check_params(values: Mapping[str, Any], constraints: Mapping[str, Iterable],
     ValueError
         When a constraint accepts the type but not the value.
     """
+    if not isinstance(values, Mapping):
+        raise TypeError(f"values must be a mapping of parameter names to values, got {_short(values)}")
+    _check_constraints(constraints)
+    if isinstance(skip, (str, bytes)) or not isinstance(skip, Iterable):
+        raise TypeError(f"skip must be a collection of parameter names, got {_short(skip)}")
     context = _Context(values)
     skip = set(skip)
     # Scalars first, then arrays: a bad ``num_classes`` is reported as itself, not as
@@ -711,14 +791,14 @@ def check_params(values: Mapping[str, Any], constraints: Mapping[str, Iterable],
     for name in names:
         value = values[name]
         options = [_as_constraint(c) for c in constraints[name]]
-        typed = [c for c in options if c.accepts_type(value)]
-        want = " or ".join(c.describe() for c in options)
+        typed = [c for c in options if c._accepts_type(value)]
+        want = " or ".join(c._describe() for c in options)
         if not typed:
             raise TypeError(f"{name} must be {want}, got {_short(value)}")
         failures = []
         for c in typed:
             try:
-                c.check(value, name, context)
+                c._check(value, name, context)
                 break
             except _Invalid as err:
                 failures.append(err)
@@ -749,6 +829,8 @@ def validate_params(constraints: Mapping[str, Iterable]):
     ...
     TypeError: k must be an int in [1, inf), got 2.5
     """
+
+    _check_constraints(constraints)
 
     def decorator(func: Callable):
         signature = inspect.signature(func)

@@ -11,6 +11,7 @@ from importlib import resources
 
 import numpy as np
 
+from ._validation import Interval, as_array, check_params
 from ._validation import check_int, check_nonnegative
 
 __all__ = ["load_digits", "gaussian_mixture", "ChinchillaData", "load_chinchilla"]
@@ -62,6 +63,15 @@ def gaussian_mixture(num_classes: int = 4, n_per_class: int = 100, dim: int = 16
     dim = check_int(dim, "dim", minimum=1)
     separation = check_nonnegative(separation, "separation")
     noise = check_nonnegative(noise, "noise")
+    # 1e308 is finite but its square is not: bound the scales so the samples stay finite.
+    check_params({"separation": separation, "noise": noise},
+                 {"separation": [Interval(float, 0, 1e100)], "noise": [Interval(float, 0, 1e100)]})
+    try:
+        dtype = np.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind != "f":
+        raise TypeError("dtype must be a numpy floating dtype such as np.float32")
     rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
     means = rng.normal(scale=separation / np.sqrt(dim), size=(num_classes, dim))
     labels = np.repeat(np.arange(num_classes), n_per_class)
@@ -81,6 +91,17 @@ class ChinchillaData:
     D: np.ndarray
     C: np.ndarray
     loss: np.ndarray
+
+    def __post_init__(self):
+        n = None
+        for name in ("N", "D", "C", "loss"):
+            arr = as_array(getattr(self, name), name, ndim=1, min_rows=1)
+            if n is not None and arr.shape[0] != n:
+                raise ValueError(f"{name} must have {n} entries like N, got {arr.shape[0]}")
+            if name != "loss" and np.any(arr <= 0):
+                raise ValueError(f"{name} must be positive, got minimum {arr.min():.3g}")
+            n = arr.shape[0]
+            object.__setattr__(self, name, arr)
 
     def __len__(self) -> int:
         return len(self.loss)

@@ -43,6 +43,12 @@ class Spread:
 
     values: np.ndarray
 
+    def __post_init__(self):
+        arr = as_array(self.values, "values", min_rows=1)
+        if arr.ndim == 0:
+            raise ValueError("values must have one entry per seed along its first axis, got a scalar")
+        object.__setattr__(self, "values", arr)
+
     @property
     def n(self) -> int:
         """The number of seeds."""
@@ -99,7 +105,8 @@ def claim(statement: str, holds, *, at_least: int | None = None) -> bool:
         The claim in words, with its margin and its quantifier over seeds
         ("... in every seed", "... in at least 2 of 3 seeds").
     holds : bool or array-like of bool
-        The verdict, or one verdict per seed.
+        The verdict, or one verdict per seed (an array of any shape is flattened: every
+        entry is one verdict).
     at_least : int, optional
         With per-seed verdicts: how many must hold (default: all of them).
 
@@ -120,6 +127,9 @@ def claim(statement: str, holds, *, at_least: int | None = None) -> bool:
     flags = flags.ravel()
     if flags.size == 0:
         raise ValueError("holds must contain at least one verdict")
+    if at_least is not None and isinstance(at_least, (int, np.integer)) and not isinstance(at_least, bool) \
+            and at_least > flags.size:
+        raise ValueError(f"at_least must be <= the number of verdicts in holds ({flags.size}), got {at_least}")
     need = flags.size if at_least is None else check_int(at_least, "at_least", minimum=1,
                                                          maximum=flags.size)
     verdict = bool(flags.sum() >= need)

@@ -16,6 +16,7 @@ the book build set it, so outputs are stable).
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import random
 from typing import Callable, Iterable, Mapping
@@ -23,7 +24,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import torch
 
-from ._validation import check_int
+from ._validation import _short, check_int
 
 __all__ = ["SEED_ENV", "THREADS_ENV", "base_seed", "set_seed", "seeds", "set_threads", "thread_limit",
            "get_device", "progress", "progress_enabled", "History", "train_loop", "run_seeds"]
@@ -139,6 +140,8 @@ def get_device(prefer_gpu: bool = True) -> torch.device:
     Nothing in the course requires a GPU; the numbers printed in the book are computed on
     the CPU (``COMPANION_DEVICE=cpu`` forces it).
     """
+    if not isinstance(prefer_gpu, (bool, np.bool_)):
+        raise TypeError(f"prefer_gpu must be a bool, got {_short(prefer_gpu)}")
     forced = os.environ.get("COMPANION_DEVICE")
     if forced:
         return torch.device(forced)
@@ -175,12 +178,27 @@ class History:
         self._steps: dict[str, list[int]] = {}
 
     def log(self, step: int, values: Mapping[str, float]) -> None:
-        """Record ``values`` (a mapping of names to numbers) at ``step``."""
+        """Record ``values`` (a mapping of names to numbers) at ``step``.
+
+        A value may be a number, a one-element tensor or None (logged as NaN: "not measured
+        at this step"); anything else raises ``TypeError`` naming it.
+        """
+        step = check_int(step, "step", minimum=0)
+        if not isinstance(values, Mapping):
+            raise TypeError(f"values must be a mapping of names to numbers, got {_short(values)}")
+        row = {}
         for key, value in values.items():
-            if isinstance(value, torch.Tensor):
-                value = value.detach().cpu().item()
-            self._values.setdefault(key, []).append(float(value) if value is not None else np.nan)
-            self._steps.setdefault(key, []).append(int(step))
+            if isinstance(value, (torch.Tensor, np.ndarray)):
+                if value.size != 1 if isinstance(value, np.ndarray) else value.numel() != 1:
+                    raise ValueError(f"values[{key!r}] must be a number, got shape {tuple(value.shape)}")
+                value = value.detach().cpu().item() if isinstance(value, torch.Tensor) else value.item()
+            if value is not None and (isinstance(value, (complex, np.complexfloating))
+                                      or not isinstance(value, (numbers.Real, np.number, np.bool_))):
+                raise TypeError(f"values[{key!r}] must be a number or None, got {_short(value)}")
+            row[key] = float(value) if value is not None else np.nan
+        for key, value in row.items():
+            self._values.setdefault(key, []).append(value)
+            self._steps.setdefault(key, []).append(step)
 
     def __getitem__(self, key: str) -> np.ndarray:
         if key not in self._values:
@@ -273,6 +291,8 @@ def run_seeds(run: Callable[[int], object], seed_list: Iterable[int], *, desc: s
     """
     if not callable(run):
         raise TypeError(f"run must be callable, got {type(run).__name__}")
+    if isinstance(seed_list, (str, bytes)) or not isinstance(seed_list, Iterable):
+        raise TypeError(f"seed_list must be a sequence of seeds, got {_short(seed_list)}")
     seed_list = [check_int(s, "seed_list", minimum=0) for s in seed_list]
     if not seed_list:
         raise ValueError("seed_list must contain at least one seed")

@@ -45,6 +45,8 @@ class Choice:
     _index: int = field(init=False, default=0)
 
     def __post_init__(self):
+        if isinstance(self.values, (str, bytes)) or not hasattr(self.values, "__iter__"):
+            raise TypeError(f"values must be a sequence of values, got {self.values!r}")
         self.values = list(self.values)
         if not self.values:
             raise ValueError("values must not be empty")
@@ -55,6 +57,9 @@ class Choice:
         self._index = self.values.index(self.default)
 
     def text(self, value) -> str:
+        """The label of one of the values (``fmt.format(value)``)."""
+        if not any(value is v or (type(value) is type(v) and value == v) for v in self.values):
+            raise ValueError(f"value must be one of {self.values}, got {value!r}")
         return self.fmt.format(value)
 
 
@@ -98,8 +103,11 @@ class Explorer:
                  precompute: Sequence[str] | None = None, dpi: int = 80):
         if not callable(draw):
             raise TypeError(f"draw must be callable, got {type(draw).__name__}")
-        if not controls or not all(isinstance(c, Choice) for c in controls.values()):
+        if not isinstance(controls, dict) or not controls or not all(isinstance(c, Choice) for c in controls.values()):
             raise TypeError("controls must be a non-empty dict of name -> Choice")
+        if isinstance(dpi, bool) or not isinstance(dpi, int) or not 10 <= dpi <= 1000:
+            raise (TypeError if isinstance(dpi, bool) or not isinstance(dpi, int) else ValueError)(
+                f"dpi must be an int in [10, 1000], got {dpi!r}")
         self.draw = draw
         self.controls = dict(controls)
         self.title = title
