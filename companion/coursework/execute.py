@@ -59,6 +59,8 @@ def execute(nb, *, timeout: float, cell_timeout: float | None, env: dict, cwd: s
 
     def cell_limit(cell):
         remaining = max(1.0, deadline[0] - time.monotonic())
+        if prologue and cell is nb.cells[0]:  # the grader's own setup: only the notebook's limit
+            return int(math.ceil(remaining))
         return int(math.ceil(min(remaining, cell_timeout or remaining)))
 
     client = NotebookClient(
