@@ -114,3 +114,21 @@ def test_explorer_widget_builds_and_redraws_with_the_installed_ipywidgets():
     controls["log"].value = True
     assert calls[-1] == (4, "topk", True)
     plt.close("all")
+
+
+def test_readme_names_the_chapters_that_train_on_a_gpu():
+    """README's Colab section says which chapters use a GPU: exactly those whose code passes
+    the setup cell's DEVICE to a training function."""
+    readme = (ROOT / "README.md").read_text()
+    m = re.search(r"chapters ([\d, and]+?) train their models on it", readme.replace("\n", " "))
+    assert m, "README's Colab section should say which chapters train on a GPU"
+    said = {int(n) for n in re.findall(r"\d+", m[1])}
+    uses = set()
+    for path in sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb")):
+        import nbformat
+
+        nb = nbformat.read(path, as_version=4)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        if re.search(r"device=DEVICE\b", code):
+            uses.add(int(path.name[:2]))
+    assert said == uses, f"README says chapters {sorted(said)} use the GPU; the code passes DEVICE in {sorted(uses)}"

@@ -85,12 +85,16 @@ def freeze(python: Path) -> dict[str, str]:
     return {normalize(d["name"]): d["version"] for d in json.loads(out)}
 
 
+def args_python_version(python: str) -> str:
+    return subprocess.run([python, "--version"], check=True, capture_output=True, text=True).stdout
+
+
 def make_venv(python: str, pins: dict) -> Path:
     venv = WORK / "venv"
     vpy = venv / "bin" / "python"
     constraints = pinned_constraints(pins)
-    key = hashlib.sha256((constraints + TORCH + repr(COLAB_PACKAGES + RUNNER_PACKAGES)
-                          + Path(__file__).read_text()).encode()).hexdigest()
+    key = hashlib.sha256((constraints + TORCH + repr(COLAB_PACKAGES + RUNNER_PACKAGES + sorted(UNPINNED))
+                          + args_python_version(python)).encode()).hexdigest()
     stamp = venv / ".colab-stamp"
     if vpy.exists() and stamp.exists() and stamp.read_text() == key:
         print(f"Colab-like venv up to date: {venv}")
@@ -163,6 +167,14 @@ def colab_env(repo: Path) -> dict[str, str]:
     return env
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of every finished child process (the kernels included)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def installed_from(vpy: Path, env: dict) -> dict:
     code = ("import json, importlib.metadata as m; d = m.distribution('collapse-scaling-companion');"
             "print(json.dumps({'version': d.version, 'direct_url': json.loads(d.read_text('direct_url.json') or '{}')}))")
@@ -190,27 +202,28 @@ def main(argv=None) -> int:
           + ", ".join(f"{n} {before.get(n, '-')}" for n in ("ipython", "ipywidgets", "traitlets", "numpy", "torch")))
     print(f"setup cells install {REPOSITORY}@{tag} -> {repo} (commit {commit[:10]})")
 
-    failures, times = [], {}
+    failures, times, cpu = [], {}, {}
     for nb in chapters:
         subprocess.run([vpy, "-m", "pip", "uninstall", "-y", "-q", "collapse-scaling-companion"],
                        env=env, capture_output=True)  # a fresh runtime has no companion
-        start = time.time()
+        start, start_cpu = time.time(), _children_cpu()
         proc = subprocess.run([vpy, "-m", "pytest", "--nbval-lax", nb, "-p", "no:cacheprovider", "-q"],
                               env=env, cwd=ROOT)
-        times[nb.name] = time.time() - start
+        times[nb.name], cpu[nb.name] = time.time() - start, _children_cpu() - start_cpu
         info = installed_from(vpy, env)
         vcs = info.get("direct_url", {}).get("vcs_info", {})
         if proc.returncode != 0:
             failures.append(f"{nb.name}: nbval failed")
         elif vcs.get("requested_revision") != tag or vcs.get("commit_id") != commit:
             failures.append(f"{nb.name}: the setup cell did not install the companion from {tag}: {info}")
-        print(f"== {nb.name}: {'ok' if proc.returncode == 0 else 'FAILED'} in {times[nb.name]:.0f} s; "
+        print(f"== {nb.name}: {'ok' if proc.returncode == 0 else 'FAILED'} in {times[nb.name]:.0f} s "
+              f"(CPU {cpu[nb.name]:.0f} s, the install included); "
               f"companion {info.get('version')} from {info.get('direct_url', {}).get('url')}@{vcs.get('requested_revision')}",
               flush=True)
 
     after = freeze(vpy)
     changed = [f"{n}: {v} -> {after.get(n, 'removed')}" for n, v in colab_set.items()
-               if after.get(n) != v and n in {normalize(k) for k in pins}]
+               if after.get(n) != v and n in pins]
     added = sorted(f"{n}=={v}" for n, v in after.items() if n not in before)
     print("the installs added:", ", ".join(added) or "nothing")
     if changed:
@@ -224,7 +237,7 @@ def main(argv=None) -> int:
     if proc.returncode != 0:
         failures.append("the explorer widgets fail with Colab's ipywidgets")
 
-    print("chapter times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
+    print("chapter times, wall (CPU) s: " + ", ".join(f"{k} {v:.0f} ({cpu[k]:.0f})" for k, v in times.items()))
     for f in failures:
         print("FAIL:", f)
     if failures:
