@@ -548,6 +548,9 @@ def test_a_value_answer_or_an_answer_formula_in_the_text_is_refused(chapter, reg
     with pytest.raises(cw.LeakError, match=r"P\^\\star = 3 \\cdot 2 \+ 2"):
         cw.student_notebook(_with_markdown(nb, "Recall that $P^\\star = 3 \\cdot 2 + 2$."), registry)
     cw.student_notebook(_with_markdown(nb, "We count $P^\\star$ below."), registry)
+    # a starred symbol the task only mentions (not what it asks for) is not an answer
+    task.source = task.source.replace("with a bias.", "with a bias. The check verifies $Q^\\star$ too.")
+    cw.student_notebook(_with_markdown(nb, "Later, $Q^\\star = \\log(2)$."), registry)
 
 
 def test_distinctive_parts_ignore_boilerplate():

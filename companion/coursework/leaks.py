@@ -23,7 +23,8 @@ Distinctive, so that honest chapters pass and real leaks are caught:
   leaks when a markdown cell states the same value, or a code cell outside the exercise
   uses it as a literal;
 * **a formula for the answer's symbol**: when the task names its answer with a starred
-  or "opt" symbol (``$\lambda^\star_k$``, ``$N_{\mathrm{opt}}$``), a markdown cell that
+  or "opt" symbol (``$\lambda^\star_k$``, ``$N_{\mathrm{opt}}$``) in a sentence that
+  asks for it (returns, compute, derive, find, predict, give, set, write), a markdown cell that
   states ``symbol = <formula>`` in math, with a formula the task itself does not show
   (a summary line ``$\lambda^\star_k = \sqrt{n_k}/N$``).
 """
@@ -184,10 +185,21 @@ def _tex(text: str) -> str:
     return re.sub(r"\s+|\\[,;:! ]|\\left|\\right|\{|\}", "", text)
 
 
+_ASKS = re.compile(r"\b(return|returns|returning|compute|computes|derive|find|predict|give|gives|set|write)\b",
+                   re.I)
+
+
 def answer_symbols(task: str) -> list[str]:
-    """Math symbols a task names its answer by: starred or "opt" ones, not relations."""
-    return [m.strip() for m in _MATH.findall(task or "")
-            if _ANSWER_SYMBOL.search(m) and not re.search(r"=|\\le|\\ge|<|>|\\approx", m)]
+    """Math symbols a task names its answer by: starred or "opt" symbols (not relations)
+    in a sentence that asks for something ("returns ... $\\lambda^\\star_k$"), not in one
+    that only mentions them ("the check verifies that the minimiser is $x^\\star$")."""
+    found = []
+    for sentence in re.split(r"(?<=[.;])\s+", task or ""):
+        if not _ASKS.search(_MATH.sub(" ", sentence)):
+            continue
+        found += [m.strip() for m in _MATH.findall(sentence)
+                  if _ANSWER_SYMBOL.search(m) and not re.search(r"=|\\le|\\ge|<|>|\\approx", m)]
+    return list(dict.fromkeys(found))
 
 
 def _formula_leaks(text: str, symbols: list[str], task: str):
