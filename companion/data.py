@@ -12,9 +12,9 @@ from importlib import resources
 import numpy as np
 
 from ._validation import Interval, as_array, check_params
-from ._validation import check_int, check_nonnegative
+from ._validation import as_labels, check_fraction, check_int, check_nonnegative
 
-__all__ = ["load_digits", "gaussian_mixture", "ChinchillaData", "load_chinchilla"]
+__all__ = ["load_digits", "gaussian_mixture", "stratified_split", "ChinchillaData", "load_chinchilla"]
 
 
 def load_digits(standardize: bool = True, dtype=np.float32):
@@ -77,6 +77,44 @@ def gaussian_mixture(num_classes: int = 4, n_per_class: int = 100, dim: int = 16
     labels = np.repeat(np.arange(num_classes), n_per_class)
     x = means[labels] + rng.normal(scale=noise / np.sqrt(dim), size=(labels.size, dim))
     return x.astype(dtype), labels.astype(np.int64)
+
+
+def stratified_split(labels, test_fraction: float = 0.25, seed: int = 0):
+    """Indices of a random train/test split that keeps every class's share.
+
+    Each class contributes ``round(test_fraction * n_c)`` of its samples (at least one, and
+    at least one left for training) to the test set, drawn at random with ``seed``.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (N,)
+    test_fraction : float
+        Share of each class held out, in (0, 1).
+    seed : int
+
+    Returns
+    -------
+    train_index, test_index : ndarray of int64, sorted
+
+    Examples
+    --------
+    >>> train, test = stratified_split([0, 0, 0, 0, 1, 1, 1, 1], 0.25, seed=0)
+    >>> len(train), len(test)
+    (6, 2)
+    """
+    y = as_labels(labels, "labels")
+    test_fraction = check_fraction(test_fraction, "test_fraction", inclusive=False)
+    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+    test = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        if members.size < 2:
+            raise ValueError(f"labels: class {c} has {members.size} sample, need at least 2 to split")
+        k = min(max(int(round(test_fraction * members.size)), 1), members.size - 1)
+        test.append(rng.choice(members, size=k, replace=False))
+    test = np.sort(np.concatenate(test)).astype(np.int64)
+    train = np.setdiff1d(np.arange(y.size), test).astype(np.int64)
+    return train, test
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from torch import nn
 
 from ._validation import (as_array, as_labels, check_choice, check_int, check_nonnegative,
                           check_positive, is_tensor)
-from .plotting import pyplot
-from .training import set_seed, train_loop
+from .plotting import plot_spread, pyplot, subplots
+from .training import History, set_seed, thread_limit, train_loop
 
 __all__ = [
     "simplex_etf",
@@ -46,15 +46,21 @@ __all__ = [
     "ufm_mse_solution",
     "imbalanced_mse_solution",
     "minority_collapse_threshold",
+    "ufm_ce_reduced_objective",
+    "mean_pairwise_cosine",
     "UFMResult",
     "train_ufm",
     "PerturbedUFM",
     "perturbed_ufm",
     "MLPClassifier",
     "train_mlp_nc",
+    "StackedMLP",
+    "train_mlp_nc_seeds",
     "plot_etf",
     "plot_nc_history",
     "plot_weight_decay_sweep",
+    "plot_layer_collapse",
+    "plot_ce_minority_collapse",
     "plot_ufm_check",
     "plot_minority_collapse",
     "plot_perturbation",
@@ -720,9 +726,11 @@ def imbalanced_mse_solution(n_per_class, lam_w: float, lam_h: float, depth: int 
     ``s_k = (N lam_H x_k^M)^(1/(2M))``, ``p_k = x_k^M / (x_k^M + 1)`` and
     ``||h_k||^2 = x_k^M / (N lam_H (x_k^M + 1)^2)``. For ``M >= 2`` the root is a critical
     point; we keep it only where its objective beats the zero solution (the class's term
-    ``n_k/(2N)``), and report the class as collapsed otherwise. For ``M >= 3`` zero is also
-    a *local* minimum of each class's term, so an optimiser started near zero
-    (:func:`train_ufm` with a small ``init_scale``) can leave a small class there.
+    ``n_k/(2N)``), and report the class as collapsed otherwise (the threshold is
+    :func:`minority_collapse_threshold`, where ``p_k`` jumps from ``a*`` to 0). For
+    ``M >= 2`` zero is also a strict *local* minimum of each class's term (near zero the
+    fit term changes only at order ``M + 1`` while the penalties grow quadratically), so an
+    optimiser (:func:`train_ufm`) can leave a class at zero below its threshold.
 
     Parameters
     ----------
@@ -756,19 +764,122 @@ def imbalanced_mse_solution(n_per_class, lam_w: float, lam_h: float, depth: int 
                               objective=float(class_obj.sum()))
 
 
-def minority_collapse_threshold(n_per_class) -> np.ndarray:
-    """The regularisation ``lam = lam_W = lam_H`` at which each class collapses (depth-1 MSE UFM).
+def minority_collapse_threshold(n_per_class, depth: int = 1) -> np.ndarray:
+    """The regularisation ``lam = lam_W = lam_H`` at which each class collapses (MSE UFM, depth ``M``).
 
-    From :func:`imbalanced_mse_solution` (Dang et al. 2023): class ``k`` collapses iff
-    ``n_k <= N^2 lam_W lam_H``; with ``lam_W = lam_H = lam`` this is
-    ``lam >= lam*_k = sqrt(n_k) / N``, ``N = sum_k n_k``. Smaller classes collapse first.
+    Reduction to one dimension (the derivation of Section 5 of Chapter 1): at the optimum of
+    :func:`imbalanced_mse_solution` class ``k`` lives on its own direction, its output is
+    ``a = s^M t`` (``s`` the singular value of every layer along it, ``t = ||h_k||``) and
+    balancing the ``M + 1`` factors leaves, after dividing by ``n_k / (2N)``,
+
+    .. math::
+
+        f_k(a) = (1 - a)^2 + \\kappa_k\\, a^{q},\\qquad q = \\frac{2}{M+1},\\qquad
+        \\kappa_k = (M+1)\\,\\frac{N}{n_k}\\,\\lambda_W^{M/(M+1)} (\\lambda_H n_k)^{1/(M+1)} .
+
+    The class collapses (``a = 0`` is the global minimiser) iff
+    ``kappa_k >= G_q = sup_{a>0} (2a - a^2) / a^q``, attained at ``a* = 2(1-q)/(2-q)``, so
+    ``G_q = a*^(1-q) (2 - a*)`` (``G_1 = 2``). With ``lam_W = lam_H = lam``:
+
+    .. math::
+
+        \\lambda^\\star_k = \\frac{G_q\\, n_k^{M/(M+1)}}{(M+1)\\, N} ,
+
+    which is ``sqrt(n_k) / N`` at depth 1 (Dang et al. 2023: collapse iff
+    ``n_k <= N^2 lam_W lam_H``) and ``n_k^(2/3) / (2^(4/3) N)`` at depth 2. At depth 1 the
+    class fades out continuously (``p_k -> 0``); at depth ``M >= 2`` it drops from
+    ``p_k = a*`` to 0 (a first-order transition). Smaller classes collapse first.
+
+    Parameters
+    ----------
+    n_per_class : sequence of int
+    depth : int
+        Number of weight matrices ``M >= 1``.
 
     Returns
     -------
     ndarray, shape (K,)
+
+    Examples
+    --------
+    >>> np.round(minority_collapse_threshold([20, 10, 5, 2]), 4)
+    array([0.1209, 0.0855, 0.0604, 0.0382])
     """
     n = _check_counts_arg(n_per_class)
-    return np.sqrt(n) / n.sum()
+    depth = check_int(depth, "depth", minimum=1)
+    q = 2.0 / (depth + 1)
+    a_star = 2 * (1 - q) / (2 - q)
+    g = a_star ** (1 - q) * (2 - a_star)
+    return g * n ** (depth / (depth + 1)) / ((depth + 1) * n.sum())
+
+
+def ufm_ce_reduced_objective(x, num_classes: int, n_per_class: int, lam_w: float, lam_h: float):
+    """The balanced cross-entropy UFM objective on its collapsed solutions, as a function of the margin.
+
+    Reduction to one dimension (Zhu et al. 2021, proof of Theorem 3.1): restrict the UFM to
+    collapsed configurations, features ``h_ki = h_k`` on a simplex ETF, classifier rows
+    ``w_k = rho h_k`` with the balance ``rho = sqrt(n lam_H / lam_W)`` (it minimises the
+    regulariser for a given product). The logit gap between the true class and each other
+    class is then ``x = rho ||h||^2 K / (K - 1)``, every sample's loss is
+    ``log(1 + (K-1) e^{-x})`` and the regulariser is ``(K - 1) s x`` with
+    ``s = sqrt(n lam_W lam_H)``:
+
+    .. math::
+
+        f(x) = \\log\\bigl(1 + (K-1)e^{-x}\\bigr) + (K-1)\\,\\sqrt{n\\lambda_W\\lambda_H}\\; x,
+        \\qquad x \\ge 0 .
+
+    Its minimiser is ``x* = log(1/s - (K-1))`` when ``s < 1/K`` and ``0`` otherwise, the
+    margin of :func:`ufm_ce_solution`.
+
+    Parameters
+    ----------
+    x : float or array-like
+        Margins ``x >= 0``.
+    num_classes, n_per_class : int
+    lam_w, lam_h : float
+
+    Returns
+    -------
+    float or ndarray
+        ``f(x)``, with the shape of ``x``.
+
+    Examples
+    --------
+    >>> round(float(ufm_ce_reduced_objective(0.0, 4, 5, 5e-3, 5e-3)), 6)   # log K at x = 0
+    1.386294
+    """
+    k, n, lam_w, lam_h = _check_ufm_args(num_classes, n_per_class, lam_w, lam_h)
+    arr = as_array(x, "x")
+    if np.any(arr < 0):
+        raise ValueError("x must be nonnegative (it is a margin)")
+    value = np.log1p((k - 1) * np.exp(-arr)) + (k - 1) * math.sqrt(n * lam_w * lam_h) * arr
+    return float(value) if value.ndim == 0 else value
+
+
+def mean_pairwise_cosine(vectors) -> float:
+    """Mean cosine between distinct rows of ``vectors`` (``-1/(K-1)`` for a simplex ETF).
+
+    Used for the minority collapse of Fang et al. (2021): the cosines between the classifier
+    rows of the minority classes rise toward 1 as the imbalance grows.
+
+    Parameters
+    ----------
+    vectors : array-like, shape (K, d)
+        At least two nonzero rows.
+
+    Examples
+    --------
+    >>> round(mean_pairwise_cosine(simplex_etf(4).T), 6)
+    -0.333333
+    """
+    v = as_array(vectors, "vectors", ndim=2, min_rows=2)
+    norms = np.linalg.norm(v, axis=1)
+    if np.any(norms == 0):
+        raise ValueError("vectors: a row is zero, its cosine is undefined")
+    unit = v / norms[:, None]
+    k = v.shape[0]
+    return float(((unit @ unit.T).sum() - k) / (k * (k - 1)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -900,7 +1011,8 @@ def train_ufm(n_per_class, lam_w: float, lam_h: float, *, loss: str = "ce", dim:
         history.append(float(value.detach()))
         return value
 
-    opt.step(closure)
+    with thread_limit():  # a few hundred variables: one thread (COMPANION_THREADS overrides)
+        opt.step(closure)
     with torch.no_grad():
         final = float(objective())
         end_to_end = layers[0]
@@ -1019,6 +1131,19 @@ class MLPClassifier(nn.Module):
         """Penultimate-layer features ``h`` (N, feature_dim)."""
         return self.body(x)
 
+    def layer_outputs(self, x: torch.Tensor) -> list:
+        """The input and the output of every hidden layer (after its ReLU), features last.
+
+        ``[x, relu(L1 x), relu(L2 relu(L1 x)), ..., h]``: the representations whose collapse
+        :class:`NCTracker` can measure layer by layer.
+        """
+        outputs = [x]
+        for module in self.body:
+            x = module(x)
+            if isinstance(module, nn.ReLU):
+                outputs.append(x)
+        return outputs
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.body(x))
 
@@ -1101,9 +1226,223 @@ def train_mlp_nc(features, labels, *, loss: str = "mse", epochs: int = 500, lr: 
             error = (logits.argmax(dim=1) != yt).double().mean().item()
         return {"eval_loss": criterion(logits).item(), "train_error": error, **metrics.as_dict()}
 
-    history = train_loop(step, epochs, evaluate=evaluate, eval_every=epochs + 1,
-                         eval_at=_log_grid(epochs, eval_points), desc=desc or f"MLP ({loss})")
+    with thread_limit():  # tiny matrices: one thread (COMPANION_THREADS overrides) beats two on a busy CPU
+        history = train_loop(step, epochs, evaluate=evaluate, eval_every=epochs + 1,
+                             eval_at=_log_grid(epochs, eval_points), desc=desc or f"MLP ({loss})")
     return model, history
+
+
+class StackedMLP(nn.Module):
+    """Several independent :class:`MLPClassifier` trained as one model (a batch of models).
+
+    The weights of ``S`` models with the same architecture are stored stacked, ``(S, out, in)``,
+    and every layer is one batched matrix product, so the seeds (or the weight decays) of an
+    experiment train together at the cost of one larger model. Model ``k`` computes exactly
+    what ``models[k]`` computes; :meth:`unstack` gives it back as an :class:`MLPClassifier`.
+
+    Parameters
+    ----------
+    models : sequence of MLPClassifier
+        The models to stack (same architecture), e.g. freshly initialised with different seeds.
+    """
+
+    def __init__(self, models: Sequence[MLPClassifier]):
+        super().__init__()
+        models = list(models)
+        if not models or not all(isinstance(m, MLPClassifier) for m in models):
+            raise TypeError("models must be a non-empty sequence of MLPClassifier")
+        layers = [[mod for mod in m.body if isinstance(mod, nn.Linear)] + [m.classifier] for m in models]
+        shapes = [[tuple(lin.weight.shape) for lin in ls] for ls in layers]
+        if any(sh != shapes[0] for sh in shapes):
+            raise ValueError("models must all have the same architecture")
+        self.weights = nn.ParameterList(
+            [nn.Parameter(torch.stack([ls[j].weight.detach() for ls in layers]).clone()) for j in range(len(shapes[0]))])
+        self.biases = nn.ParameterList(
+            [nn.Parameter(torch.stack([ls[j].bias.detach() for ls in layers]).clone()) for j in range(len(shapes[0]))])
+        self._sizes = (shapes[0][0][1], shapes[0][0][0], shapes[0][-2][0], shapes[0][-1][0], len(shapes[0]) - 2)
+
+    @property
+    def num_models(self) -> int:
+        return int(self.weights[0].shape[0])
+
+    def _linear(self, j: int, x: torch.Tensor) -> torch.Tensor:
+        w, b = self.weights[j], self.biases[j]
+        if x.dim() == 2:   # the same inputs for every model: (N, in) x (S, in, out)
+            return torch.matmul(x, w.transpose(1, 2)) + b[:, None, :]
+        return torch.baddbmm(b[:, None, :], x, w.transpose(1, 2))
+
+    def layer_outputs(self, x: torch.Tensor) -> list:
+        """``[x, hidden_1, ..., features]`` with shapes ``(S, N, width)`` (``x`` as given)."""
+        outputs = [x]
+        for j in range(len(self.weights) - 1):
+            x = torch.relu(self._linear(j, x))
+            outputs.append(x)
+        return outputs
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features of every model, ``(S, N, feature_dim)``."""
+        return self.layer_outputs(x)[-1]
+
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits ``(S, N, C)`` from stacked features ``(S, N, feature_dim)``."""
+        return self._linear(len(self.weights) - 1, h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(x))
+
+    def unstack(self, k: int) -> MLPClassifier:
+        """Model ``k`` as a plain :class:`MLPClassifier` (a copy, on the same device)."""
+        k = check_int(k, "k", minimum=0, maximum=self.num_models - 1)
+        in_dim, width, feature_dim, num_classes, hidden = self._sizes
+        model = MLPClassifier(in_dim, num_classes, width, feature_dim, hidden).to(self.weights[0].device)
+        linears = [mod for mod in model.body if isinstance(mod, nn.Linear)] + [model.classifier]
+        with torch.no_grad():
+            for j, lin in enumerate(linears):
+                lin.weight.copy_(self.weights[j][k])
+                lin.bias.copy_(self.biases[j][k])
+        return model
+
+
+def _per_model(value, name: str, count: int, convert):
+    """A scalar broadcast to ``count`` models, or a sequence with one entry per model."""
+    if isinstance(value, (str, int, float, np.floating, np.integer)):
+        return [convert(value, name)] * count
+    values = list(value)
+    if len(values) != count:
+        raise ValueError(f"{name} must be one value or one per model ({count}), got {len(values)}")
+    return [convert(v, name) for v in values]
+
+
+def _loss_gradient_norm(logits: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
+    """Mean over samples of ``||d loss_i / d logits_i||``: how hard the loss still pushes."""
+    if loss == "ce":
+        return (torch.softmax(logits, dim=-1) - target).norm(dim=-1).mean()
+    return (2 * (logits - target)).norm(dim=-1).mean()
+
+
+def train_mlp_nc_seeds(features, labels, seeds: Sequence[int], *, loss="mse", epochs: int = 500,
+                       lr: float = 0.1, momentum: float = 0.9, weight_decay=5e-3, width: int = 256,
+                       feature_dim: int = 64, hidden_layers: int = 2, eval_points: int = 25,
+                       test=None, device=None, desc: str | None = None):
+    """Train one :class:`MLPClassifier` per seed, all together, tracking the collapse metrics.
+
+    The batched version of :func:`train_mlp_nc`: model ``k`` is initialised exactly as
+    ``train_mlp_nc(..., seed=seeds[k])`` initialises its model and follows the same
+    full-batch SGD with momentum (``buf = momentum * buf + grad + wd * p; p -= lr * buf``,
+    the update of ``torch.optim.SGD``), so each model is an independent run; they share only
+    the matrix products (:class:`StackedMLP`). ``loss`` and ``weight_decay`` may differ from
+    model to model (one entry per seed), so a weight-decay sweep over several seeds, or
+    cross-entropy and MSE runs, train as one batch.
+
+    Logged at initialisation and on a log-spaced grid of epochs, for every model: every
+    field of :class:`NCMetrics` on the training features (with the classifier),
+    ``train_error``, ``eval_loss``, ``feature_norm`` (mean ``||h_i||``) and ``loss_grad``
+    (the mean over samples of ``||d loss_i / d z_i||``, the size of the push the loss
+    still gives each sample's logits ``z_i``); with ``test=(x, y)`` also ``test_error`` and
+    the metrics of the held-out features as ``test_<field>`` (class means of the held-out
+    set, same classifier).
+
+    Parameters
+    ----------
+    features : array-like, shape (N, in_dim)
+    labels : array-like, shape (N,)
+    seeds : sequence of int
+        One model per entry (repeat a seed to train it under several settings).
+    loss : {"mse", "ce"} or sequence of them (one per model)
+    epochs : int
+    lr, momentum : float
+    weight_decay : float or sequence of float (one per model)
+    width, feature_dim, hidden_layers : int
+    eval_points : int
+    test : tuple (features, labels), optional
+        Held-out data, evaluated at the same epochs (not trained on).
+    device : torch.device or str, optional
+        Default: the CPU.
+    desc : str, optional
+
+    Returns
+    -------
+    model : StackedMLP
+    histories : list of companion.training.History, one per model
+    """
+    x = as_array(features, "features", ndim=2, min_rows=2, dtype=np.float32)
+    y = as_labels(labels, "labels", n=x.shape[0])
+    seeds = [check_int(s, "seeds", minimum=0) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must contain at least one seed")
+    count = len(seeds)
+    losses = _per_model(loss, "loss", count, lambda v, n: check_choice(v, n, ("mse", "ce")))
+    decays = _per_model(weight_decay, "weight_decay", count, check_nonnegative)
+    epochs = check_int(epochs, "epochs", minimum=1)
+    lr, momentum = check_positive(lr, "lr"), check_nonnegative(momentum, "momentum")
+    num_classes = int(y.max()) + 1
+    if test is not None:
+        xt_np = as_array(test[0], "test[0]", ndim=2, min_rows=1, dtype=np.float32)
+        if xt_np.shape[1] != x.shape[1]:
+            raise ValueError(f"test features must have {x.shape[1]} columns, got {xt_np.shape[1]}")
+        yt_np = as_labels(test[1], "test[1]", n=xt_np.shape[0], num_classes=num_classes)
+    device = torch.device("cpu") if device is None else torch.device(device)
+
+    models = []
+    for s in seeds:  # the same initialisation as train_mlp_nc(seed=s)
+        set_seed(s)
+        models.append(MLPClassifier(x.shape[1], num_classes, width, feature_dim, hidden_layers))
+    model = StackedMLP(models).to(device)
+    params = list(model.parameters())
+    buffers = [torch.zeros_like(p) for p in params]
+    wd = torch.tensor(decays, dtype=torch.float32, device=device)
+    is_ce = torch.tensor([l == "ce" for l in losses], device=device)
+    xd, yd = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
+    target = nn.functional.one_hot(yd, num_classes).float()
+    sets = [("", xd, yd, target)]
+    if test is not None:
+        yt = torch.as_tensor(yt_np, device=device)
+        sets.append(("test_", torch.as_tensor(xt_np, device=device), yt,
+                     nn.functional.one_hot(yt, num_classes).float()))
+
+    def per_model_loss(logits, yy, tt):
+        ce = nn.functional.cross_entropy(logits.reshape(-1, num_classes), yy.repeat(count),
+                                         reduction="none").view(count, -1).mean(dim=1)
+        mse = ((logits - tt) ** 2).sum(dim=-1).mean(dim=1)
+        return torch.where(is_ce, ce, mse)
+
+    def step(_):
+        for p in params:
+            p.grad = None
+        total = per_model_loss(model(xd), yd, target).sum()
+        total.backward()
+        with torch.no_grad():
+            for p, buf in zip(params, buffers):
+                decay = wd.view(-1, *([1] * (p.dim() - 1)))
+                buf.mul_(momentum).add_(p.grad + decay * p)
+                p.sub_(lr * buf)
+        return None
+
+    histories = [History() for _ in range(count)]
+
+    def evaluate(i):
+        with torch.no_grad():
+            for prefix, xx, yy, tt in sets:
+                h = model.features(xx)
+                logits = model.classify(h)
+                values = per_model_loss(logits, yy, tt)
+                for k in range(count):
+                    row = {f"{prefix}error": (logits[k].argmax(dim=1) != yy).double().mean().item()}
+                    w, b = model.weights[-1][k], model.biases[-1][k]
+                    metrics = nc_metrics(h[k], yy, w, b, num_classes=num_classes).as_dict()
+                    row.update({f"{prefix}{key}": v for key, v in metrics.items()})
+                    if not prefix:
+                        row["train_error"] = row.pop("error")
+                        row["eval_loss"] = values[k].item()
+                        row["feature_norm"] = h[k].norm(dim=1).mean().item()
+                        row["loss_grad"] = _loss_gradient_norm(logits[k], tt, losses[k]).item()
+                    histories[k].log(i, row)
+        return {}
+
+    with thread_limit():  # tiny matrices: one thread (COMPANION_THREADS overrides) beats two on a busy CPU
+        train_loop(step, epochs, evaluate=evaluate, eval_every=epochs + 1,
+                   eval_at=_log_grid(epochs, eval_points), desc=desc or f"{count} MLPs")
+    return model, histories
 
 
 # ---------------------------------------------------------------------------------------
@@ -1179,17 +1518,36 @@ _METRIC_LABELS = {
     "self_duality": "NC3 self-duality",
     "ncc_mismatch": "NC4 NCC mismatch",
     "train_error": "training error",
+    "test_error": "held-out error",
+    "test_nc1": "NC1 on held-out data",
+    "loss_grad": "per-sample loss gradient $\\|\\partial\\ell/\\partial z\\|$",
+    "cdnv": "CDNV",
+    "nc1_trace_ratio": "Tr$\\Sigma_W$ / Tr$\\Sigma_B$",
+    "equiangularity": "NC2 equiangularity",
 }
+
+
+def _seed_curves(runs, key):
+    """``(n_seeds, n_points)`` values of ``key`` and their steps, from one History or a list."""
+    runs = [runs] if isinstance(runs, History) else list(runs)
+    if not runs or not all(isinstance(r, History) for r in runs):
+        raise TypeError("each entry of histories must be a History or a non-empty list of Histories")
+    steps = runs[0].steps(key)
+    values = np.stack([r[key] for r in runs])
+    return steps, values
 
 
 def plot_nc_history(histories: dict, keys: Sequence[str] = ("train_error", "nc1", "equinorm_means",
                                                              "max_angle", "self_duality", "ncc_mismatch")):
-    """Collapse metrics over training, one panel per metric, one line per run.
+    """Collapse metrics over training, one panel per metric, one line (and band) per setting.
 
     Parameters
     ----------
-    histories : dict of str -> History
-        Runs from :func:`train_mlp_nc`, keyed by their legend label.
+    histories : dict of str -> History or list of History
+        Runs from :func:`train_mlp_nc` or :func:`train_mlp_nc_seeds`, keyed by their legend
+        label. A list holds one run per seed (logged at the same epochs): the line is their
+        mean and the band spans the lowest to the highest seed
+        (:func:`companion.plotting.plot_spread`).
     keys : sequence of str
         Logged quantities to draw (log scale; zeros are drawn at the bottom of the axis).
 
@@ -1198,62 +1556,134 @@ def plot_nc_history(histories: dict, keys: Sequence[str] = ("train_error", "nc1"
     matplotlib.figure.Figure
     """
     if not isinstance(histories, dict) or not histories:
-        raise TypeError("histories must be a non-empty dict of label -> History")
-    plt = pyplot()
+        raise TypeError("histories must be a non-empty dict of label -> History (or list of Histories)")
     cols = 3
     rows = math.ceil(len(keys) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(11, 3.0 * rows), squeeze=False)
-    for ax, key in zip(axes.ravel(), keys):
-        for j, (label, hist) in enumerate(histories.items()):
-            epochs = hist.steps(key)
-            values = hist[key]
-            ax.plot(np.maximum(epochs, 1), values, marker=".", color=f"C{j}", label=label)
+    fig, axes = subplots(cols, rows, width=3.7, height=3.0)
+    for ax, key in zip(axes, keys):
+        for j, (label, runs) in enumerate(histories.items()):
+            steps, values = _seed_curves(runs, key)
+            x = np.maximum(steps, 1).astype(float)
+            if values.shape[0] == 1:
+                ax.plot(x, values[0], marker=".", color=f"C{j}", label=label)
+            else:
+                plot_spread(ax, x, values, label=label, color=f"C{j}", marker=".")
         ax.set_xscale("log")
-        if key in ("train_error", "ncc_mismatch"):  # fractions that reach exactly 0
+        if key.endswith("error") or key.endswith("ncc_mismatch"):  # fractions that reach exactly 0
             ax.set_yscale("symlog", linthresh=1e-3)
             ax.set_ylim(bottom=0)
         else:
             ax.set_yscale("log")
         ax.set_xlabel("epoch (epoch 0 drawn at 1)")
-        ax.set_ylabel("fraction" if key in ("train_error", "ncc_mismatch") else "metric")
+        ax.set_ylabel("fraction" if key.endswith("error") or key.endswith("ncc_mismatch") else "metric")
         ax.set_title(_METRIC_LABELS.get(key, key), fontsize=10)
-    for ax in axes.ravel()[len(keys):]:
+    for ax in axes[len(keys):]:
         ax.axis("off")
-    axes.ravel()[0].legend()
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def plot_weight_decay_sweep(weight_decays, final_metrics: dict):
-    """End-of-training metrics against weight decay, one panel per metric (log-log).
+    """End-of-training metrics against weight decay, one panel per metric.
 
     Parameters
     ----------
     weight_decays : sequence of float
-        Positive weight decays (log axis).
-    final_metrics : dict of str -> sequence of float
+        Nonnegative weight decays, drawn at equally spaced positions (0 included).
+    final_metrics : dict of str -> array-like, shape (n_wd,) or (n_seeds, n_wd)
         For each metric name (e.g. ``"nc1"``, ``"self_duality"``), its value at the end of
-        each run, in the order of ``weight_decays``.
+        each run; with one row per seed the panel shows the mean and the min-max band.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     wd = as_array(weight_decays, "weight_decays", ndim=1)
-    if np.any(wd <= 0):
-        raise ValueError("weight_decays must be positive (they are drawn on a log axis)")
+    if np.any(wd < 0):
+        raise ValueError("weight_decays must be nonnegative")
     if not isinstance(final_metrics, dict) or not final_metrics:
         raise TypeError("final_metrics must be a non-empty dict of metric name -> values")
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(final_metrics), figsize=(3.8 * len(final_metrics), 3.3), squeeze=False)
-    for ax, (key, values) in zip(axes[0], final_metrics.items()):
-        v = as_array(values, f"final_metrics[{key!r}]", ndim=1)
-        if v.shape != wd.shape:
-            raise ValueError(f"final_metrics[{key!r}] must have {wd.size} values, got {v.size}")
-        ax.loglog(wd, v, marker="o")
+    fig, axes = subplots(len(final_metrics), width=3.8, height=3.3)
+    x = np.arange(wd.size, dtype=float)
+    for ax, (key, values) in zip(axes, final_metrics.items()):
+        v = as_array(values, f"final_metrics[{key!r}]")
+        v = v[None, :] if v.ndim == 1 else v
+        if v.ndim != 2 or v.shape[1] != wd.size:
+            raise ValueError(f"final_metrics[{key!r}] must have {wd.size} values per seed, got shape {v.shape}")
+        if v.shape[0] == 1:
+            ax.plot(x, v[0], marker="o")
+        else:
+            plot_spread(ax, x, v, label="mean, min-max", marker="o")
+            ax.legend(fontsize=8)
+        ax.set_yscale("log" if np.all(v > 0) else "symlog", **({} if np.all(v > 0) else {"linthresh": 1e-3}))
+        ax.set_xticks(x)
+        ax.set_xticklabels([f"{w:g}" for w in wd])
         ax.set_xlabel("weight decay")
         ax.set_ylabel(key)
         ax.set_title(_METRIC_LABELS.get(key, key), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_layer_collapse(layer_names: Sequence[str], nc1_by_set: dict):
+    """NC1 of every layer's representation, one line (mean, min-max band over seeds) per data set.
+
+    Parameters
+    ----------
+    layer_names : sequence of str
+        The layers, input first.
+    nc1_by_set : dict of str -> array-like, shape (n_seeds, n_layers)
+        E.g. ``{"training": ..., "held-out": ...}``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    names = list(layer_names)
+    if not isinstance(nc1_by_set, dict) or not nc1_by_set:
+        raise TypeError("nc1_by_set must be a non-empty dict of label -> (n_seeds, n_layers) values")
+    fig, axes = subplots(1, width=5.5, height=3.6)
+    x = np.arange(len(names), dtype=float)
+    for j, (label, values) in enumerate(nc1_by_set.items()):
+        plot_spread(axes[0], x, as_array(values, f"nc1_by_set[{label!r}]", ndim=2), label=label,
+                    color=f"C{j}", marker="o")
+    axes[0].set_xticks(x)
+    axes[0].set_xticklabels(names)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("layer")
+    axes[0].set_ylabel("NC1")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ce_minority_collapse(ratios, cosines, norm_ratios):
+    """Cross-entropy minority collapse (Fang et al. 2021) in the UFM, against the imbalance ratio.
+
+    Parameters
+    ----------
+    ratios : sequence of float
+        Imbalance ratios ``R = n_majority / n_minority``.
+    cosines : array-like, shape (n_seeds, len(ratios))
+        Mean cosine between the minority classes' classifier rows.
+    norm_ratios : array-like, shape (n_seeds, len(ratios))
+        Mean minority row norm over mean majority row norm.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    r = as_array(ratios, "ratios", ndim=1)
+    fig, axes = subplots(2, width=4.3, height=3.4)
+    plot_spread(axes[0], r, as_array(cosines, "cosines", ndim=2), label="optimised UFM", marker="o")
+    axes[0].set_ylabel("mean cosine between minority rows")
+    plot_spread(axes[1], r, as_array(norm_ratios, "norm_ratios", ndim=2), label="optimised UFM", marker="o")
+    axes[1].set_ylabel("minority / majority row norm")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("imbalance ratio $R$")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -1414,19 +1844,32 @@ def _explorer_frame(num_classes: int, imbalance: float, weight_decay: float, los
     sizes = np.maximum(np.round(20 * imbalance ** (-np.arange(num_classes) / max(num_classes - 1, 1))), 1)
     result = train_ufm(sizes.astype(int), weight_decay, weight_decay, loss=loss, steps=150, seed=0)
     norms = np.sqrt(result.class_feature_norms_sq())
+    row_norms = np.linalg.norm(result.weights, axis=1)
     plt = pyplot()
     fig = plt.figure(figsize=(9, 3.9))
     ax1 = fig.add_subplot(1, 2, 1, projection="3d")
     ax2 = fig.add_subplot(1, 2, 2)
     plot_geometry(result.features, result.labels, result.weights, ax=ax1, dims=3)
-    ax2.bar(np.arange(num_classes), norms, color=[f"C{c % 10}" for c in range(num_classes)])
+    pos = np.arange(num_classes)
+    colors = [f"C{c % 10}" for c in range(num_classes)]
+    ax2.bar(pos - 0.2, norms, width=0.4, color=colors, label="class mean $\\|\\mu_k\\|$")
+    ax2.bar(pos + 0.2, row_norms, width=0.4, color=colors, alpha=0.45, hatch="//",
+            label="classifier row $\\|w_k\\|$")
     ax2.set_xticks(range(num_classes))
     ax2.set_xlabel("class (samples: " + ", ".join(str(int(s)) for s in sizes) + ")")
-    ax2.set_ylabel("$\\|\\mu_k\\|$")
-    ax2.set_title("class-mean norms (0 = collapsed class)", fontsize=9)
+    ax2.set_ylabel("norm")
+    ax2.legend(fontsize=7)
+    ax2.set_title("norms (0 = collapsed class)", fontsize=9)
     fig.tight_layout()
     collapsed = int(np.sum(norms < 1e-3 * max(norms.max(), 1e-12)))
-    lines = [f"objective {result.objective:.4f}; collapsed classes: {collapsed}"]
+    lines = [f"{loss.upper()} objective {result.objective:.4f}; collapsed classes: {collapsed}"]
+    small = row_norms[-2:]
+    if np.all(small > 1e-6 * max(row_norms.max(), 1e-12)):
+        lines.append("cosine between the classifier rows of the two smallest classes: "
+                     f"{mean_pairwise_cosine(result.weights[-2:]):.3f} (a simplex ETF has "
+                     f"{-1 / (num_classes - 1):.3f}; Fang et al.'s minority collapse drives it toward 1)")
+    else:
+        lines.append("the classifier rows of the two smallest classes are (close to) zero")
     if collapsed < num_classes:
         try:
             m = nc_metrics(result.features, result.labels, result.weights, result.bias)
@@ -1443,9 +1886,12 @@ def nc_explorer():
     Controls: number of classes, imbalance ratio (largest over smallest class, sizes
     geometric from 20 samples down), weight decay (``lam_W = lam_H``), loss (CE or MSE).
     Each state optimises a UFM with :func:`train_ufm` (well under a second) and shows the
-    class means and classifier rows projected on their leading 3-D span, the class-mean norms (minority
-    collapse shows as bars at zero) and the metrics as text. The static book precomputes
-    the imbalance ratio and the weight decay (12 frames).
+    class means and classifier rows projected on their leading 3-D span, the norms of the
+    class means and of the classifier rows (the squared-loss minority collapse of Dang et
+    al. 2023 shows as bars at zero), the cosine between the classifier rows of the two
+    smallest classes (the cross-entropy minority collapse of Fang et al. 2021 drives it
+    toward 1) and the metrics as text. The static book precomputes the weight decay and
+    the loss (8 frames) at the default imbalance.
 
     Returns
     -------
@@ -1460,4 +1906,4 @@ def nc_explorer():
         "loss": Choice(["mse", "ce"], default="mse", label="loss"),
     }
     return Explorer(_explorer_frame, controls, title="Unconstrained features model: geometry at the optimum",
-                    precompute=["imbalance", "weight_decay"])
+                    precompute=["weight_decay", "loss"])

@@ -455,6 +455,148 @@ def test_mlp_classifier_shapes():
     assert model.features(x).shape == (2, 4) and model(x).shape == (2, 3)
 
 
+def test_layer_outputs_end_with_the_features():
+    model = nc.MLPClassifier(5, 3, width=8, feature_dim=4, hidden_layers=2)
+    x = torch.randn(6, 5)
+    outs = model.layer_outputs(x)
+    assert [o.shape[1] for o in outs] == [5, 8, 8, 4]
+    assert torch.equal(outs[0], x) and torch.allclose(outs[-1], model.features(x))
+
+
+def test_stacked_training_equals_independent_runs():
+    """Two independent computations: the batched trainer and one train_mlp_nc per setting."""
+    torch.set_num_threads(1)
+    x, y = gaussian_mixture(num_classes=3, n_per_class=20, dim=6, seed=1)
+    settings = [("mse", 5e-3, 0), ("ce", 0.0, 1), ("mse", 2e-2, 1)]
+    kw = dict(epochs=40, width=16, feature_dim=8, lr=0.05, eval_points=5)
+    stacked, hists = nc.train_mlp_nc_seeds(x, y, [s for _, _, s in settings], loss=[l for l, _, _ in settings],
+                                           weight_decay=[wd for _, wd, _ in settings], **kw)
+    assert stacked.num_models == 3 and len(hists) == 3
+    for k, (loss, wd, seed) in enumerate(settings):
+        single, hist = nc.train_mlp_nc(x, y, loss=loss, weight_decay=wd, seed=seed, **kw)
+        np.testing.assert_allclose(hists[k]["nc1"], hist["nc1"], rtol=1e-4)
+        np.testing.assert_allclose(hists[k]["eval_loss"], hist["eval_loss"], rtol=1e-4)
+        np.testing.assert_array_equal(hists[k].steps("nc1"), hist.steps("nc1"))
+        net = stacked.unstack(k)
+        xt = torch.as_tensor(x)
+        with torch.no_grad():
+            assert torch.allclose(net(xt), single(xt), atol=1e-4)
+            assert torch.allclose(net(xt), stacked(xt)[k], atol=1e-6)
+
+
+def test_stacked_training_logs_held_out_metrics_and_gradients():
+    torch.set_num_threads(1)
+    x, y = gaussian_mixture(num_classes=3, n_per_class=30, dim=6, seed=2)
+    _, hists = nc.train_mlp_nc_seeds(x[::2], y[::2], [0], loss="ce", epochs=30, width=16, feature_dim=8,
+                                     eval_points=4, test=(x[1::2], y[1::2]))
+    h = hists[0]
+    for key in ("test_nc1", "test_error", "test_cdnv", "loss_grad", "feature_norm", "train_error"):
+        assert key in h
+    # at initialisation the CE gradient of a near-uniform softmax is about sqrt((1-1/K)^2 + (K-1)/K^2)
+    assert h["loss_grad"][0] == pytest.approx(math.sqrt((2 / 3) ** 2 + 2 / 9), rel=0.1)
+
+
+@pytest.mark.parametrize("kwargs,exc", [(dict(seeds=[]), ValueError), (dict(loss=["mse"]), ValueError),
+                                        (dict(loss="hinge"), ValueError), (dict(weight_decay=-1.0), ValueError),
+                                        (dict(weight_decay=[1e-3]), ValueError), (dict(epochs=0), ValueError),
+                                        (dict(test=(np.zeros((3, 2)), [0, 1, 2])), ValueError)])
+def test_train_mlp_nc_seeds_rejects_bad_input(kwargs, exc):
+    x, y = gaussian_mixture(num_classes=3, n_per_class=5, dim=4, seed=0)
+    args = dict(seeds=[0, 1], epochs=2, width=4, feature_dim=3)
+    args.update(kwargs)
+    with pytest.raises(exc):
+        nc.train_mlp_nc_seeds(x, y, **args)
+
+
+def test_stacked_mlp_rejects_mixed_architectures():
+    with pytest.raises(ValueError):
+        nc.StackedMLP([nc.MLPClassifier(3, 2, width=4), nc.MLPClassifier(3, 2, width=5)])
+    with pytest.raises(TypeError):
+        nc.StackedMLP([])
+
+
+def test_stratified_split_keeps_class_shares():
+    from companion.data import stratified_split
+
+    y = np.repeat(np.arange(3), [40, 20, 8])
+    train, test = stratified_split(y, 0.25, seed=3)
+    assert np.intersect1d(train, test).size == 0 and train.size + test.size == y.size
+    np.testing.assert_array_equal(np.bincount(y[test]), [10, 5, 2])
+    again = stratified_split(y, 0.25, seed=3)
+    np.testing.assert_array_equal(again[1], test)
+    with pytest.raises(ValueError):
+        stratified_split([0, 0, 1], 0.5)
+    with pytest.raises(ValueError):
+        stratified_split(y, 1.0)
+
+
+# --------------------------------------------------------------------------------------
+# one-dimensional reductions
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_threshold_of_the_reduction_is_where_dang_solution_collapses(depth):
+    """The 1-D reduction's threshold agrees with the root formula of Dang et al. (independent)."""
+    n = [20, 10, 5, 2]
+    for k, lam in enumerate(nc.minority_collapse_threshold(n, depth=depth)):
+        below = nc.imbalanced_mse_solution(n, 0.999 * lam, 0.999 * lam, depth=depth)
+        above = nc.imbalanced_mse_solution(n, 1.001 * lam, 1.001 * lam, depth=depth)
+        assert not below.collapsed[k] and above.collapsed[k]
+        if depth >= 2:  # a first-order jump: p just below the threshold is a* = 2(1-q)/(2-q)
+            q = 2 / (depth + 1)
+            assert below.p[k] == pytest.approx(2 * (1 - q) / (2 - q), abs=2e-2)
+
+
+def test_threshold_closed_forms_at_depth_one_and_two():
+    n = np.array([20, 10, 5, 2])
+    np.testing.assert_allclose(nc.minority_collapse_threshold(n), np.sqrt(n) / n.sum())
+    np.testing.assert_allclose(nc.minority_collapse_threshold(n, depth=2), n ** (2 / 3) / (2 ** (4 / 3) * n.sum()))
+    with pytest.raises(ValueError):
+        nc.minority_collapse_threshold(n, depth=0)
+
+
+def _full_ce_objective(x, k, n, lam_w, lam_h):
+    rho = math.sqrt(n * lam_h / lam_w)
+    means = math.sqrt(x * (k - 1) / (k * rho)) * nc.simplex_etf(k, seed=4).T
+    labels = np.repeat(np.arange(k), n)
+    logits = torch.as_tensor(means[labels] @ (rho * means).T)
+    ce = torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels)).item()
+    return ce + lam_w / 2 * np.sum((rho * means) ** 2) + lam_h / 2 * n * np.sum(means**2)
+
+
+@pytest.mark.parametrize("k,n,lam_w,lam_h", [(4, 5, 5e-3, 5e-3), (3, 10, 1e-3, 4e-3), (10, 2, 2e-2, 1e-3)])
+def test_ufm_ce_reduced_objective_is_the_objective_at_the_collapsed_configuration(k, n, lam_w, lam_h):
+    xs = np.array([0.0, 0.3, 1.7, 5.0])
+    np.testing.assert_allclose(nc.ufm_ce_reduced_objective(xs, k, n, lam_w, lam_h),
+                               [_full_ce_objective(x, k, n, lam_w, lam_h) for x in xs], rtol=1e-10)
+    sol = nc.ufm_ce_solution(k, n, lam_w, lam_h)
+    grid = np.linspace(0, 15, 30001)
+    values = nc.ufm_ce_reduced_objective(grid, k, n, lam_w, lam_h)
+    assert grid[np.argmin(values)] == pytest.approx(sol.margin, abs=1e-3)
+    assert values.min() == pytest.approx(sol.objective, rel=1e-7)
+
+
+def test_ufm_ce_reduced_objective_rejects_negative_margins():
+    with pytest.raises(ValueError):
+        nc.ufm_ce_reduced_objective(-1.0, 4, 5, 1e-3, 1e-3)
+    assert isinstance(nc.ufm_ce_reduced_objective(1.0, 4, 5, 1e-3, 1e-3), float)
+
+
+def test_mean_pairwise_cosine():
+    assert nc.mean_pairwise_cosine(nc.simplex_etf(6).T) == pytest.approx(-0.2)
+    assert nc.mean_pairwise_cosine(np.eye(3)) == pytest.approx(0.0)
+    assert nc.mean_pairwise_cosine([[1.0, 0.0], [2.0, 0.0]]) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        nc.mean_pairwise_cosine([[1.0, 0.0], [0.0, 0.0]])
+
+
+def test_ce_ufm_minority_rows_turn_toward_each_other():
+    """Fang et al.'s minority collapse in the penalised CE UFM: cosine rises with imbalance."""
+    cos = [nc.mean_pairwise_cosine(nc.train_ufm([50] * 3 + [50 // r] * 3, 5e-3, 5e-3, loss="ce", dim=6,
+                                                seed=0).weights[3:]) for r in (1, 10, 50)]
+    assert cos[0] == pytest.approx(-0.2, abs=1e-3)
+    assert cos[0] < cos[1] < cos[2] and cos[2] > 0
+
+
 # --------------------------------------------------------------------------------------
 # figures and explorer
 # --------------------------------------------------------------------------------------
@@ -467,8 +609,11 @@ def test_figures_have_labelled_axes():
     for i, v in enumerate([1.0, 0.5, 0.1]):
         hist.log(i, {k: v for k in ("nc1", "equinorm_means", "max_angle", "self_duality",
                                     "ncc_mismatch", "train_error")})
-    figs = [nc.plot_etf(), nc.plot_nc_history({"run": hist}),
+    figs = [nc.plot_etf(), nc.plot_nc_history({"run": hist}), nc.plot_nc_history({"seeds": [hist, hist]}),
             nc.plot_weight_decay_sweep([1e-3, 1e-2], {"nc1": [0.1, 0.01], "self_duality": [0.3, 0.1]}),
+            nc.plot_weight_decay_sweep([0.0, 1e-2], {"nc1": [[0.1, 0.01], [0.2, 0.02]]}),
+            nc.plot_layer_collapse(["a", "b"], {"training": [[1.0, 0.1], [0.9, 0.2]]}),
+            nc.plot_ce_minority_collapse([1, 10], [[-0.2, 0.1], [-0.2, 0.2]], [[1.0, 0.5], [1.0, 0.4]]),
             nc.plot_ufm_check([("a", 1.0, 1.0), ("b", 2.0, 2.1)]),
             nc.plot_minority_collapse([0.01, 0.05], np.ones((2, 4)), [20, 10, 5, 2]),
             nc.plot_perturbation([0.1, 1.0], [0.2, 0.5], 1.0)]
@@ -490,6 +635,9 @@ def test_explorer_has_the_spec_controls_and_renders():
     assert set(e.controls) == {"num_classes", "imbalance", "weight_decay", "loss"}
     frames = np.prod([len(e.controls[n].values) for n in e.precompute])
     assert frames <= 12
+    assert set(e.precompute) == {"weight_decay", "loss"}   # the static book shows both losses
+    _, text = e.render(imbalance=10.0, weight_decay=0.05, loss="ce")
+    assert "cosine between the classifier rows of the two smallest classes" in text
     for wd in (0.01, 0.05):
         fig, text = e.render(imbalance=10.0, weight_decay=wd, loss="mse")
         # four classes, ratio 10: sizes 20 * 10^(-k/3) rounded = [20, 9, 4, 2]
