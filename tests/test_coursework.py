@@ -594,6 +594,8 @@ def test_cli_bad_paths_get_one_line_and_a_nonzero_exit(tmp_path, capsys, registr
         ("student", str(tmp_path / "missing"), "-o", str(tmp_path / "out")),
         ("student", str(FIXTURES), "-o", str(FIXTURES)),
         ("student", str(FIXTURES), "--exercises", "no_such_module_xyz"),
+        ("student", str(tmp_path / "file.txt"), "-o", str(tmp_path / "out")),    # not a notebook
+        ("student", str(tmp_path / "dir"), "-o", str(tmp_path / "out")),         # no notebook in it
     ]
     for argv in cases:
         status, err = _cli(capsys, *argv)

@@ -292,14 +292,19 @@ def write_student_notebooks(source_path, output, *, registry: dict | None = None
     if output.resolve() == folder.resolve():
         raise ValueError("output must differ from the source folder (it would overwrite the chapters)")
     registry = exercise_registry() if registry is None else registry
+    paths = _notebooks_in(source_path)
+    if not paths:
+        raise ValueError(f"source {source_path} has no .ipynb notebook")
     written, refused = [], []
-    for path in _notebooks_in(source_path):
+    for path in paths:
         try:
             nb = nbformat.read(path, as_version=4)
             if not isinstance(nb.get("cells"), list):
                 raise ValueError("it has no list of cells")
         except Exception as err:  # JSON errors, wrong schema, binary junk, unreadable
             detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if source_path.is_file():  # the one notebook asked for: an error, not a skip
+                raise ValueError(f"source {source_path} is not a valid notebook ({detail[:160]})") from None
             log(f"skipped {path.name}: not a valid notebook ({detail[:160]})")
             continue
         try:
