@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ._validation import (as_array, check_choice, check_int, check_nonnegative,
                           check_positive, is_tensor)
-from .training import History, train_loop
+from .training import History, progress, train_loop
 
 __all__ = [
     # attention entropy and its bound
@@ -49,6 +49,10 @@ __all__ = [
     "copy_task_batch",
     "train_copy_task",
     "learning_rate_sweep",
+    "causal_entropy_ceiling",
+    "causal_entropy_lower_bound",
+    "CopyEnsemble",
+    "train_copy_ensemble",
     # softmax collapse
     "stablemax",
     "log_stablemax",
@@ -59,6 +63,9 @@ __all__ = [
     "modular_addition_data",
     "ModularMLP",
     "train_modular_addition",
+    "train_modular_ensemble",
+    "softmax_collapse_gap",
+    "adam_spectral_growth",
     # representation collapse
     "effective_rank",
     "von_neumann_entropy",
@@ -71,6 +78,11 @@ __all__ = [
     "plot_lr_sweep",
     "plot_modular_runs",
     "plot_representation_ranks",
+    "plot_copy_ensembles",
+    "plot_entropy_mechanism",
+    "plot_lr_sweep_seeds",
+    "plot_modular_ensembles",
+    "plot_rank_during_training",
     "entropy_explorer",
 ]
 
@@ -442,9 +454,12 @@ class TinyTransformer(nn.Module):
         LayerNorm placement (pre-LN adds a final LayerNorm before the output layer).
     qk_layernorm : bool
         LayerNorm on queries and keys (Wortsman et al., 2023).
-    sigma_reparam : bool
-        Wrap every linear layer of the Transformer blocks (queries, keys, values, attention
-        output, both MLP layers) in :class:`SigmaReparam` (Zhai et al., 2023). The token
+    sigma_reparam : bool or {"none", "all", "qk"}
+        ``True`` or ``"all"``: wrap every linear layer of the Transformer blocks (queries,
+        keys, values, attention output, both MLP layers) in :class:`SigmaReparam` (Zhai et
+        al., 2023). ``"qk"``: only the query and key projections, so that only the
+        attention logits are reparametrised (the ablation that isolates entropy collapse
+        from the other effects of the reparametrisation). The token
         and position embeddings (lookup tables) and the output layer (the unembedding,
         which language models usually tie to the embedding) stay as they are: with one
         learned scalar ``gamma`` for all output logits, Adam at a large learning rate
@@ -469,9 +484,14 @@ class TinyTransformer(nn.Module):
                                     for _ in range(num_layers))
         self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else nn.Identity()
         self.head = nn.Linear(d_model, vocab_size)
-        if sigma_reparam:
-            for block in self.blocks:
+        sigma_reparam = {False: "none", True: "all"}.get(sigma_reparam, sigma_reparam)
+        self.sigma_reparam = check_choice(sigma_reparam, "sigma_reparam", ("none", "all", "qk"))
+        for block in self.blocks:
+            if self.sigma_reparam == "all":
                 apply_sigma_reparam(block)
+            elif self.sigma_reparam == "qk":
+                block.attn.query = SigmaReparam(block.attn.query)
+                block.attn.key = SigmaReparam(block.attn.key)
 
     def forward(self, tokens: torch.Tensor, return_hidden: bool = False):
         """Logits ``(batch, T, vocab)``; with ``return_hidden`` also the list of hidden states
@@ -556,18 +576,449 @@ def train_copy_task(lr: float, *, norm: str = "post", qk_layernorm: bool = False
     return (history, model) if return_model else history
 
 
-def learning_rate_sweep(lrs, variants: dict, *, num_steps: int = 200, seed: int = 0,
-                        last: int = 20) -> dict:
-    """Final copy-task loss for each learning rate and each model variant.
+# ---------------------------------------------------------------------------------------
+# causal entropy ceiling and the bound under a causal mask
+# ---------------------------------------------------------------------------------------
+
+def causal_entropy_ceiling(seq_len: int) -> float:
+    """The largest mean attention entropy a causal head can have over ``T`` queries.
+
+    Query ``i`` (1-based) sees only keys ``1..i``, so its entropy is at most ``log i`` and
+    the mean over the ``T`` queries is at most
+
+    .. math:: \\frac{1}{T}\\sum_{i=1}^{T} \\log i = \\frac{\\log T!}{T},
+
+    about 1.92 for ``T = 16``, not ``log T`` (2.77). It is attained by uniform causal
+    attention (every logit equal).
+
+    Examples
+    --------
+    >>> round(causal_entropy_ceiling(16), 4)
+    1.917
+    """
+    T = check_int(seq_len, "seq_len", minimum=1)
+    return float(math.lgamma(T + 1) / T)
+
+
+def causal_entropy_lower_bound(seq_len: int, scale):
+    """Theorem 3.1 of Zhai et al. (2023) under a causal mask, averaged over the queries.
+
+    Query ``i`` attends over ``i`` keys with logits of norm at most ``s``, so its entropy
+    is at least :func:`attention_entropy_lower_bound` ``(i, s)`` (0 for ``i = 1``); the
+    mean over the ``T`` queries is at least
+
+    .. math:: \\frac{1}{T}\\sum_{i=2}^{T} B(i, s),
+
+    which equals :func:`causal_entropy_ceiling` at ``s = 0``.
+
+    Parameters
+    ----------
+    seq_len : int
+    scale : float or array-like, ``s >= 0``
+    """
+    T = check_int(seq_len, "seq_len", minimum=1)
+    s = as_array(scale, "scale")
+    if np.any(s < 0):
+        raise ValueError("scale must be >= 0")
+    total = np.zeros_like(s)
+    for i in range(2, T + 1):
+        total = total + attention_entropy_lower_bound(i, s)
+    out = total / T
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def _causal_bound_torch(seq_len: int, s: torch.Tensor) -> torch.Tensor:
+    """:func:`causal_entropy_lower_bound` on a tensor of scales (no validation)."""
+    total = torch.zeros_like(s)
+    for i in range(2, seq_len + 1):
+        beta = torch.exp(-s * math.sqrt(i / (i - 1)))
+        denom = 1 + (i - 1) * beta
+        total = total + torch.log(denom) + s * math.sqrt(i * (i - 1)) * beta / denom
+    return total / seq_len
+
+
+# ---------------------------------------------------------------------------------------
+# seed ensembles: several independent TinyTransformers trained as one batched model
+# ---------------------------------------------------------------------------------------
+
+class _Adam:
+    """Adam (Kingma & Ba) with one learning rate per ensemble member.
+
+    The update is the one of ``torch.optim.Adam`` (bias-corrected moments,
+    ``p -= lr * m_hat / (sqrt(v_hat) + eps)``), applied to tensors whose first axis indexes
+    independent models, each with its own learning rate.
+    """
+
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8):
+        self.params = list(params)
+        self.lr = lr                     # tensor (E,)
+        self.b1, self.b2 = betas
+        self.eps = eps
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        c1, c2 = 1 - self.b1 ** self.t, 1 - self.b2 ** self.t
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            g = p.grad
+            m.mul_(self.b1).add_(g, alpha=1 - self.b1)
+            v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
+            denom = (v.sqrt() / math.sqrt(c2)).add_(self.eps)
+            lr = self.lr.to(p.dtype).view(-1, *([1] * (p.ndim - 1)))
+            p.sub_(lr / c1 * m / denom)
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+
+def _ensemble_perp_grad_(params) -> None:
+    """:func:`perp_grad` for every member (first axis) of every stacked parameter, in place."""
+    with torch.no_grad():
+        for p in params:
+            if p.grad is None:
+                continue
+            w, g = p.reshape(p.shape[0], -1), p.grad.reshape(p.shape[0], -1)
+            tiny = torch.finfo(g.dtype).tiny
+            coef = (w * g).sum(1, keepdim=True) / ((w * w).sum(1, keepdim=True) + tiny)
+            g_perp = g - coef * w
+            g_perp = g_perp * (g.norm(dim=1, keepdim=True) / (g_perp.norm(dim=1, keepdim=True) + tiny))
+            p.grad.copy_(g_perp.reshape(p.shape))
+
+
+class CopyEnsemble:
+    """``E`` independent :class:`TinyTransformer` s evaluated as one batched model.
+
+    Built from a list of models of the same configuration (one per seed, or per seed and
+    learning rate), whose parameters and buffers are stacked along a new first axis
+    (as ``torch.func.stack_module_state`` does); the forward pass is written with batched
+    matrix products, so ``E`` small models cost little more than one on a CPU. Member
+    ``k`` computes exactly what ``models[k]`` computes (tested), including
+    :class:`SigmaReparam`'s power iteration in training mode.
+
+    Parameters
+    ----------
+    models : list of TinyTransformer (same configuration)
+    device : torch.device or str, optional
+    """
+
+    def __init__(self, models, device=None):
+        models = list(models)
+        if not models or not all(isinstance(m, TinyTransformer) for m in models):
+            raise TypeError("models must be a non-empty list of TinyTransformer")
+        first = models[0]
+        self.num_layers = len(first.blocks)
+        self.norm = first.blocks[0].norm
+        self.qk_layernorm = isinstance(first.blocks[0].attn.q_norm, nn.LayerNorm)
+        self.num_heads, self.d_head = first.blocks[0].attn.num_heads, first.blocks[0].attn.d_head
+        self.config = dict(vocab_size=first.token.num_embeddings, seq_len=first.position.num_embeddings,
+                           d_model=first.token.embedding_dim, num_heads=self.num_heads,
+                           num_layers=self.num_layers, norm=self.norm, qk_layernorm=self.qk_layernorm,
+                           sigma_reparam=first.sigma_reparam)
+        states = [m.state_dict() for m in models]
+        if any(s.keys() != states[0].keys() for s in states):
+            raise ValueError("models must all have the same configuration")
+        buffers = {n for n, _ in first.named_buffers()}
+        self.params, self.buffers = {}, {}
+        for name in states[0]:
+            stacked = torch.stack([s[name].detach() for s in states]).to(device).clone()
+            if name in buffers:
+                self.buffers[name] = stacked
+            else:
+                self.params[name] = stacked.requires_grad_(True)
+        self.size = len(models)
+        self.training = True
+
+    # -- building blocks ------------------------------------------------------------------
+    def _has(self, name):
+        return name in self.params or name in self.buffers
+
+    def _weight(self, name):
+        """The weight of linear layer ``name`` (sigmaReparam-scaled where wrapped), (E, out, in)."""
+        w = self.params[name + ".weight"]
+        if name + ".gamma" not in self.params:
+            return w
+        u, v = self.buffers[name + ".u"], self.buffers[name + ".v"]
+        if self.training:
+            with torch.no_grad():
+                wd = w.detach()
+                v.copy_(F.normalize(torch.einsum("eoi,eo->ei", wd, u), dim=1))
+                u.copy_(F.normalize(torch.einsum("eoi,ei->eo", wd, v), dim=1))
+        sigma = torch.einsum("eo,eoi,ei->e", u, w, v)
+        return (self.params[name + ".gamma"] / sigma)[:, None, None] * w
+
+    def _linear(self, name, x, weights):
+        w = weights.get(name)
+        if w is None:
+            w = weights[name] = self._weight(name)
+        shape = x.shape
+        out = torch.baddbmm(self.params[name + ".bias"][:, None, :], x.reshape(shape[0], -1, shape[-1]),
+                            w.transpose(1, 2))
+        return out.reshape(*shape[:-1], out.shape[-1])
+
+    def _layer_norm(self, name, x):
+        e = x.shape[0]
+        extra = [1] * (x.ndim - 2)
+        y = F.layer_norm(x, x.shape[-1:])
+        return y * self.params[name + ".weight"].view(e, *extra, -1) + self.params[name + ".bias"].view(e, *extra, -1)
+
+    def _attention(self, prefix, x, weights, record):
+        e, b, t, d = x.shape
+        h, dh = self.num_heads, self.d_head
+        heads = lambda z: z.view(e, b, t, h, dh).transpose(2, 3)          # noqa: E731  (E, B, H, T, dh)
+        q = heads(self._linear(prefix + ".query", x, weights))
+        k = heads(self._linear(prefix + ".key", x, weights))
+        v = heads(self._linear(prefix + ".value", x, weights))
+        if self.qk_layernorm:
+            q, k = self._layer_norm(prefix + ".q_norm", q), self._layer_norm(prefix + ".k_norm", k)
+        logits = q @ k.transpose(-2, -1) / math.sqrt(dh)
+        mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+        attn = torch.softmax(logits.masked_fill(mask, float("-inf")), dim=-1)
+        record.append((x, logits.detach().masked_fill(mask, float("-inf")), attn.detach()))
+        return self._linear(prefix + ".out", (attn @ v).transpose(2, 3).reshape(e, b, t, d), weights)
+
+    def forward(self, tokens: torch.Tensor):
+        """Logits ``(E, B, T, vocab)`` of every member on its tokens ``(E, B, T)``.
+
+        Returns ``(logits, hidden, record)``: ``hidden`` the list of hidden states
+        (embedding output, then each block), ``record`` one ``(attention input, masked
+        logits, attention)`` triple per layer.
+        """
+        e, b, t = tokens.shape
+        weights, record = {}, []
+        idx = torch.arange(e, device=tokens.device)[:, None, None]
+        x = self.params["token.weight"][idx, tokens] + self.params["position.weight"][:, None, :t]
+        hidden = [x]
+        for layer in range(self.num_layers):
+            pre = f"blocks.{layer}"
+            mlp = lambda z: self._linear(pre + ".mlp.2", F.gelu(self._linear(pre + ".mlp.0", z, weights)), weights)  # noqa: E731
+            if self.norm == "post":
+                x = self._layer_norm(pre + ".ln1", x + self._attention(pre + ".attn", x, weights, record))
+                x = self._layer_norm(pre + ".ln2", x + mlp(x))
+            elif self.norm == "pre":
+                x = x + self._attention(pre + ".attn", self._layer_norm(pre + ".ln1", x), weights, record)
+                x = x + mlp(self._layer_norm(pre + ".ln2", x))
+            else:
+                x = x + self._attention(pre + ".attn", x, weights, record)
+                x = x + mlp(x)
+            hidden.append(x)
+        out = self._layer_norm("final_norm", x) if self._has("final_norm.weight") else x
+        return self._linear("head", out, weights), hidden, record
+
+    @torch.no_grad()
+    def qk_spectral_norms(self) -> torch.Tensor:
+        """``||W_Q^h (W_K^h)^T||_2 / sqrt(d_h)`` for every member, layer and head, ``(E, L, H)``.
+
+        The matrix whose spectral norm bounds the logits of head ``h`` (Zhai et al.,
+        2023): logits are ``x_i^T W_Q^h (W_K^h)^T x_j / sqrt(d_h)`` plus bias terms (the
+        biases are left out). With sigmaReparam the reparametrised weights are used.
+        """
+        was, self.training = self.training, False
+        out = []
+        for layer in range(self.num_layers):
+            wq = self._weight(f"blocks.{layer}.attn.query")      # (E, d, d): rows are outputs
+            wk = self._weight(f"blocks.{layer}.attn.key")
+            e, d, _ = wq.shape
+            wq = wq.view(e, self.num_heads, self.d_head, d)
+            wk = wk.view(e, self.num_heads, self.d_head, d)
+            m = wq.transpose(-2, -1) @ wk                         # (E, H, d, d)
+            out.append(torch.linalg.matrix_norm(m, ord=2) / math.sqrt(self.d_head))
+        self.training = was
+        return torch.stack(out, 1)
+
+    def member(self, k: int) -> TinyTransformer:
+        """Member ``k`` as a plain :class:`TinyTransformer` (a copy, on the CPU)."""
+        k = check_int(k, "k", minimum=0, maximum=self.size - 1)
+        model = TinyTransformer(**self.config)
+        state = {n: t[k].detach().cpu() for n, t in {**self.params, **self.buffers}.items()}
+        model.load_state_dict(state)
+        return model
+
+
+def _logit_norm_bound(logits: torch.Tensor) -> torch.Tensor:
+    """Theorem 3.1 row by row at each row's own logit norm, for causal logits (-inf masked).
+
+    Row ``i`` has ``n_i`` visible keys and centred logits of norm ``r_i``; softmax is
+    shift-invariant, so its entropy is at least ``B(n_i, r_i)`` (0 when ``n_i = 1``).
+    Returns the mean over the rows, the same shape as the logits without the last two axes.
+    """
+    valid = torch.isfinite(logits)
+    n = valid.sum(-1, keepdim=True).to(torch.float64)
+    z = torch.where(valid, logits, torch.zeros((), dtype=logits.dtype, device=logits.device)).double()
+    mean = z.sum(-1, keepdim=True) / n
+    r = (((z - mean) * valid) ** 2).sum(-1, keepdim=True).sqrt()
+    n_safe = torch.clamp(n, min=2.0)
+    beta = torch.exp(-r * torch.sqrt(n_safe / (n_safe - 1)))
+    denom = 1 + (n_safe - 1) * beta
+    b = torch.log(denom) + r * torch.sqrt(n_safe * (n_safe - 1)) * beta / denom
+    return torch.where(n >= 2, b, torch.zeros_like(b))[..., 0].mean(-1)
+
+
+def _entropy_rows(attn: torch.Tensor) -> torch.Tensor:
+    return -torch.special.xlogy(attn, attn).sum(-1)
+
+
+def _centred_effective_rank(h: torch.Tensor) -> float:
+    h = h.reshape(-1, h.shape[-1]).double()
+    sv = torch.linalg.svdvals(h - h.mean(0, keepdim=True))
+    p = sv / sv.sum()
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def train_copy_ensemble(lr, seed_list, *, norm: str = "post", qk_layernorm: bool = False,
+                        sigma_reparam=False, seq_vcr: float = 0.0, num_steps: int = 300,
+                        batch_size: int = 32, num_tokens: int = 8, vocab_size: int = 30,
+                        d_model: int = 32, num_heads: int = 4, num_layers: int = 2,
+                        stats_every: int = 0, rank_every: int = 0, device=None,
+                        desc: str | None = None) -> dict:
+    """Train one :class:`TinyTransformer` per seed on the copy task, all at once.
+
+    Member ``k`` is the model and the data stream of ``train_copy_task(lr, seed=seed_list[k])``
+    (same initialisation, same batches, Adam with ``betas=(0.9, 0.98)``, no warmup); the
+    members are trained together as one :class:`CopyEnsemble`, which is several times
+    faster than one run after another for models this small.
+
+    Parameters
+    ----------
+    lr : float or sequence of float
+        One learning rate for every member, or one per member (a learning-rate sweep).
+    seed_list : sequence of int
+        One seed per member.
+    sigma_reparam : bool or {"none", "all", "qk"}
+        See :class:`TinyTransformer`.
+    seq_vcr : float
+        Weight of :func:`seq_vcr_loss` on the output of the first block (Arefin et al.,
+        2024); 0 turns it off.
+    stats_every : int
+        Every ``stats_every`` steps (0: never) log ``qk_norm`` (largest
+        ``||W_Q^h W_K^h^T||_2 / sqrt(d_h)`` over heads and layers), ``scale`` (the ``s`` of
+        Theorem 3.1: that norm times ``||X X^T||_2`` of the layer's input, averaged over the
+        batch) and ``bound``, the causal form of the bound
+        (:func:`causal_entropy_lower_bound`), averaged like the entropy over layers, heads
+        and sequences, and ``logit_bound``, the same theorem applied row by row at each
+        row's measured (centred) logit norm, averaged the same way (a lower bound on
+        ``entropy`` that uses the logits actually produced). Not logged with qk-layernorm
+        (the logits are not bilinear in ``X``).
+    rank_every : int
+        Every ``rank_every`` steps (0: never) log ``ranks``: the effective rank of the
+        centred hidden states (all positions of a fixed probe batch of 64 sequences) at
+        every depth.
+    device : torch.device or str, optional
+        Where to train (default CPU). Models this small are often faster on a CPU.
+
+    Returns
+    -------
+    dict of numpy arrays with the members along the first axis: ``loss``, ``entropy``
+    (mean head entropy), ``min_entropy`` (lowest head), ``max_logit`` (largest attention
+    logit), each ``(E, num_steps)``; with ``stats_every``: ``stats_steps``, ``qk_norm``,
+    ``scale``, ``bound``; with ``rank_every``: ``rank_steps`` and ``ranks``
+    ``(E, n, num_layers + 1)``; and ``"ensemble"``, the trained :class:`CopyEnsemble`.
+    """
+    seed_list = [check_int(s, "seed_list", minimum=0) for s in seed_list]
+    if not seed_list:
+        raise ValueError("seed_list must contain at least one seed")
+    e = len(seed_list)
+    lrs = np.broadcast_to(as_array(lr, "lr"), (e,)) if np.ndim(lr) == 0 else as_array(lr, "lr", ndim=1)
+    if lrs.shape != (e,):
+        raise ValueError(f"lr must be a number or one value per seed ({e}), got {lrs.shape[0]} values")
+    if np.any(lrs <= 0):
+        raise ValueError("lr must be > 0")
+    seq_vcr = check_nonnegative(seq_vcr, "seq_vcr")
+    num_steps = check_int(num_steps, "num_steps", minimum=1)
+    stats_every = check_int(stats_every, "stats_every", minimum=0)
+    rank_every = check_int(rank_every, "rank_every", minimum=0)
+    device = torch.device("cpu") if device is None else torch.device(device)
+    models = []
+    for seed in seed_list:
+        torch.manual_seed(seed)
+        models.append(TinyTransformer(vocab_size + 1, 2 * num_tokens, d_model, num_heads, num_layers,
+                                      norm, qk_layernorm, sigma_reparam))
+    ens = CopyEnsemble(models, device)
+    opt = _Adam(ens.params.values(), torch.as_tensor(np.array(lrs), dtype=torch.float32, device=device), betas=(0.9, 0.98))
+    gens = [torch.Generator().manual_seed(seed + 1) for seed in seed_list]
+    probe = torch.stack([copy_task_batch(64, num_tokens, vocab_size, torch.Generator().manual_seed(seed + 2))[0]
+                         for seed in seed_list]).to(device)
+    T = 2 * num_tokens
+    logs = {k: np.full((e, num_steps), np.nan) for k in ("loss", "entropy", "min_entropy", "max_logit")}
+    stats = {"stats_steps": [], "qk_norm": [], "scale": [], "bound": [], "logit_bound": []}
+    rank_steps, ranks = [], []
+
+    def log_ranks(step):
+        with torch.no_grad():
+            ens.training = False
+            _, hidden, _ = ens.forward(probe)
+            ens.training = True
+        rank_steps.append(step)
+        ranks.append([[_centred_effective_rank(h[k]) for h in hidden] for k in range(e)])
+
+    if rank_every:
+        log_ranks(0)
+    for i in progress(range(num_steps), desc=desc or "copy task (seed ensemble)"):
+        batches = [copy_task_batch(batch_size, num_tokens, vocab_size, g) for g in gens]
+        inputs, targets, mask = (torch.stack(parts).to(device) for parts in zip(*batches))
+        logits, hidden, record = ens.forward(inputs)
+        per_member = F.cross_entropy(logits[mask].view(e, -1, logits.shape[-1]).transpose(1, 2),
+                                     targets[mask].view(e, -1), reduction="none").mean(1)
+        total = per_member.sum()
+        if seq_vcr > 0:
+            total = total + seq_vcr * sum(seq_vcr_loss(hidden[1][k]) for k in range(e))
+        with torch.no_grad():
+            ents = torch.stack([_entropy_rows(a).mean((1, 3)) for _, _, a in record], 1)    # (E, L, H)
+            logs["loss"][:, i] = per_member.detach().cpu().numpy()
+            logs["entropy"][:, i] = ents.mean((1, 2)).cpu().numpy()
+            logs["min_entropy"][:, i] = ents.flatten(1).amin(1).cpu().numpy()
+            logs["max_logit"][:, i] = torch.stack([lg.flatten(1).amax(1) for _, lg, _ in record], 1).amax(1).cpu().numpy()
+            if stats_every and i % stats_every == 0:
+                stats["stats_steps"].append(i)
+                stats["logit_bound"].append(torch.stack([_logit_norm_bound(lg).mean(1) for _, lg, _ in record], 1)
+                                            .mean((1, 2)).cpu().numpy())
+                if ens.qk_layernorm:
+                    for k in ("qk_norm", "scale", "bound"):
+                        stats[k].append(np.full(e, np.nan))
+                else:
+                    norms = ens.qk_spectral_norms()                                       # (E, L, H)
+                    sx = torch.stack([torch.linalg.matrix_norm(x.detach(), ord=2) ** 2 for x, _, _ in record], 1)
+                    s = norms[:, :, :, None] * sx[:, :, None, :]                          # (E, L, H, B)
+                    stats["qk_norm"].append(norms.flatten(1).amax(1).cpu().numpy())
+                    stats["scale"].append(s.mean(3).flatten(1).amax(1).cpu().numpy())
+                    stats["bound"].append(_causal_bound_torch(T, s.double()).mean((1, 2, 3)).cpu().numpy())
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        if rank_every and (i + 1) % rank_every == 0:
+            log_ranks(i + 1)
+    out = dict(logs)
+    if stats["stats_steps"]:
+        out["stats_steps"] = np.array(stats["stats_steps"])
+        for k in ("qk_norm", "scale", "bound", "logit_bound"):
+            out[k] = np.stack(stats[k], 1)
+    if rank_every:
+        out["rank_steps"], out["ranks"] = np.array(rank_steps), np.array(ranks).transpose(1, 0, 2)
+    out["ensemble"] = ens
+    return out
+
+
+def learning_rate_sweep(lrs, variants: dict, *, seed_list=(0, 1, 2), num_steps: int = 200,
+                        last: int = 20, device=None) -> dict:
+    """Final copy-task loss for each learning rate, seed and model variant.
 
     The learning-rate sensitivity curve of Wortsman et al. (2023): a fix that makes
-    training stable shows a flat curve over a wider range of learning rates.
+    training stable shows a flat curve over a wider range of learning rates. Every
+    (learning rate, seed) pair of a variant is one member of a single
+    :func:`train_copy_ensemble` run.
 
     Parameters
     ----------
     lrs : sequence of float
     variants : dict of str -> dict
-        Name -> keyword arguments of :func:`train_copy_task` (``norm``, ``sigma_reparam``, ...).
+        Name -> keyword arguments of :func:`train_copy_ensemble` (``norm``, ``sigma_reparam``, ...).
+    seed_list : sequence of int
     num_steps : int
     last : int
         The final loss is the mean over the last ``last`` steps (infinity when a loss in
@@ -575,7 +1026,7 @@ def learning_rate_sweep(lrs, variants: dict, *, num_steps: int = 200, seed: int 
 
     Returns
     -------
-    dict with ``lr`` (array) and one array of final losses per variant name.
+    dict with ``lr`` (array) and, per variant name, final losses of shape ``(seeds, lrs)``.
     """
     lrs = as_array(lrs, "lrs", ndim=1)
     if np.any(lrs <= 0):
@@ -583,14 +1034,15 @@ def learning_rate_sweep(lrs, variants: dict, *, num_steps: int = 200, seed: int 
     if not isinstance(variants, dict) or not variants:
         raise TypeError("variants must be a non-empty dict of name -> keyword arguments")
     last = check_int(last, "last", minimum=1)
+    seed_list = [check_int(s, "seed_list", minimum=0) for s in seed_list]
+    n_s, n_l = len(seed_list), len(lrs)
     out = {"lr": lrs}
     for name, kwargs in variants.items():
-        finals = []
-        for lr in lrs:
-            h = train_copy_task(float(lr), num_steps=num_steps, seed=seed, desc=f"{name} lr={lr:g}", **kwargs)
-            tail = h["loss"][-last:]
-            finals.append(float(np.mean(tail)) if np.all(np.isfinite(tail)) else float("inf"))
-        out[name] = np.array(finals)
+        run = train_copy_ensemble(np.repeat(lrs[None, :], n_s, 0).ravel(), np.repeat(seed_list, n_l),
+                                  num_steps=num_steps, device=device, desc=f"LR sweep: {name}", **kwargs)
+        tail = run["loss"][:, -last:]
+        finals = np.where(np.all(np.isfinite(tail), 1), np.nanmean(np.where(np.isfinite(tail), tail, 0), 1), np.inf)
+        out[name] = finals.reshape(n_s, n_l)
     return out
 
 
@@ -656,9 +1108,20 @@ def softmax_collapse_fraction(logits) -> float:
     .. math:: \\sum_j \\exp(z_j - \\max_k z_k) = 1
 
     holds exactly in the logits' dtype, i.e. every non-maximal term is below half an ulp
-    of 1. Then the predicted probability of the top class is exactly 1, its cross-entropy
-    loss is exactly 0 and the sample stops contributing gradient. For logits ``[20, 0]``:
-    ``exp(-20) = 2e-9`` is lost in float32 (eps ``1.2e-7``) but kept in float64.
+    of 1 (from a two-class gap of ``log(2 / eps)``, see :func:`softmax_collapse_gap`). Then
+    the predicted probability of the top class is exactly 1 and its cross-entropy loss is
+    exactly 0. The gradient with respect to the logits, ``softmax(z) - e_y``, is *not*
+    zero: its correct-class component ``p_y - 1`` is exactly 0, while the others,
+    ``p_j ~ exp(z_j - z_y)``, stay tiny but nonzero until they underflow (a gap of about 104
+    in float32). For logits ``[20, 0]``: ``exp(-20) = 2e-9`` is lost in the sum in float32
+    (eps ``1.2e-7``) but kept in float64.
+
+    Examples
+    --------
+    >>> softmax_collapse_fraction(np.array([[20.0, 0.0]], dtype=np.float32))
+    1.0
+    >>> softmax_collapse_fraction(np.array([[20.0, 0.0]], dtype=np.float64))
+    0.0
 
     Parameters
     ----------
@@ -680,6 +1143,71 @@ def softmax_collapse_fraction(logits) -> float:
     total = torch.exp(z - z.max(dim=1, keepdim=True).values).sum(dim=1)
     return float((total == 1).double().mean())
 
+
+def softmax_collapse_gap(dtype=torch.float32, tol: float = 1e-4) -> float:
+    """The smallest logit gap ``g`` at which the two-class softmax of ``[g, 0]`` collapses.
+
+    Found by bisection on :func:`softmax_collapse_fraction` in ``dtype``; the closed form
+    is ``g* = log(2 / eps)`` with ``eps`` the machine epsilon of ``dtype`` (``1 + x``
+    rounds to 1 once ``x <= eps / 2``): about 16.6 in float32 and 36.7 in float64
+    (Prieto et al., 2025).
+    """
+    if dtype not in (torch.float16, torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float16, torch.float32 or torch.float64, got {dtype}")
+    tol = check_positive(tol, "tol")
+    collapsed = lambda g: softmax_collapse_fraction(torch.tensor([g, 0.0], dtype=dtype)) == 1.0  # noqa: E731
+    lo, hi = 0.0, 200.0
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if collapsed(mid) else (mid, hi)
+    return hi
+
+
+def adam_spectral_growth(dim: int = 32, lr: float = 1e-2, num_steps: int = 100, sigma0: float = 1.0) -> dict:
+    """How fast Adam grows a weight's spectral norm, plain and under sigmaReparam.
+
+    A ``dim x dim`` weight starts at ``W_0 = sigma0 u u^T`` (``u = 1/sqrt(dim)``, so
+    ``||W_0||_2 = sigma0``) and Adam (default betas, ``eps = 1e-8``) minimises
+    ``-u^T W_hat u``, a loss that rewards a larger spectral norm. ``plain``: ``W_hat = W``;
+    ``sigma_reparam``: ``W_hat = gamma W / sigma(W)`` (:class:`SigmaReparam`). Adam moves
+    every entry of a plain weight by about ``lr`` per step, in a coherent pattern, so the
+    spectral norm grows by about ``lr * dim`` per step; under sigmaReparam the spectral
+    norm is ``gamma``, one scalar, which grows by about ``lr`` per step (Zhai et al., 2023).
+
+    Returns
+    -------
+    dict with arrays ``plain`` and ``sigma_reparam``: ``||W_hat||_2`` after each step
+    (``num_steps + 1`` values, the first is ``sigma0``).
+    """
+    d = check_int(dim, "dim", minimum=1)
+    lr = check_positive(lr, "lr")
+    n = check_int(num_steps, "num_steps", minimum=1)
+    sigma0 = check_positive(sigma0, "sigma0")
+    u = torch.full((d,), 1.0 / math.sqrt(d), dtype=torch.float64)
+    out = {}
+    for kind in ("plain", "sigma_reparam"):
+        layer = nn.Linear(d, d, bias=False).double()
+        with torch.no_grad():
+            layer.weight.copy_(sigma0 * torch.outer(u, u))
+        if kind == "sigma_reparam":
+            layer = SigmaReparam(layer)
+        opt = torch.optim.Adam(layer.parameters(), lr=lr)
+        norms = [sigma0]
+        for _ in range(n):
+            if kind == "sigma_reparam":
+                layer.power_iteration()          # what its forward does in training mode
+                w_hat = layer.effective_weight()
+            else:
+                w_hat = layer.weight
+            loss = -(u @ w_hat @ u)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                w_now = layer.effective_weight() if kind == "sigma_reparam" else layer.weight
+                norms.append(float(torch.linalg.matrix_norm(w_now, ord=2)))
+        out[kind] = np.array(norms)
+    return out
 
 def perp_grad(weight, grad):
     """The gradient with its component along the weight removed, rescaled to the old norm.
@@ -750,12 +1278,12 @@ class ModularMLP(nn.Module):
     The architecture of the MLP experiments of Prieto et al. (2025), smaller.
     """
 
-    def __init__(self, p: int, width: int = 128):
+    def __init__(self, p: int, width: int = 128, bias: bool = True):
         super().__init__()
         self.p = check_int(p, "p", minimum=2)
         width = check_int(width, "width", minimum=1)
-        self.net = nn.Sequential(nn.Linear(2 * p, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-                                 nn.Linear(width, p))
+        self.net = nn.Sequential(nn.Linear(2 * p, width, bias=bias), nn.ReLU(), nn.Linear(width, width, bias=bias),
+                                 nn.ReLU(), nn.Linear(width, p, bias=bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         one_hot = torch.cat([F.one_hot(x[:, 0], self.p), F.one_hot(x[:, 1], self.p)], dim=1)
@@ -773,6 +1301,9 @@ def train_modular_addition(*, p: int = 23, train_fraction: float = 0.5, loss: st
     lower the loss is to scale the logits up ("naive loss minimisation"); in float32 the
     softmax then rounds to one hot, gradients vanish and generalisation stalls.
     ``loss="stablemax"`` (StableMax cross entropy) or ``perp=True`` (⊥Grad) are their fixes.
+    This single-run version uses MLP biases and Adam's default epsilon (``1e-8``); the
+    chapter uses :func:`train_modular_ensemble`, closer to the paper's code (bias-free MLP,
+    epsilon ``1e-25``, a float64 control) and over several seeds at once.
 
     Logs ``loss`` every step; every ``eval_every`` steps ``train_acc``, ``test_acc``,
     ``sc_fraction`` (:func:`softmax_collapse_fraction` of the training logits),
@@ -811,6 +1342,116 @@ def train_modular_addition(*, p: int = 23, train_fraction: float = 0.5, loss: st
 
     name = desc or f"mod-{p} {loss}{' + perpgrad' if perp else ''}"
     return train_loop(step, num_steps, evaluate=evaluate, eval_every=eval_every, desc=name)
+
+
+class _ModularEnsemble:
+    """``E`` bias-free MLPs ``2p -> width -> width -> p`` (ReLU) as stacked weights.
+
+    Member ``k`` is initialised as ``ModularMLP(p, width, bias=False)`` after
+    ``torch.manual_seed(seed_list[k])``.
+    """
+
+    def __init__(self, p, width, seed_list, dtype, device):
+        self.p = p
+        mats = []
+        for seed in seed_list:
+            torch.manual_seed(seed)
+            net = ModularMLP(p, width, bias=False).net
+            mats.append([net[0].weight, net[2].weight, net[4].weight])
+        self.weights = [torch.stack([m[j].detach() for m in mats]).to(device=device, dtype=dtype).requires_grad_(True)
+                        for j in range(3)]
+
+    def __call__(self, x):                      # x: (E, n, 2) integer pairs
+        h = torch.cat([F.one_hot(x[..., 0], self.p), F.one_hot(x[..., 1], self.p)], -1).to(self.weights[0].dtype)
+        h = torch.relu(h @ self.weights[0].transpose(1, 2))
+        h = torch.relu(h @ self.weights[1].transpose(1, 2))
+        return h @ self.weights[2].transpose(1, 2)
+
+
+def train_modular_ensemble(seed_list, *, p: int = 23, train_fraction: float = 0.5, loss: str = "softmax",
+                           perp: bool = False, loss_dtype=torch.float32, lr: float = 1e-2,
+                           betas=(0.9, 0.99), eps: float = 1e-25, width: int = 64, num_steps: int = 2000,
+                           eval_every: int = 50, device=None, desc: str | None = None) -> dict:
+    """Full-batch modular addition without weight decay, one bias-free MLP per seed, trained together.
+
+    The setting of Prieto et al. (2025, their MLP experiments, smaller): cross entropy on a
+    softmax, Adam with ``betas=(0.9, 0.99)``, no weight decay and a tiny Adam epsilon (their
+    code's default is ``1e-25``; ``1e-30`` in their precision experiment), so that the update
+    is not damped when gradients become tiny and it is Softmax Collapse, not epsilon, that
+    stops learning. The MLP has no biases, as theirs, so scaling every weight by ``c``
+    scales the logits by ``c**3`` ("naive loss minimisation" is a direction in weight
+    space, the one ⊥Grad removes). Member ``k`` uses seed ``seed_list[k]`` for its weights
+    and for its train/test split (:func:`modular_addition_data`).
+
+    Parameters
+    ----------
+    loss : {"softmax", "stablemax"}
+    perp : bool
+        Apply ⊥Grad (:func:`perp_grad`) to every weight of every member before the step.
+    loss_dtype : torch.dtype
+        The dtype in which the logits enter the loss (the model stays float32): float64 is
+        the paper's control, in which the softmax does not round to one-hot.
+    eps : float
+        Adam's epsilon.
+    device : torch.device or str, optional
+
+    Returns
+    -------
+    dict of numpy arrays: ``loss`` ``(E, num_steps)``; ``steps`` (evaluation steps) and, each
+    ``(E, len(steps))``: ``train_acc``, ``test_acc``, ``sc_fraction``
+    (:func:`softmax_collapse_fraction` of the training logits in ``loss_dtype``),
+    ``zero_loss_fraction`` (training samples whose loss is exactly 0 in ``loss_dtype``) and
+    ``logit_norm`` (mean norm of the training logit vectors).
+    """
+    seed_list = [check_int(s, "seed_list", minimum=0) for s in seed_list]
+    if not seed_list:
+        raise ValueError("seed_list must contain at least one seed")
+    loss = check_choice(loss, "loss", ("softmax", "stablemax"))
+    if loss_dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"loss_dtype must be torch.float32 or torch.float64, got {loss_dtype}")
+    lr = check_positive(lr, "lr")
+    eps = check_positive(eps, "eps")
+    num_steps = check_int(num_steps, "num_steps", minimum=1)
+    eval_every = check_int(eval_every, "eval_every", minimum=1)
+    device = torch.device("cpu") if device is None else torch.device(device)
+    e = len(seed_list)
+    splits = [modular_addition_data(p, train_fraction, seed) for seed in seed_list]
+    x_tr, y_tr, x_te, y_te = (torch.stack(parts).to(device) for parts in zip(*splits))
+    model = _ModularEnsemble(p, check_int(width, "width", minimum=1), seed_list, torch.float32, device)
+    opt = _Adam(model.weights, torch.full((e,), lr, device=device), betas=tuple(betas), eps=eps)
+
+    def per_sample(z, y):
+        z = z.to(loss_dtype)
+        log_p = torch.log_softmax(z, dim=-1) if loss == "softmax" else log_stablemax(z)
+        return -log_p.gather(-1, y[..., None])[..., 0]                     # (E, n)
+
+    logs = {k: [] for k in ("train_acc", "test_acc", "sc_fraction", "zero_loss_fraction", "logit_norm")}
+    steps, losses = [], np.full((e, num_steps), np.nan)
+
+    @torch.no_grad()
+    def evaluate(step):
+        z_tr, z_te = model(x_tr), model(x_te)
+        steps.append(step)
+        logs["train_acc"].append((z_tr.argmax(-1) == y_tr).double().mean(1).cpu().numpy())
+        logs["test_acc"].append((z_te.argmax(-1) == y_te).double().mean(1).cpu().numpy())
+        logs["sc_fraction"].append(np.array([softmax_collapse_fraction(z_tr[k].to(loss_dtype)) for k in range(e)]))
+        logs["zero_loss_fraction"].append((per_sample(z_tr, y_tr) == 0).double().mean(1).cpu().numpy())
+        logs["logit_norm"].append(z_tr.norm(dim=-1).mean(1).cpu().numpy())
+
+    evaluate(0)
+    for i in progress(range(num_steps), desc=desc or f"mod-{p} {loss} (seed ensemble)"):
+        per_member = per_sample(model(x_tr), y_tr).mean(1)
+        opt.zero_grad()
+        per_member.sum().backward()
+        if perp:
+            _ensemble_perp_grad_(model.weights)
+        opt.step()
+        losses[:, i] = per_member.detach().cpu().numpy()
+        if (i + 1) % eval_every == 0:
+            evaluate(i + 1)
+    out = {"loss": losses, "steps": np.array(steps)}
+    out.update({k: np.stack(v, 1) for k, v in logs.items()})
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -877,6 +1518,10 @@ def seq_vcr_loss(hidden: torch.Tensor, lambda_var: float = 1.0, lambda_cov: floa
 
     The variance hinge keeps every dimension alive, the covariance term decorrelates them:
     together they keep the effective rank of intermediate representations high.
+    Difference from the paper: Arefin et al. apply the loss to a learned projection of the
+    hidden states into a wider space; here it acts on the hidden states directly (the
+    chapter applies it to the output of the first block, weight ``seq_vcr`` of
+    :func:`train_copy_ensemble`).
 
     Parameters
     ----------
@@ -1047,6 +1692,120 @@ def plot_representation_ranks(ranks: dict):
     fig.tight_layout()
     return fig
 
+
+def plot_copy_ensembles(runs: dict, chance: float | None = None, ceiling: float | None = None):
+    """Loss and mean attention entropy of several :func:`train_copy_ensemble` runs.
+
+    One colour per variant: the line is the mean over seeds, the band the range of the
+    seeds (:func:`companion.plotting.plot_spread`). ``chance`` draws the chance loss,
+    ``ceiling`` the causal entropy ceiling (:func:`causal_entropy_ceiling`).
+    """
+    from .plotting import plot_spread, subplots
+
+    fig, (ax_loss, ax_ent) = subplots(2, width=5.5, height=3.8)
+    for k, (name, run) in enumerate(runs.items()):
+        steps = np.arange(run["loss"].shape[1])
+        plot_spread(ax_loss, steps, run["loss"], label=name, color=f"C{k}")
+        plot_spread(ax_ent, steps, run["entropy"], label=name, color=f"C{k}")
+    if chance is not None:
+        ax_loss.axhline(chance, color="gray", ls="--", lw=1, label="chance")
+    if ceiling is not None:
+        ax_ent.axhline(ceiling, color="gray", ls=":", lw=1, label="causal ceiling")
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("training loss")
+    ax_loss.legend(fontsize=7)
+    ax_ent.set_xlabel("step")
+    ax_ent.set_ylabel("mean attention entropy (nats)")
+    ax_ent.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_entropy_mechanism(runs: dict):
+    """What drives entropy collapse, per variant and over seeds.
+
+    Left: the largest ``||W_Q^h W_K^h^T||_2 / sqrt(d_h)`` over heads and layers; middle: the
+    largest attention logit; right: the measured mean entropy (solid) with the lower
+    bound of Theorem 3.1 applied at the measured logit norms (dashed). Runs logged with
+    ``stats_every`` only; qk-layernorm runs have no ``qk_norm``.
+    """
+    from .plotting import plot_spread, subplots
+
+    fig, (ax_w, ax_l, ax_e) = subplots(3, width=4.2, height=3.5)
+    for k, (name, run) in enumerate(runs.items()):
+        color = f"C{k}"
+        st = run["stats_steps"]
+        if np.all(np.isfinite(run["qk_norm"])):
+            plot_spread(ax_w, st, run["qk_norm"], label=name, color=color)
+        plot_spread(ax_l, np.arange(run["max_logit"].shape[1]), np.abs(run["max_logit"]), label=name, color=color)
+        plot_spread(ax_e, st, run["entropy"][:, st], label=f"{name}: entropy", color=color)
+        plot_spread(ax_e, st, np.maximum(run["logit_bound"], 1e-6), label=f"{name}: bound", color=color, ls="--")
+    ax_w.set_ylabel(r"largest $\|W_Q^h W_K^{h\top}\|_2/\sqrt{d_h}$")
+    ax_l.set_ylabel("largest attention logit")
+    ax_e.set_ylabel("entropy and its bound (nats)")
+    for ax in (ax_w, ax_l, ax_e):
+        ax.set_xlabel("step")
+        ax.set_yscale("log")
+    ax_w.legend(fontsize=7)
+    ax_e.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lr_sweep_seeds(sweep: dict, chance: float | None = None):
+    """Final loss against learning rate, mean and range over seeds, one line per variant."""
+    from .plotting import plot_spread, subplots
+
+    fig, (ax,) = subplots(1, width=6, height=3.8)
+    lrs = sweep["lr"]
+    for k, (name, losses) in enumerate((n, v) for n, v in sweep.items() if n != "lr"):
+        shown = np.where(np.isfinite(losses), losses, 10 * (chance or 10.0))
+        plot_spread(ax, lrs, shown, label=name, color=f"C{k}", marker="o")
+    if chance is not None:
+        ax.axhline(chance, color="gray", ls="--", lw=1, label="chance")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("final training loss")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_modular_ensembles(runs: dict):
+    """Test accuracy, zero-loss fraction and logit norm of :func:`train_modular_ensemble` runs (mean and range)."""
+    from .plotting import plot_spread, subplots
+
+    fig, (ax_acc, ax_sc, ax_norm) = subplots(3, width=4.2, height=3.5)
+    for k, (name, run) in enumerate(runs.items()):
+        color = f"C{k}"
+        plot_spread(ax_acc, run["steps"], run["test_acc"], label=name, color=color)
+        plot_spread(ax_sc, run["steps"], run["zero_loss_fraction"], label=name, color=color)
+        plot_spread(ax_norm, run["steps"][1:], run["logit_norm"][:, 1:], label=name, color=color)
+    ax_acc.set_ylabel("test accuracy")
+    ax_sc.set_ylabel("training samples with zero loss")
+    ax_norm.set_ylabel("mean logit norm (training set)")
+    ax_norm.set_yscale("log")
+    for ax in (ax_acc, ax_sc, ax_norm):
+        ax.set_xlabel("step")
+    ax_acc.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rank_during_training(runs: dict, depth: int = 1):
+    """Effective rank of the centred hidden states at ``depth`` against step (mean and range over seeds)."""
+    from .plotting import plot_spread, subplots
+
+    fig, (ax,) = subplots(1, width=6, height=3.6)
+    for k, (name, run) in enumerate(runs.items()):
+        plot_spread(ax, run["rank_steps"], run["ranks"][:, :, depth], label=name, color=f"C{k}", marker=".")
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"effective rank, centred states at depth {depth}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 # ---------------------------------------------------------------------------------------
 # explorer

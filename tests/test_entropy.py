@@ -386,3 +386,215 @@ def test_training_figures_have_labelled_axes():
         for ax in fig.axes:
             assert ax.get_xlabel() and ax.get_ylabel()
         plt.close(fig)
+
+
+# --- causal ceiling and causal bound --------------------------------------------------------
+
+def test_causal_entropy_ceiling_values():
+    assert E.causal_entropy_ceiling(1) == 0.0
+    assert E.causal_entropy_ceiling(16) == pytest.approx(math.lgamma(17) / 16, rel=1e-12)
+    assert E.causal_entropy_ceiling(16) == pytest.approx(1.91699, abs=1e-5)
+    # attained by uniform causal attention
+    T = 9
+    attn = np.tril(np.ones((T, T)))
+    attn /= attn.sum(1, keepdims=True)
+    assert E.attention_entropy(attn).mean() == pytest.approx(E.causal_entropy_ceiling(T), rel=1e-12)
+    with pytest.raises(ValueError, match="seq_len"):
+        E.causal_entropy_ceiling(0)
+
+
+def test_causal_lower_bound_is_ceiling_at_zero_and_holds_for_random_causal_logits():
+    for T in (2, 5, 16):
+        assert E.causal_entropy_lower_bound(T, 0.0) == pytest.approx(E.causal_entropy_ceiling(T), rel=1e-12)
+    values = E.causal_entropy_lower_bound(16, np.array([0.0, 1.0, 3.0, 10.0]))
+    assert np.all(np.diff(values) < 0)
+    expected = np.mean([0.0] + [E.attention_entropy_lower_bound(i, 3.0) for i in range(2, 17)])
+    assert E.causal_entropy_lower_bound(16, 3.0) == pytest.approx(expected, rel=1e-12)
+    # independent check: causal rows whose logits have norm <= s
+    rng = np.random.default_rng(3)
+    T, s = 12, 4.0
+    for _ in range(20):
+        ents = []
+        for i in range(1, T + 1):
+            z = rng.normal(size=i)
+            z *= s * rng.uniform() / max(np.linalg.norm(z), 1e-12)
+            p = np.exp(z - z.max())
+            ents.append(E.attention_entropy(p / p.sum()))
+        assert np.mean(ents) >= E.causal_entropy_lower_bound(T, s) - 1e-12
+    with pytest.raises(ValueError, match="scale"):
+        E.causal_entropy_lower_bound(4, -1.0)
+
+
+def test_logit_norm_bound_below_entropy_and_tight_for_the_extremal_row():
+    torch.manual_seed(0)
+    T = 10
+    logits = 5 * torch.randn(3, 2, T, T, dtype=torch.float64)
+    mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+    masked = logits.masked_fill(mask, float("-inf"))
+    attn = torch.softmax(masked, -1)
+    ent = -torch.special.xlogy(attn, attn).sum(-1).mean(-1)
+    bound = E._logit_norm_bound(masked)
+    assert bound.shape == (3, 2) and torch.all(bound <= ent + 1e-12)
+    # a single full row equal to the extremal logits: the bound is its entropy
+    z = torch.from_numpy(np.log(E.extremal_attention(6, 2.5)))[None, None, None, :]
+    z = z - z.mean()
+    row = E._logit_norm_bound(z)
+    assert float(row) == pytest.approx(E.attention_entropy_lower_bound(6, 2.5), rel=1e-9)
+
+
+# --- seed ensembles -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs", [dict(norm="post"), dict(norm="post", sigma_reparam=True),
+                                    dict(norm="post", sigma_reparam="qk"), dict(norm="pre", qk_layernorm=True),
+                                    dict(norm="none")])
+def test_copy_ensemble_members_equal_single_runs(kwargs):
+    torch.set_num_threads(1)
+    single = np.array([E.train_copy_task(3e-2, seed=s, num_steps=6, **kwargs)["loss"] for s in (0, 3)])
+    ens = E.train_copy_ensemble(3e-2, [0, 3], num_steps=6, **kwargs)
+    np.testing.assert_allclose(ens["loss"], single, rtol=1e-4, atol=1e-5)
+    # member k, read back as a plain model, computes what the ensemble computes
+    tokens = torch.stack([E.copy_task_batch(4, generator=torch.Generator().manual_seed(k))[0] for k in range(2)])
+    e = ens["ensemble"]
+    e.training = False
+    with torch.no_grad():
+        logits, _, _ = e.forward(tokens)
+        for k in range(2):
+            torch.testing.assert_close(e.member(k).eval()(tokens[k]), logits[k], atol=1e-5, rtol=1e-5)
+
+
+def test_tiny_transformer_sigma_reparam_qk_wraps_only_queries_and_keys():
+    model = E.TinyTransformer(12, 8, sigma_reparam="qk")
+    attn = model.blocks[0].attn
+    assert isinstance(attn.query, E.SigmaReparam) and isinstance(attn.key, E.SigmaReparam)
+    assert isinstance(attn.value, torch.nn.Linear) and isinstance(attn.out, torch.nn.Linear)
+    assert isinstance(model.blocks[1].mlp[0], torch.nn.Linear)
+    with pytest.raises(ValueError, match="sigma_reparam"):
+        E.TinyTransformer(12, 8, sigma_reparam="mlp")
+
+
+def test_ensemble_adam_equals_torch_adam_per_member():
+    torch.manual_seed(0)
+    w0 = torch.randn(3, 4, 5)
+    grads = [torch.randn(3, 4, 5) for _ in range(4)]
+    lrs = torch.tensor([1e-3, 1e-2, 1e-1])
+    w = w0.clone().requires_grad_(True)
+    opt = E._Adam([w], lrs, betas=(0.9, 0.98), eps=1e-8)
+    for g in grads:
+        w.grad = g.clone()
+        opt.step()
+    for k in range(3):
+        p = w0[k].clone().requires_grad_(True)
+        ref = torch.optim.Adam([p], lr=float(lrs[k]), betas=(0.9, 0.98), eps=1e-8)
+        for g in grads:
+            p.grad = g[k].clone()
+            ref.step()
+        torch.testing.assert_close(w[k].detach(), p.detach(), rtol=1e-5, atol=1e-7)
+
+
+def test_ensemble_perp_grad_equals_perp_grad_per_member():
+    torch.manual_seed(1)
+    w = torch.randn(3, 4, 6, dtype=torch.float64, requires_grad=True)
+    w.grad = torch.randn(3, 4, 6, dtype=torch.float64)
+    expected = torch.stack([E.perp_grad(w[k].detach(), w.grad[k]) for k in range(3)])
+    E._ensemble_perp_grad_([w])
+    torch.testing.assert_close(w.grad, expected)
+
+
+def test_qk_spectral_norms_match_a_direct_svd():
+    torch.manual_seed(2)
+    models = [E.TinyTransformer(12, 8, d_model=16, num_heads=2) for _ in range(2)]
+    ens = E.CopyEnsemble(models)
+    norms = ens.qk_spectral_norms()
+    assert norms.shape == (2, 2, 2)
+    for k, m in enumerate(models):
+        for layer, block in enumerate(m.blocks):
+            wq, wk = block.attn.query.weight.detach(), block.attn.key.weight.detach()
+            for h in range(2):
+                sl = slice(8 * h, 8 * (h + 1))
+                direct = np.linalg.norm((wq[sl].T @ wk[sl]).numpy(), 2) / math.sqrt(8)
+                assert float(norms[k, layer, h]) == pytest.approx(direct, rel=1e-5)
+
+
+def test_train_copy_ensemble_logs_and_validation():
+    torch.set_num_threads(1)
+    r = E.train_copy_ensemble([1e-2, 1e-1], [0, 0], num_steps=12, stats_every=5, rank_every=6, seq_vcr=0.5)
+    assert r["loss"].shape == r["entropy"].shape == r["min_entropy"].shape == r["max_logit"].shape == (2, 12)
+    assert list(r["stats_steps"]) == [0, 5, 10] and r["bound"].shape == r["logit_bound"].shape == (2, 3)
+    assert np.all(r["min_entropy"] <= r["entropy"] + 1e-9)
+    assert np.all(r["entropy"] <= E.causal_entropy_ceiling(16) + 1e-6)
+    assert np.all(r["logit_bound"] <= r["entropy"][:, r["stats_steps"]] + 1e-6)
+    assert list(r["rank_steps"]) == [0, 6, 12] and r["ranks"].shape == (2, 3, 3)
+    assert np.allclose(r["loss"][:, 0], r["loss"][0, 0])          # same seed, same start
+    assert r["loss"][0, -1] != r["loss"][1, -1]                   # different learning rates
+    qk = E.train_copy_ensemble(1e-2, [0], num_steps=3, stats_every=1, qk_layernorm=True, norm="pre")
+    assert np.all(np.isnan(qk["bound"])) and np.all(np.isfinite(qk["logit_bound"]))
+    with pytest.raises(ValueError, match="lr"):
+        E.train_copy_ensemble([1e-2, 1e-2, 1e-2], [0, 1], num_steps=2)
+    with pytest.raises(ValueError, match="seed_list"):
+        E.train_copy_ensemble(1e-2, [], num_steps=2)
+
+
+def test_learning_rate_sweep_shapes():
+    torch.set_num_threads(1)
+    sweep = E.learning_rate_sweep([1e-3, 1e-2], {"a": dict(norm="post")}, seed_list=[0, 1, 2], num_steps=3, last=2)
+    assert sweep["a"].shape == (3, 2) and np.all(np.isfinite(sweep["a"]))
+
+
+def test_modular_ensemble_member_init_and_logs():
+    torch.set_num_threads(1)
+    ens = E._ModularEnsemble(7, 16, [0, 4], torch.float32, torch.device("cpu"))
+    x = torch.tensor([[1, 2], [3, 6]])
+    torch.manual_seed(4)
+    ref = E.ModularMLP(7, 16, bias=False)
+    torch.testing.assert_close(ens(torch.stack([x, x]))[1], ref(x))
+    r = E.train_modular_ensemble([0, 1], p=7, num_steps=40, eval_every=20, lr=3e-2)
+    for key in ("train_acc", "test_acc", "sc_fraction", "zero_loss_fraction", "logit_norm"):
+        assert r[key].shape == (2, 3)
+    assert list(r["steps"]) == [0, 20, 40] and r["loss"].shape == (2, 40)
+    assert np.all(r["train_acc"][:, -1] == 1.0) and np.all(r["logit_norm"][:, -1] > r["logit_norm"][:, 0])
+    r64 = E.train_modular_ensemble([0], p=7, num_steps=5, eval_every=5, loss_dtype=torch.float64, perp=True)
+    assert np.all(r64["zero_loss_fraction"] == 0)
+    with pytest.raises(ValueError, match="loss_dtype"):
+        E.train_modular_ensemble([0], p=7, num_steps=1, loss_dtype=torch.float16)
+
+
+def test_softmax_collapse_gap_matches_the_rounding_rule():
+    for dtype, np_dtype in ((torch.float32, np.float32), (torch.float64, np.float64)):
+        gap = E.softmax_collapse_gap(dtype)
+        assert gap == pytest.approx(np.log(2 / np.finfo(np_dtype).eps), abs=1e-3)
+        assert E.softmax_collapse_fraction(torch.tensor([gap + 0.01, 0.0], dtype=dtype)) == 1.0
+        assert E.softmax_collapse_fraction(torch.tensor([gap - 0.01, 0.0], dtype=dtype)) == 0.0
+    with pytest.raises(ValueError, match="dtype"):
+        E.softmax_collapse_gap(torch.int32)
+
+
+def test_softmax_collapse_zeroes_only_the_correct_class_gradient():
+    z = torch.tensor([[20.0, 0.0, -1.0]], requires_grad=True)
+    torch.nn.functional.cross_entropy(z, torch.tensor([0])).backward()
+    assert z.grad[0, 0] == 0.0
+    np.testing.assert_allclose(z.grad[0, 1:].numpy(), np.exp([-20.0, -21.0]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dim, lr, steps, sigma0", [(32, 1e-2, 30, 1.0), (8, 3e-2, 20, 2.0)])
+def test_adam_spectral_growth_plain_is_dim_times_faster(dim, lr, steps, sigma0):
+    r = E.adam_spectral_growth(dim, lr, steps, sigma0)
+    assert r["plain"].shape == r["sigma_reparam"].shape == (steps + 1,)
+    assert r["plain"][-1] == pytest.approx(sigma0 + steps * lr * dim, rel=1e-4)
+    assert r["sigma_reparam"][-1] == pytest.approx(sigma0 + steps * lr, rel=1e-4)
+    with pytest.raises(ValueError, match="lr"):
+        E.adam_spectral_growth(4, -1.0)
+
+
+def test_ensemble_figures_have_labelled_axes():
+    import matplotlib
+    matplotlib.use("Agg")
+    torch.set_num_threads(1)
+    runs = {"a": E.train_copy_ensemble(1e-2, [0, 1], num_steps=4, stats_every=2, rank_every=2)}
+    mod = {"m": E.train_modular_ensemble([0, 1], p=5, num_steps=4, eval_every=2)}
+    sweep = {"lr": np.array([1e-3, 1e-2]), "a": np.array([[1.0, 0.5], [2.0, np.inf]])}
+    for fig in (E.plot_copy_ensembles(runs, chance=3.4, ceiling=1.9), E.plot_entropy_mechanism(runs),
+                E.plot_lr_sweep_seeds(sweep, chance=3.4), E.plot_modular_ensembles(mod),
+                E.plot_rank_during_training(runs)):
+        for ax in fig.axes:
+            assert ax.get_xlabel() and ax.get_ylabel()
+        matplotlib.pyplot.close(fig)
