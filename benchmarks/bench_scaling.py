@@ -13,7 +13,11 @@ synthetic data), plus the fraction of Approach 3 starts that reach the best obje
 Usage::
 
     python benchmarks/bench_scaling.py          # Approach 3 from the 243-start sub-grid (~1 min)
-    python benchmarks/bench_scaling.py --full   # the full 4500-start grid of Epoch (several minutes)
+    python benchmarks/bench_scaling.py --full   # the full 4500-start grid of Epoch (minutes)
+
+Where every start of the full grid ends on the Chinchilla points is shipped as data
+(``tools/chinchilla_approach3_grid.py`` makes ``companion/resources/chinchilla_approach3_grid.csv``,
+read by ``companion.scaling.load_approach3_grid``), so Chapter 4 never runs the grid live.
 """
 
 from __future__ import annotations

@@ -39,12 +39,13 @@ __all__ = [
     "chinchilla_loss", "compute_optimal", "optimal_exponents",
     "IsoflopData", "isoflop_grid",
     "ScalingFit", "fit_approach2", "fit_approach3", "fit_variable_projection",
-    "approach3_start_grid", "approach2_bias",
+    "approach3_start_grid", "load_approach3_grid", "approach2_bias", "METHODS", "predict_held_out",
     "BootstrapResult", "bootstrap",
-    "power_law_spectrum", "teacher_student_risk", "teacher_student_sweep",
-    "SweepResult", "training_sweep",
+    "power_law_spectrum", "teacher_student_risk", "teacher_student_sweep", "teacher_student_width_gap",
+    "SweepResult", "training_sweep", "training_sweeps",
     "plot_power_law_fit", "plot_teacher_student", "plot_training_sweep", "plot_isoflop_fits",
-    "plot_approach2_bias", "plot_chinchilla_fits", "plot_bootstrap",
+    "plot_approach2_bias", "plot_chinchilla_fits", "plot_bootstrap", "plot_sweep_seeds",
+    "plot_held_out",
     "scaling_explorer",
 ]
 
@@ -210,13 +211,22 @@ class ChinchillaParams:
                 f"alpha={self.alpha:.4g}, beta={self.beta:.4g}")
 
 
-#: Approach 3 fit published by Hoffmann et al. (2022), eq. (10).
+#: Approach 3 fit published by Hoffmann et al. (2022), eq. (10), as rounded in the paper's body.
 HOFFMANN_2022 = ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
-#: Maximum-likelihood refit of Besiroglu et al. (2024) on the 240 extracted points.
+#: The estimate Besiroglu et al. (2024) report (with the standard errors below), fitted to the
+#: 240 extracted points. In their repository (epoch-research/analyzing-chinchilla,
+#: data_analysis.ipynb) it is the maximum of a likelihood whose log-density is minus the
+#: Huber loss (delta 1e-3) of the log-loss residuals divided by a fitted scale, found by
+#: BFGS from Hoffmann et al.'s unrounded values: a Huber *likelihood* fit, not the
+#: minimum of the plain Huber loss.
 BESIROGLU_2024 = ChinchillaParams(E=1.8169, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)
-#: The Huber-loss grid fit of Besiroglu et al. (2024) (their replication of Approach 3).
-BESIROGLU_2024_HUBER = ChinchillaParams(E=1.817, A=477.9, B=2144.0, alpha=0.3473, beta=0.3672)
-#: Bootstrap standard errors of Besiroglu et al. (2024) (4000 resamples).
+#: The minimum of the plain Huber loss (delta 1e-3) of the log-loss residuals over the same
+#: 240 points, from L-BFGS over Epoch's 4500-start grid, as the same notebook prints it
+#: ("Replicate exactly": A = 477.84, B = 2143.86, E = 1.8172, alpha = 0.34731,
+#: beta = 0.36718); the protocol of :func:`fit_approach3`. The paper reports BESIROGLU_2024.
+BESIROGLU_2024_HUBER = ChinchillaParams(E=1.8172, A=477.84, B=2143.86, alpha=0.34731, beta=0.36718)
+#: Bootstrap standard errors of Besiroglu et al. (2024) (4000 resamples, each refitted by
+#: BFGS on the plain Huber loss from Hoffmann et al.'s values), reported with BESIROGLU_2024.
 BESIROGLU_2024_SE = ChinchillaParams(E=0.026, A=124.5, B=1293.0, alpha=0.015, beta=0.021)
 
 
@@ -405,6 +415,30 @@ class ScalingFit:
     seconds: float = float("nan")
     info: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def optimal_loss(self, C):
+        """The predicted loss of the compute-optimal run at budget(s) ``C``.
+
+        Direct fits evaluate their surface at ``(N*, D*)``; Approach 2 extrapolates the
+        saturating power law :func:`power_law_fit` through its parabolas' vertex losses
+        ``info["L_opt"]`` against the budgets (a pure power law with two budgets, a
+        straight line in log-log when the vertex losses do not fall with ``C``).
+        """
+        C = _positive_array(C, "C")
+        if self.params is not None:
+            loss = compute_optimal(C, self.params)[2]
+        else:
+            budgets, l_opt = self.info.get("budgets"), self.info.get("L_opt")
+            if budgets is None or l_opt is None:
+                raise ValueError("this fit has neither a surface nor vertex losses to extrapolate")
+            # Henighan et al. (2020): L*(C) = L_inf + (C0 / C)^gamma through the vertex losses;
+            # when the vertex losses do not fall with C, a straight line in log-log instead
+            try:
+                loss = power_law_fit(budgets, l_opt, fit_l_inf=len(budgets) >= 3).predict(C)
+            except ValueError:
+                slope, intercept = np.polyfit(np.log(budgets), np.log(l_opt), 1)
+                loss = np.exp(intercept + slope * np.log(C))
+        return float(loss) if np.ndim(loss) == 0 else np.asarray(loss)
+
     def optimal(self, C):
         """The implied compute-optimal ``(N*, D*)`` at budget(s) ``C``."""
         C = _positive_array(C, "C")
@@ -468,7 +502,9 @@ def fit_approach2(N, D, loss, groups=None) -> ScalingFit:
     Returns
     -------
     ScalingFit
-        ``info`` holds the budgets and the vertices ``N_opt``, ``D_opt``.
+        ``info`` holds the budgets, the vertices ``N_opt``, ``D_opt``, the vertex losses
+        ``L_opt``, which :meth:`ScalingFit.optimal_loss` extrapolates with a saturating
+        power law in ``C`` (Approach 2 itself gives no loss surface).
     """
     start = time.perf_counter()
     N, D, loss = _check_points(N, D, loss)
@@ -481,24 +517,25 @@ def fit_approach2(N, D, loss, groups=None) -> ScalingFit:
     labels = np.unique(groups)
     if labels.size < 2:
         raise ValueError("need at least two compute budgets (groups) for Approach 2")
-    budgets, d_opt = [], []
+    budgets, d_opt, l_opt = [], [], []
     for label in labels:
         mask = groups == label
         log_d = np.log10(D[mask])
         if np.unique(log_d).size < 3:
             raise ValueError(f"budget group {label} has fewer than 3 distinct model sizes")
-        c2, c1, _ = np.polyfit(log_d, loss[mask], 2)
+        c2, c1, c0 = np.polyfit(log_d, loss[mask], 2)
         if c2 <= 0:
             raise ValueError(f"the parabola of budget group {label} opens downwards: no minimum")
         budgets.append(np.exp(np.mean(np.log(6.0 * N[mask] * D[mask]))))
         d_opt.append(10.0 ** (-c1 / (2.0 * c2)))
-    budgets, d_opt = np.array(budgets), np.array(d_opt)
+        l_opt.append(c0 - c1 ** 2 / (4.0 * c2))
+    budgets, d_opt, l_opt = np.array(budgets), np.array(d_opt), np.array(l_opt)
     n_opt = budgets / (6.0 * d_opt)
     b, k_d = np.polyfit(np.log10(budgets), np.log10(d_opt), 1)
     a, k_n = np.polyfit(np.log10(budgets), np.log10(n_opt), 1)
     return ScalingFit(method="approach2", a=float(a), b=float(b), log10_n_intercept=float(k_n),
                       log10_d_intercept=float(k_d), seconds=time.perf_counter() - start,
-                      info={"budgets": budgets, "N_opt": n_opt, "D_opt": d_opt})
+                      info={"budgets": budgets, "N_opt": n_opt, "D_opt": d_opt, "L_opt": l_opt})
 
 
 def approach2_bias(params: ChinchillaParams, width: float, *, target_compute: float = 1e24,
@@ -561,8 +598,30 @@ def approach3_start_grid(kind: str = "full") -> np.ndarray:
     return np.array(list(itertools.product(ab, ab, e, ex, ex)), dtype=float)
 
 
+def load_approach3_grid() -> dict:
+    """Where each start of Epoch's full Approach 3 grid ends on the 240 Chinchilla points.
+
+    Read from ``companion/resources/chinchilla_approach3_grid.csv``, made once by
+    ``tools/chinchilla_approach3_grid.py`` (:func:`fit_approach3` from every start of
+    ``approach3_start_grid("full")``, Besiroglu et al., 2024). Returns arrays ``start``
+    (index into the grid), ``objective`` (the Huber objective reached), ``E``, ``alpha``,
+    ``beta`` (where the start ended) and the header line ``made_by``.
+    """
+    from importlib import resources
+
+    text = resources.files("companion.resources").joinpath("chinchilla_approach3_grid.csv").read_text()
+    lines = text.splitlines()
+    table = np.genfromtxt(lines[1:], delimiter=",", names=True)
+    out = {name: np.asarray(table[name], dtype=float) for name in table.dtype.names}
+    out["start"] = out["start"].astype(int)
+    out["made_by"] = lines[0].lstrip("# ")
+    return out
+
+
 def _params_to_theta(params: ChinchillaParams) -> np.ndarray:
-    return np.array([np.log(params.A), np.log(params.B), np.log(params.E), params.alpha, params.beta])
+    tiny = 1e-12  # a vanished term (e.g. E = 0 from a non-negative fit) starts at a tiny value
+    return np.array([np.log(max(params.A, tiny)), np.log(max(params.B, tiny)), np.log(max(params.E, tiny)),
+                     params.alpha, params.beta])
 
 
 def _theta_to_params(theta) -> ChinchillaParams:
@@ -601,7 +660,8 @@ def fit_approach3(N, D, loss, starts=None, *, delta: float = 1e-3, show_progress
     -------
     ScalingFit
         ``info["starts"]`` is the number of starts, ``info["theta"]`` the best ``theta`` and
-        ``info["start_objectives"]`` the objective reached from each start.
+        ``info["start_objectives"]`` the objective reached from each start and
+        ``info["start_thetas"]`` the ``theta`` each start ended at (NaN where it failed).
     """
     from scipy.optimize import minimize
 
@@ -622,19 +682,22 @@ def fit_approach3(N, D, loss, starts=None, *, delta: float = 1e-3, show_progress
     args = (np.log(N), np.log(D), np.log(loss), delta)
     best = None
     values = np.full(len(starts), np.inf)
+    thetas = np.full(starts.shape, np.nan)
     disable = None if show_progress is None else not show_progress
     for i, theta0 in enumerate(progress(starts, desc="Approach 3 starts", disable=disable)):
         res = minimize(_approach3_objective, theta0, args=args, jac=True, method="L-BFGS-B",
                        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12})
         if np.all(np.isfinite(res.x)) and np.isfinite(res.fun):
             values[i] = res.fun
+            thetas[i] = res.x
             if best is None or res.fun < best.fun:
                 best = res
     if best is None:
         raise ValueError("no start of Approach 3 converged to a finite objective")
     params = _theta_to_params(best.x)
     return _fit_from_params("approach3", params, best.fun, time.perf_counter() - begin,
-                            {"starts": len(starts), "theta": best.x, "start_objectives": values})
+                            {"starts": len(starts), "theta": best.x, "start_objectives": values,
+                             "start_thetas": thetas})
 
 
 # -- Variable projection ---------------------------------------------------------------------
@@ -785,6 +848,70 @@ def fit_variable_projection(N, D, loss, *, robust: bool = True, delta: float = 1
     return _fit_from_params("variable_projection", params, value, time.perf_counter() - begin,
                             {"grid_points": values.size, "grid_best": tuple(start),
                              "robust": robust})
+
+
+# ---------------------------------------------------------------------------------------
+# Prediction of a held-out budget: the test of a scaling law
+# ---------------------------------------------------------------------------------------
+METHODS = ("Approach 2", "Approach 3", "variable projection")
+
+
+def predict_held_out(iso: IsoflopData, held_out, *, extra=None, approach3_starts=None,
+                     vp_kwargs=None) -> dict:
+    """Fit on the smaller budgets, predict the compute-optimal run at a held-out budget.
+
+    The test of a scaling law is a prediction it was not fitted to (Hoffmann et al., 2022,
+    chose Chinchilla's size this way). From IsoFLOP data ``iso`` every budget below
+    ``held_out`` is used for fitting:
+
+    - Approach 2 (:func:`fit_approach2`) on the IsoFLOP curves of those budgets;
+    - variable projection (:func:`fit_variable_projection`, keyword arguments
+      ``vp_kwargs``) and Approach 3 (:func:`fit_approach3` from ``approach3_starts``, plus
+      one start at the variable-projection solution) on the same points together with
+      ``extra = (N, D, loss)`` runs (e.g. a sweep's checkpoints) whose ``6 N D`` does not
+      exceed the largest fitted budget by more than 5%.
+
+    Each method then predicts the compute-optimal ``N*`` and loss ``L*`` at ``held_out``
+    (:meth:`ScalingFit.optimal`, :meth:`ScalingFit.optimal_loss`). Every method sees the
+    same runs up to the fitted budgets (the matched cost).
+
+    Returns
+    -------
+    dict
+        ``{method: {"N_opt": float, "L_opt": float, "fit": ScalingFit, "failure": str}}`` for
+        the methods in :data:`METHODS`; when Approach 2 cannot be fitted (a parabola opens
+        downwards) its predictions are NaN, ``fit`` is None and ``failure`` says why.
+    """
+    if not isinstance(iso, IsoflopData):
+        raise TypeError(f"iso must be an IsoflopData, got {type(iso).__name__}")
+    held_out = check_positive(held_out, "held_out")
+    budgets = np.asarray(iso.budgets, dtype=float)
+    fit_groups = np.flatnonzero(budgets < held_out * (1 - 1e-9))
+    if fit_groups.size < 2:
+        raise ValueError("need at least two budgets below held_out to fit")
+    m = np.isin(iso.group, fit_groups)
+    N, D, L = iso.N[m], iso.D[m], iso.loss[m]
+    try:
+        fit2, failure = fit_approach2(N, D, L, iso.group[m]), None
+    except ValueError as err:  # e.g. a noisy IsoFLOP curve whose parabola opens downwards
+        fit2, failure = None, str(err)
+    if extra is not None:
+        eN, eD, eL = _check_points(*extra)
+        keep = 6.0 * eN * eD <= budgets[fit_groups].max() * 1.05
+        N, D, L = np.concatenate([N, eN[keep]]), np.concatenate([D, eD[keep]]), np.concatenate([L, eL[keep]])
+    vp = fit_variable_projection(N, D, L, **(vp_kwargs or {}))
+    starts = _params_to_theta(vp.params)[None, :]
+    if approach3_starts is not None:
+        starts = np.vstack([as_array(approach3_starts, "approach3_starts", ndim=2), starts])
+    fit3 = fit_approach3(N, D, L, starts=starts)
+    out = {}
+    for name, fit in zip(METHODS, (fit2, fit3, vp)):
+        if fit is None:
+            out[name] = {"N_opt": float("nan"), "L_opt": float("nan"), "fit": None, "failure": failure}
+        else:
+            out[name] = {"N_opt": float(fit.optimal(held_out)[0]),
+                         "L_opt": float(fit.optimal_loss(held_out)), "fit": fit, "failure": None}
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -983,6 +1110,79 @@ def teacher_student_sweep(n_values, spectrum, *, n_features=None, noise: float =
                      for n in progress(n_values, desc="teacher-student")])
 
 
+def _width_gap_once(seed, trial, spectrum, n_train, widths, ridge):
+    """Per-width ``R(M) - R(inf) - dR`` for one draw of teacher, sample and features."""
+    P = spectrum.size
+    w = np.random.default_rng([seed, trial]).standard_normal(P)
+    X = np.random.default_rng([seed, trial, n_train]).standard_normal((n_train, P)) * np.sqrt(spectrum)
+    y = X @ w
+    K0 = X @ X.T
+    s0 = np.trace(K0) / n_train
+    M0 = np.linalg.inv(K0 + ridge * s0 * np.eye(n_train))
+    c0 = M0 @ y
+    e0 = w - X.T @ c0                      # error of the infinite-width student
+    r0 = float(e0 @ (spectrum * e0))
+    gaps = []
+    for m in widths:
+        F = np.random.default_rng([seed, trial, n_train, m]).standard_normal((P, m)) / np.sqrt(m)
+        Z = X @ F                          # width-m random features of the sample
+        K = Z @ Z.T
+        c = np.linalg.solve(K + ridge * np.trace(K) / n_train * np.eye(n_train), y)
+        e = w - F @ (Z.T @ c)
+        # first-order change of the risk in dS = F F^T - I (mean zero over F)
+        dS_xc = F @ (Z.T @ c0) - X.T @ c0
+        dK_c = X @ dS_xc
+        ds = (np.trace(K) - np.trace(K0)) / n_train
+        dw = dS_xc - X.T @ (M0 @ (dK_c + ridge * ds * c0))
+        gaps.append(float(e @ (spectrum * e)) - r0 + 2.0 * float(e0 @ (spectrum * dw)))
+    return np.array(gaps)
+
+
+@thread_limit()
+def teacher_student_width_gap(n_train, spectrum, widths, *, ridge: float = 1e-3, trials: int = 16,
+                              seed: int = 0) -> np.ndarray:
+    """Expected excess risk of a width-``M`` random-feature student over its infinite-width limit.
+
+    The variance-limited regime in model size of Bahri et al. (2024): at fixed data
+    (``n_train`` samples), a random-feature student ``x -> (F^T x) . u`` with ``F`` of shape
+    ``(P, M)``, entries ``N(0, 1/M)``, trained by ridge regression as in
+    :func:`teacher_student_risk`, approaches the kernel (infinite-width) student as ``M``
+    grows, and ``E_F[R(M)] - R(inf) ~ 1/M``. Each draw of ``F`` moves the risk by
+    ``O(1/sqrt(M))`` with mean zero (the first-order term in ``F F^T - I``), which would
+    drown the ``1/M`` mean in any affordable number of draws; this function subtracts that
+    first-order term exactly (a control variate of known mean zero), so the average of
+    ``trials`` draws estimates the expected gap with ``O(1/M)`` noise.
+
+    Parameters
+    ----------
+    n_train : int
+        Training samples (fixed).
+    spectrum : array-like, shape (P,)
+        Eigenvalues of the input covariance (:func:`power_law_spectrum`).
+    widths : array-like of int
+        Student widths ``M``.
+    ridge : float
+        Ridge, relative to the mean kernel diagonal.
+    trials, seed : int
+        Draws of teacher, sample and features averaged; trial ``t`` uses seed ``(seed, t)``.
+
+    Returns
+    -------
+    ndarray, shape (len(widths),)
+        The estimated ``E[R(M)] - R(inf)`` per width.
+    """
+    spectrum = as_array(spectrum, "spectrum", ndim=1)
+    if np.any(spectrum <= 0):
+        raise ValueError("spectrum must be positive")
+    n_train = check_int(n_train, "n_train", minimum=1)
+    widths = [check_int(int(m), "widths", minimum=1) for m in np.atleast_1d(widths)]
+    ridge = check_positive(ridge, "ridge")
+    trials = check_int(trials, "trials", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+    return np.mean([_width_gap_once(seed, t, spectrum, n_train, widths, ridge) for t in range(trials)],
+                   axis=0)
+
+
 # ---------------------------------------------------------------------------------------
 # A real training sweep: MLPs of several widths, checkpoints at several data sizes
 # ---------------------------------------------------------------------------------------
@@ -991,7 +1191,10 @@ class SweepResult:
     """Test losses of a training sweep, one point per (width, checkpoint).
 
     ``N`` parameters, ``D`` training samples seen, ``loss`` test mean squared error
-    (including the label-noise floor ``noise_floor``), ``width`` hidden width.
+    (including the label-noise floor ``noise_floor``), ``width`` hidden width. ``group``
+    is the index into ``budgets`` of the IsoFLOP design point a run belongs to (its
+    ``6 N D`` equals that budget up to rounding ``D`` to whole batches), ``-1`` for the
+    plain log-spaced checkpoints.
     """
 
     N: np.ndarray
@@ -999,9 +1202,20 @@ class SweepResult:
     loss: np.ndarray
     width: np.ndarray
     noise_floor: float
+    group: np.ndarray | None = None
+    budgets: np.ndarray | None = None
+    seed: int | None = None
 
     def __len__(self) -> int:
         return len(self.loss)
+
+    def design(self) -> IsoflopData:
+        """The runs of the IsoFLOP design (several widths at each budget ``C = 6 N D``)."""
+        if self.group is None or self.budgets is None or not np.any(self.group >= 0):
+            raise ValueError("this sweep was trained without an IsoFLOP design (budgets=None)")
+        m = self.group >= 0
+        return IsoflopData(N=self.N[m], D=self.D[m], loss=self.loss[m], group=self.group[m],
+                           budgets=np.asarray(self.budgets, dtype=float))
 
     def isoflop(self, budgets) -> IsoflopData:
         """IsoFLOP slices: each width's loss interpolated (log-log) at ``D = C / (6 N)``.
@@ -1015,9 +1229,9 @@ class SweepResult:
                 mask = self.width == w
                 n = self.N[mask][0]
                 d = C / (6.0 * n)
-                log_d = np.log(self.D[mask])
+                log_d, order = np.log(self.D[mask]), np.argsort(self.D[mask])
                 if log_d.min() <= np.log(d) <= log_d.max():
-                    loss = np.exp(np.interp(np.log(d), log_d, np.log(self.loss[mask])))
+                    loss = np.exp(np.interp(np.log(d), log_d[order], np.log(self.loss[mask][order])))
                     rows.append((n, d, loss, g))
         if not rows:
             raise ValueError("budgets must intersect the sweep's range of 6 N D")
@@ -1034,38 +1248,60 @@ def _sweep_target(input_dim, num_terms, frequency, generator):
     amplitude = 1.0 / scale
 
     def target(x):
-        return (torch.cos(x @ omega.T + phase) * amplitude).sum(-1)
+        return (torch.cos(x @ omega.T.to(x.device) + phase.to(x.device)) * amplitude.to(x.device)).sum(-1)
 
     probe = torch.rand(8192, input_dim, generator=generator) * 2 - 1
     values = target(probe)
     mean, std = values.mean(), values.std()
-    return lambda x: (target(x) - mean) / std
+    return lambda x: (target(x) - mean.to(x.device)) / std.to(x.device)
 
 
 @thread_limit()
-def training_sweep(widths=(4, 8, 16, 32, 64), *, steps: int = 1500, batch_size: int = 128,
-                   lr: float = 1e-2, input_dim: int = 4, noise: float = 0.1,
-                   checkpoints: int = 12, min_samples: int = 5_000, frequency: float = 0.7,
-                   test_size: int = 4096, seed: int = 0, show_progress=None) -> SweepResult:
-    """Train one-hidden-layer tanh MLPs of several widths and record test loss vs data seen.
+def training_sweeps(seed_list, widths=(4, 8, 16, 32, 64), *, steps: int = 1500, batch_size: int = 128,
+                    lr: float = 1e-2, input_dim: int = 4, noise: float = 0.1,
+                    checkpoints: int = 12, min_samples: int = 5_000, frequency: float = 0.7,
+                    test_size: int = 4096, budgets=None, device=None,
+                    show_progress=None) -> list[SweepResult]:
+    """Train one-hidden-layer tanh MLPs of several widths, for several seeds, in one batch.
 
     The task is regression of a fixed smooth function on ``[-1, 1]^input_dim``, a sum of
     64 random cosines with amplitudes ``1/k`` and frequencies growing like ``sqrt(k)``
-    (normalised to unit variance), with label noise of standard deviation ``noise``.
-    Every step draws a fresh batch (one pass over an unbounded stream, the regime of
-    language-model pretraining), so the number of samples seen plays the role of tokens
-    ``D``; ``N`` is the parameter count ``width (input_dim + 2) + 1``. All widths train
-    together as one batched model (hidden units beyond a model's width are masked), with
-    Adam and the learning rate ``lr / sqrt(1 + t / 200)``. The test loss (mean squared
-    error on ``test_size`` fresh points, plus the noise floor ``noise^2``) is recorded at
-    ``checkpoints`` log-spaced sample counts from ``min_samples`` to ``steps * batch_size``.
+    (normalised to unit variance), with label noise of standard deviation ``noise``. The
+    task and the test set are drawn from the first seed; every seed has its own
+    initialisation and its own data stream. Every step draws a fresh batch (one pass over
+    an unbounded stream, the regime of language-model pretraining), so the number of
+    samples seen plays the role of tokens ``D``; ``N`` is the parameter count
+    ``width (input_dim + 2) + 1``. All seeds and widths train together as one batched
+    model (hidden units beyond a model's width are masked), with Adam and the learning
+    rate ``lr / sqrt(1 + t / 200)``. That schedule does not depend on the run's length, so
+    the checkpoint after ``t`` steps is exactly the run trained for ``t`` steps: the test
+    loss (mean squared error on ``test_size`` fresh points, plus the noise floor
+    ``noise^2``) is recorded at ``checkpoints`` log-spaced sample counts from
+    ``min_samples`` to ``steps * batch_size`` and, when ``budgets`` is given, at the IsoFLOP
+    design ``D = C / (6 N)`` (rounded to whole batches) of every width and budget ``C``
+    that fits in the run.
+
+    Parameters
+    ----------
+    seed_list : list of int
+        One independent run of every width per seed (``companion.training.seeds(3)``).
+    widths : sequence of int
+    budgets : array-like, optional
+        Compute budgets ``C = 6 N D`` of the IsoFLOP design.
+    device : torch.device or str, optional
+        Where to train (default the CPU). These models are tiny: on a GPU the run is
+        bound by per-step overhead, so the CPU is usually as fast.
 
     Returns
     -------
-    SweepResult
+    list of SweepResult
+        One per seed, in the order of ``seed_list``.
     """
     import torch
 
+    seed_list = [check_int(int(sd), "seed_list", minimum=0) for sd in np.atleast_1d(seed_list)]
+    if not seed_list:
+        raise ValueError("seed_list must contain at least one seed")
     widths = [check_int(int(w), "widths", minimum=1) for w in np.atleast_1d(widths)]
     steps = check_int(steps, "steps", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
@@ -1076,33 +1312,51 @@ def training_sweep(widths=(4, 8, 16, 32, 64), *, steps: int = 1500, batch_size: 
     min_samples = check_int(min_samples, "min_samples", minimum=1)
     if min_samples >= steps * batch_size:
         raise ValueError(f"min_samples must be below steps * batch_size = {steps * batch_size}")
-    generator = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
-    target = _sweep_target(input_dim, 64, check_positive(frequency, "frequency"), generator)
-    x_test = torch.rand(test_size, input_dim, generator=generator) * 2 - 1
+    device = torch.device("cpu") if device is None else torch.device(device)
+    task_generator = torch.Generator().manual_seed(seed_list[0])
+    target = _sweep_target(input_dim, 64, check_positive(frequency, "frequency"), task_generator)
+    x_test = (torch.rand(test_size, input_dim, generator=task_generator) * 2 - 1).to(device)
     y_test = target(x_test)
 
-    M, W = len(widths), max(widths)
+    S, M, W = len(seed_list), len(widths), max(widths)
+    n_params = [w * (input_dim + 2) + 1 for w in widths]
+    generators = [torch.Generator().manual_seed(sd) for sd in seed_list]
     mask = torch.zeros(M, W)
     for i, w in enumerate(widths):
         mask[i, :w] = 1.0
     fan = torch.tensor(widths, dtype=torch.float32).sqrt()[:, None, None]
-    w1 = (torch.randn(M, input_dim, W, generator=generator) * mask[:, None, :]).requires_grad_()
-    b1 = (torch.randn(M, 1, W, generator=generator) * mask[:, None, :]).requires_grad_()
-    w2 = (torch.randn(M, W, 1, generator=generator) / fan * mask[:, :, None]).requires_grad_()
-    b2 = torch.zeros(M, 1, 1, requires_grad=True)
+    init = [[torch.randn(M, input_dim, W, generator=g) * mask[:, None, :],
+             torch.randn(M, 1, W, generator=g) * mask[:, None, :],
+             torch.randn(M, W, 1, generator=g) / fan * mask[:, :, None]] for g in generators]
+    w1, b1, w2 = (torch.cat([per_seed[k] for per_seed in init]).to(device).requires_grad_()
+                  for k in range(3))
+    b2 = torch.zeros(S * M, 1, 1, device=device, requires_grad=True)
     params = [w1, b1, w2, b2]
-    masks = [mask[:, None, :], mask[:, None, :], mask[:, :, None], torch.ones(M, 1, 1)]
+    full_mask = mask.repeat(S, 1).to(device)
+    masks = [full_mask[:, None, :], full_mask[:, None, :], full_mask[:, :, None],
+             torch.ones(S * M, 1, 1, device=device)]
     optimizer = torch.optim.Adam(params, lr=lr)
 
     def forward(x):
         return (torch.tanh(x @ w1 + b1) @ w2 + b2).squeeze(-1)
 
-    record = set(np.unique(np.round(np.geomspace(min_samples / batch_size, steps, checkpoints))).astype(int))
+    regular = set(np.unique(np.round(np.geomspace(min_samples / batch_size, steps, checkpoints))).astype(int))
+    design = {}  # (step, width index) -> budget index
+    if budgets is not None:
+        budgets = _positive_array(budgets, "budgets").ravel()
+        for g, C in enumerate(budgets):
+            for i, n in enumerate(n_params):
+                t = int(round(C / (6.0 * n * batch_size)))
+                if min_samples <= t * batch_size and t <= steps:  # skip the first transient steps
+                    design[(t, i)] = g
+    record = regular | {t for t, _ in design}
     disable = None if show_progress is None else not show_progress
-    rows = []
+    rows = [[] for _ in seed_list]
     for step in progress(range(1, steps + 1), desc="training sweep", disable=disable):
-        x = torch.rand(M, batch_size, input_dim, generator=generator) * 2 - 1
-        y = target(x) + noise * torch.randn(M, batch_size, generator=generator)
+        x = torch.cat([torch.rand(M, batch_size, input_dim, generator=g) * 2 - 1 for g in generators])
+        eps = torch.cat([torch.randn(M, batch_size, generator=g) for g in generators])
+        x = x.to(device)
+        y = target(x) + noise * eps.to(device)
         loss = ((forward(x) - y) ** 2).mean(dim=1).sum()
         optimizer.zero_grad()
         loss.backward()
@@ -1113,13 +1367,27 @@ def training_sweep(widths=(4, 8, 16, 32, 64), *, steps: int = 1500, batch_size: 
         optimizer.step()
         if step in record:
             with torch.no_grad():
-                test = ((forward(x_test.expand(M, -1, -1)) - y_test) ** 2).mean(dim=1) + noise ** 2
-            rows.extend((w, w * (input_dim + 2) + 1, step * batch_size, float(t))
-                        for w, t in zip(widths, test))
-    width, N, D, loss = (np.array(col, dtype=float) for col in zip(*rows))
-    order = np.lexsort((D, width))
-    return SweepResult(N=N[order], D=D[order], loss=loss[order], width=width[order].astype(int),
-                       noise_floor=noise ** 2)
+                test = (((forward(x_test.expand(S * M, -1, -1)) - y_test) ** 2).mean(dim=1)
+                        + noise ** 2).cpu().numpy().reshape(S, M)
+            for k in range(S):
+                for i, w in enumerate(widths):
+                    g = design.get((step, i), -1)
+                    if step in regular or g >= 0:
+                        rows[k].append((w, n_params[i], step * batch_size, float(test[k, i]), g))
+    results = []
+    for k, sd in enumerate(seed_list):
+        width, N, D, loss, group = (np.array(col, dtype=float) for col in zip(*rows[k]))
+        order = np.lexsort((D, width))
+        results.append(SweepResult(N=N[order], D=D[order], loss=loss[order],
+                                   width=width[order].astype(int), noise_floor=noise ** 2,
+                                   group=group[order].astype(int),
+                                   budgets=None if budgets is None else budgets.copy(), seed=sd))
+    return results
+
+
+def training_sweep(widths=(4, 8, 16, 32, 64), *, seed: int = 0, **kwargs) -> SweepResult:
+    """One seed of :func:`training_sweeps` (same arguments; ``seed`` draws task and run)."""
+    return training_sweeps([check_int(seed, "seed", minimum=0)], widths, **kwargs)[0]
 
 
 # ---------------------------------------------------------------------------------------
@@ -1201,6 +1469,76 @@ def plot_training_sweep(sweep: SweepResult, fit: ScalingFit, budgets=None):
     bx.set_xlabel("parameters N")
     bx.set_ylabel("test loss at fixed compute")
     bx.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep_seeds(sweeps, fits):
+    """Left: test loss against samples seen per width, mean and min-max band over seeds
+    (regular checkpoints). Right: each seed's fitted compute-optimal ``N*(C)``."""
+    import matplotlib.pyplot as plt
+
+    from .plotting import plot_spread
+
+    fig, (ax, bx) = subplots(2, width=5.0, height=3.8)
+    first = sweeps[0]
+    regular = first.group < 0 if first.group is not None else np.ones(len(first), bool)
+    widths = np.unique(first.width)
+    colors = plt.cm.viridis(np.linspace(0, 0.9, widths.size))
+    for color, w in zip(colors, widths):
+        curves, x = [], None
+        for s in sweeps:
+            m = (s.width == w) & ((s.group < 0) if s.group is not None else True)
+            x, order = s.D[m], np.argsort(s.D[m])
+            curves.append(s.loss[m][order])
+            x = x[order]
+        plot_spread(ax, x, np.array(curves), label=f"width {w}", color=color)
+    ax.axhline(first.noise_floor, ls="--", color="gray", label="noise floor")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training samples seen D")
+    ax.set_ylabel("test loss (MSE)")
+    ax.legend(fontsize=6, ncol=2)
+    c_all = 6 * first.N * first.D
+    grid = np.geomspace(c_all.min(), c_all.max(), 50)
+    for s, fit in zip(sweeps, fits):
+        bx.loglog(grid, fit.optimal(grid)[0], label=f"seed {s.seed}")
+    bx.axhspan(first.N.min(), first.N.max(), color="0.92", label="trained sizes")
+    bx.set_xlabel("compute C = 6ND")
+    bx.set_ylabel("fitted compute-optimal N*")
+    bx.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_held_out(designs, predictions, held_out, labels=None):
+    """The held-out IsoFLOP curve of each seed (markers) with the direct fits' predicted
+    curves ``L(N, C / 6N)`` and every method's predicted optimum (one panel per seed,
+    titled by ``labels``)."""
+    fig, axes = subplots(len(designs), width=3.6, height=3.4)
+    labels = [f"run {k + 1}" for k in range(len(designs))] if labels is None else list(labels)
+    styles = {"Approach 2": ("v", "C1"), "Approach 3": ("s", "C2"), "variable projection": ("*", "C3")}
+    for ax, iso, pred, label in zip(axes, designs, predictions, labels):
+        g = int(np.argmin(np.abs(np.log(np.asarray(iso.budgets) / held_out))))
+        m = iso.group == g
+        ax.semilogx(iso.N[m], iso.loss[m], "o", color="k", ms=4, label="held-out runs")
+        n_grid = np.geomspace(iso.N[m].min() / 1.5, iso.N[m].max() * 1.5, 100)
+        for name in ("Approach 3", "variable projection"):
+            p = pred[name]["fit"].params
+            ax.semilogx(n_grid, chinchilla_loss(n_grid, held_out / (6 * n_grid), p), "-",
+                        color=styles[name][1], lw=1)
+        for name, (marker, color) in styles.items():
+            if not np.isfinite(pred[name]["N_opt"]):
+                continue
+            ax.plot([pred[name]["N_opt"]], [pred[name]["L_opt"]], marker, color=color, ms=9, mec="k",
+                    label=f"{name} prediction")
+        from matplotlib.ticker import NullFormatter
+
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("parameters N")
+        ax.set_title(f"{label}: held-out C = {held_out:.2g}", fontsize=9)
+    axes[0].set_ylabel("test loss")
+    axes[0].legend(fontsize=6)
     fig.tight_layout()
     return fig
 

@@ -9,6 +9,12 @@ from companion.exercises import scaling as ex
 
 
 def good_compute_optimal(C, E, A, B, alpha, beta):
+    C = np.asarray(C, dtype=float)
+    G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
+    return G * (C / 6) ** (beta / (alpha + beta)), (C / 6) ** (alpha / (alpha + beta)) / G
+
+
+def calls_the_companion(C, E, A, B, alpha, beta):
     n, d, _ = sc.compute_optimal(C, sc.ChinchillaParams(E, A, B, alpha, beta))
     return n, d
 
@@ -26,7 +32,7 @@ def forgets_six(C, E, A, B, alpha, beta):
 
 def test_compute_optimal_check():
     assert ex.check_compute_optimal(good_compute_optimal)
-    for wrong in (swapped_exponents, forgets_six):
+    for wrong in (swapped_exponents, forgets_six, calls_the_companion):
         with pytest.raises(AssertionError):
             ex.check_compute_optimal(wrong)
 
@@ -76,3 +82,38 @@ def test_results_file(tmp_path, monkeypatch):
         ex.check_compute_optimal(swapped_exponents)
     lines = path.read_text().splitlines()
     assert len(lines) == 2 and '"passed": true' in lines[0] and '"passed": false' in lines[1]
+
+
+def test_vertex_offset_check():
+    assert ex.check_vertex_offset(ex.reference_vertex_offset)
+
+    def wrong_sign(alpha, beta, width, points=15):
+        return 1.0 / ex.reference_vertex_offset(alpha, beta, width, points)
+
+    def forgets_the_weights(alpha, beta, width, points=15):
+        x = np.linspace(-np.log(width), np.log(width), points)
+        c2, c1, _ = np.polyfit(x, np.exp(-alpha * x) + np.exp(beta * x), 2)
+        return np.exp(c1 / (2 * c2))
+
+    for wrong in (wrong_sign, forgets_the_weights):
+        with pytest.raises(AssertionError):
+            ex.check_vertex_offset(wrong)
+
+
+def test_predict_budget_check():
+    assert ex.check_predict_budget(ex.reference_predict_budget)
+
+    def with_approach2(N, D, loss, C):
+        fit = sc.fit_approach2(N, D, loss)
+        return fit.optimal(C)[0], fit.optimal_loss(C)
+
+    with pytest.raises(AssertionError):
+        ex.check_predict_budget(with_approach2)
+
+
+def test_new_registry_entries_name_what_the_student_writes():
+    assert registry["sc-offset"]["points"] == 3
+    assert "companion.scaling.approach2_bias" in registry["sc-offset"]["implements"]
+    assert registry["sc-predict"]["points"] == 3
+    assert registry["sc-optimal"]["implements"] == ("companion.scaling.compute_optimal",
+                                                    "companion.scaling.optimal_exponents")

@@ -243,3 +243,126 @@ def test_explorer_has_at_most_12_frames_and_draws():
     fig, text = ex.render()
     assert "variable projection" in text
     assert fig.axes[0].get_xlabel()
+
+
+# -- the fourth regime: variance-limited in model size (Bahri et al., 2024) ---------------------
+def test_teacher_student_width_gap_falls_like_one_over_width():
+    widths = np.array([64, 128, 256, 512])
+    gap = sc.teacher_student_width_gap(16, sc.power_law_spectrum(200, 2.0), widths, trials=8)
+    assert np.all(gap > 0)
+    slope = np.polyfit(np.log(widths), np.log(gap), 1)[0]
+    assert slope == pytest.approx(-1.0, abs=0.3)
+    with pytest.raises(ValueError, match="ridge"):
+        sc.teacher_student_width_gap(16, sc.power_law_spectrum(50, 2.0), [64], ridge=0.0)
+
+
+def test_width_gap_control_variate_has_the_raw_gap_as_mean():
+    """The subtracted first-order term has mean zero: with many draws the corrected and the
+    raw averages agree (the raw one only within its larger noise)."""
+    spectrum = sc.power_law_spectrum(60, 2.0)
+    raw = []
+    for t in range(300):
+        r_inf = sc.teacher_student_risk(8, spectrum, ridge=1e-3, trials=1, seed=t)
+        w = np.random.default_rng([t, 0]).standard_normal(60)
+        X = np.random.default_rng([t, 0, 8]).standard_normal((8, 60)) * np.sqrt(spectrum)
+        F = np.random.default_rng([t, 0, 8, 32]).standard_normal((60, 32)) / np.sqrt(32)
+        Z = X @ F
+        K = Z @ Z.T
+        c = np.linalg.solve(K + 1e-3 * np.trace(K) / 8 * np.eye(8), X @ w)
+        e = w - F @ (Z.T @ c)
+        raw.append(e @ (spectrum * e) - r_inf)
+    corrected = np.mean([sc.teacher_student_width_gap(8, spectrum, [32], trials=1, seed=t)[0]
+                         for t in range(300)])
+    raw = np.array(raw)
+    assert abs(raw.mean() - corrected) < 3 * raw.std() / np.sqrt(raw.size)
+
+
+# -- Approach 2's loss frontier and predictions of a held-out budget ----------------------------
+def test_approach2_optimal_loss_and_vertex_losses():
+    p = sc.ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.3, beta=0.3)
+    data = sc.isoflop_grid(p, width=2)
+    fit = sc.fit_approach2(data.N, data.D, data.loss, data.group)
+    l_true = sc.compute_optimal(data.budgets, p)[2]
+    np.testing.assert_allclose(fit.info["L_opt"], l_true, rtol=1e-4)
+    assert fit.optimal_loss(1e22) == pytest.approx(sc.compute_optimal(1e22, p)[2], rel=2e-3)
+    vp = sc.fit_variable_projection(data.N, data.D, data.loss)
+    assert vp.optimal_loss(1e22) == pytest.approx(sc.compute_optimal(1e22, p)[2], rel=1e-8)
+
+
+def test_predict_held_out_approach2_misses_by_the_vertex_offset():
+    """Noise-free asymmetric surface: the direct fits predict N* exactly, Approach 2 misses it
+    by exactly its constant vertex offset (the exercise's closed form)."""
+    from companion.exercises.scaling import reference_vertex_offset
+
+    p = sc.ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.465, beta=0.155)
+    iso = sc.isoflop_grid(p, width=8)
+    pred = sc.predict_held_out(iso, 1e21, approach3_starts=sc.approach3_start_grid("full")[::900])
+    n_true, _, l_true = sc.compute_optimal(1e21, p)
+    assert set(pred) == set(sc.METHODS)
+    assert pred["variable projection"]["N_opt"] == pytest.approx(n_true, rel=1e-5)
+    assert pred["Approach 3"]["N_opt"] == pytest.approx(n_true, rel=1e-3)
+    assert pred["Approach 2"]["N_opt"] == pytest.approx(n_true / reference_vertex_offset(0.465, 0.155, 8),
+                                                        rel=1e-6)
+    assert pred["variable projection"]["L_opt"] == pytest.approx(l_true, rel=1e-8)
+    with pytest.raises(ValueError, match="two budgets"):
+        sc.predict_held_out(iso, 1e18)
+    with pytest.raises(TypeError, match="iso"):
+        sc.predict_held_out((iso.N, iso.D, iso.loss), 1e21)
+
+
+def test_predict_held_out_reports_a_failed_approach2():
+    p = sc.HOFFMANN_2022
+    iso = sc.isoflop_grid(p, width=4)
+    loss = iso.loss.copy()
+    loss[iso.group == 0] = 5.0 - (np.log(iso.N[iso.group == 0]) - np.log(iso.N[7])) ** 2  # opens downwards
+    bad = sc.IsoflopData(N=iso.N, D=iso.D, loss=loss, group=iso.group, budgets=iso.budgets)
+    pred = sc.predict_held_out(bad, 1e21)
+    assert np.isnan(pred["Approach 2"]["N_opt"]) and "downwards" in pred["Approach 2"]["failure"]
+    assert np.isfinite(pred["variable projection"]["N_opt"])
+
+
+# -- the full Approach 3 grid, run offline -------------------------------------------------------
+def test_shipped_approach3_grid_matches_a_live_fit():
+    grid = sc.load_approach3_grid()
+    assert grid["objective"].shape == (4500,)
+    np.testing.assert_array_equal(grid["start"], np.arange(4500))
+    best = grid["objective"].min()
+    data = load_chinchilla()
+    live = sc.fit_approach3(data.N, data.D, data.loss, starts=sc.BESIROGLU_2024_HUBER)
+    assert live.objective == pytest.approx(best, rel=1e-6)
+    hit = grid["objective"] <= best * (1 + 1e-6)
+    np.testing.assert_allclose(grid["alpha"][hit], live.params.alpha, rtol=1e-3)
+    assert 0.1 < hit.mean() < 0.9
+    # a start the file says reaches the best basin does so live
+    first = int(np.flatnonzero(hit)[0])
+    again = sc.fit_approach3(data.N, data.D, data.loss, starts=sc.approach3_start_grid("full")[first])
+    assert again.objective == pytest.approx(best, rel=1e-6)
+    assert again.info["start_thetas"].shape == (1, 5)
+
+
+def test_chinchilla_fits_by_relative_deviation_from_both_epoch_sets():
+    data = load_chinchilla()
+    vp = sc.fit_variable_projection(data.N, data.D, data.loss)
+    for ref, tol in ((sc.BESIROGLU_2024_HUBER, 0.03), (sc.BESIROGLU_2024, 0.04)):
+        assert np.abs(vp.params.as_array() / ref.as_array() - 1).max() < tol
+    # the two published sets differ from each other by about as much
+    assert np.abs(sc.BESIROGLU_2024.B / sc.BESIROGLU_2024_HUBER.B - 1) > 0.02
+
+
+# -- the sweep: seeds batched, IsoFLOP design, device ------------------------------------------------
+def test_training_sweeps_batch_seeds_and_record_an_isoflop_design():
+    budgets = np.array([2e5, 4e5])
+    kwargs = dict(widths=(4, 8, 16), steps=120, batch_size=32, checkpoints=3, min_samples=640,
+                  budgets=budgets, show_progress=False)
+    runs = sc.training_sweeps([3, 4], device="cpu", **kwargs)
+    assert [r.seed for r in runs] == [3, 4]
+    assert not np.allclose(runs[0].loss, runs[1].loss)  # independent initialisations and data
+    design = runs[0].design()
+    assert set(np.unique(design.group)) == {0, 1}
+    C = 6 * design.N * design.D
+    np.testing.assert_allclose(C, budgets[design.group], rtol=0.1)  # D rounded to whole batches
+    assert np.all(design.D >= 640)
+    single = sc.training_sweep(seed=3, **kwargs)
+    np.testing.assert_allclose(single.loss, runs[0].loss, rtol=1e-5)
+    with pytest.raises(ValueError, match="seed_list"):
+        sc.training_sweeps([], widths=(4,))

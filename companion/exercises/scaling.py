@@ -6,6 +6,8 @@
     ex.check_compute_optimal(my_compute_optimal)
     ex.check_parabola_vertex(my_parabola_vertex)
     ex.check_linear_coefficients(my_linear_coefficients)
+    ex.check_vertex_offset(my_vertex_offset)
+    ex.check_predict_budget(my_predict_budget)
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from .. import scaling
 from ._core import ExerciseCheck, register
 
 __all__ = ["check_compute_optimal", "check_parabola_vertex", "check_linear_coefficients",
-           "reference_parabola_vertex", "reference_linear_coefficients"]
+           "check_vertex_offset", "check_predict_budget",
+           "reference_parabola_vertex", "reference_linear_coefficients", "reference_vertex_offset",
+           "reference_predict_budget"]
 
 _PARAM_CASES = [
     ("Hoffmann et al. fit", scaling.HOFFMANN_2022),
@@ -26,7 +30,8 @@ _PARAM_CASES = [
 ]
 
 
-@register("sc-optimal", points=2, chapter="scaling")
+@register("sc-optimal", points=2, chapter="scaling",
+          implements=("companion.scaling.compute_optimal", "companion.scaling.optimal_exponents"))
 def check_compute_optimal(student_fn):
     """``student_fn(C, E, A, B, alpha, beta)`` must return ``(N_opt, D_opt)`` at ``C = 6 N D``."""
     with ExerciseCheck("sc-optimal", points=2,
@@ -76,7 +81,8 @@ def reference_linear_coefficients(N, D, loss, alpha, beta):
     return np.linalg.lstsq(X, np.ones_like(loss), rcond=None)[0]
 
 
-@register("sc-linear", points=3, chapter="scaling")
+@register("sc-linear", points=3, chapter="scaling",
+          implements=("companion.scaling.fit_variable_projection",))
 def check_linear_coefficients(student_fn):
     """``student_fn(N, D, loss, alpha, beta)`` must return the least-squares ``(E, A, B)``."""
     with ExerciseCheck("sc-linear", points=3,
@@ -93,4 +99,85 @@ def check_linear_coefficients(student_fn):
             ex.expect_close(f"noisy data at alpha={alpha}, beta={beta} (relative residuals)", got,
                             reference_linear_coefficients(data.N, data.D, data.loss, alpha, beta),
                             rtol=1e-6)
+    return True
+
+
+def reference_vertex_offset(alpha, beta, width, points=15):
+    """``D*_parabola / D*_true`` of one IsoFLOP curve, from its shape alone.
+
+    With ``x = ln(N / N*)`` along the line ``6 N D = C``, the first-order condition
+    ``alpha A N*^-alpha = beta B D*^-beta = K`` gives
+    ``L - E = K (exp(-alpha x) / alpha + exp(beta x) / beta)``: the curve is the same
+    shape at every budget, scaled by ``K`` and shifted by ``E``. Neither moves a
+    least-squares parabola's vertex, and the fit is invariant to the affine change of
+    abscissa to ``log10 D = const - x / ln 10``, so the vertex sits at the same ``x_v`` on
+    every budget and ``D*_parabola / D*_true = exp(-x_v)``.
+    """
+    x = np.linspace(-np.log(width), np.log(width), int(points))
+    shape = np.exp(-alpha * x) / alpha + np.exp(beta * x) / beta
+    c2, c1, _ = np.polyfit(x, shape, 2)
+    return float(np.exp(c1 / (2.0 * c2)))
+
+
+@register("sc-offset", points=3, chapter="scaling",
+          implements=("companion.scaling.approach2_bias", "companion.scaling.fit_approach2",
+                      "companion.scaling.isoflop_grid"))
+def check_vertex_offset(student_fn):
+    """``student_fn(alpha, beta, width, points)`` must return ``D*_parabola / D*_true``.
+
+    Compared with the Approach 2 simulation (:func:`companion.scaling.approach2_bias`),
+    whose extrapolated ``D*`` inherits the same constant ratio.
+    """
+    with ExerciseCheck("sc-offset", points=3,
+                       hint="write L - E along the IsoFLOP line in x = ln(N/N*), use the optimality "
+                            "condition to factor out one constant, fit a parabola to the shape on "
+                            "the grid of x, and mind the sign: D = C / (6N) moves opposite to N") as ex:
+        cases = [(0.34, 0.28, 2.0, 15), (0.34, 0.28, 16.0, 15), (0.465, 0.155, 8.0, 15),
+                 (0.465, 0.155, 16.0, 7), (0.2, 0.5, 8.0, 11), (0.3, 0.3, 16.0, 15)]
+        for alpha, beta, width, points in cases:
+            label = f"alpha={alpha}, beta={beta}, width x{width:g}, {points} points"
+            got = ex.call(label, student_fn, alpha, beta, width, points)
+            p = scaling.ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=alpha, beta=beta)
+            simulated = 1.0 + scaling.approach2_bias(p, width, points_per_curve=points)[1]
+            ex.expect_close(f"{label}: D*_parabola / D*_true against the simulated Approach 2", got,
+                            simulated, rtol=1e-6)
+        other = scaling.ChinchillaParams(E=0.5, A=50.0, B=9000.0, alpha=0.465, beta=0.155)
+        got = ex.call("another E, A, B", student_fn, 0.465, 0.155, 8.0, 15)
+        ex.expect_close("the same ratio for another E, A, B (it depends on the shape only)", got,
+                        1.0 + scaling.approach2_bias(other, 8.0)[1], rtol=1e-6)
+    return True
+
+
+def reference_predict_budget(N, D, loss, C):
+    """Predict ``(N*, L*)`` at budget ``C`` from a direct (variable-projection) fit."""
+    fit = scaling.fit_variable_projection(N, D, loss, robust=False,
+                                          alpha_grid=np.linspace(0.1, 1.0, 10),
+                                          beta_grid=np.linspace(0.1, 1.0, 10))
+    n_opt, _, l_opt = scaling.compute_optimal(C, fit.params)
+    return n_opt, l_opt
+
+
+@register("sc-predict", points=3, chapter="scaling", implements=("companion.scaling.predict_held_out",))
+def check_predict_budget(student_fn):
+    """``student_fn(N, D, loss, C)`` must predict ``(N*, L*)`` at a budget beyond the data.
+
+    IsoFLOP data from budgets 1e17 to 1e20 (0.1% noise) on a near-symmetric and a strongly
+    asymmetric surface; the prediction at 1e22 must be within 3% in ``N*`` and 0.1% in
+    ``L*`` of the truth.
+    """
+    with ExerciseCheck("sc-predict", points=3,
+                       hint="a method biased on asymmetric surfaces (IsoFLOP parabolas) misses N* by "
+                            "more than the tolerance; fit the whole surface instead") as ex:
+        surfaces = [("Chinchilla's published surface, grid x4", scaling.HOFFMANN_2022, 4.0),
+                    ("asymmetric surface, grid x8",
+                     scaling.ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.465, beta=0.155), 8.0)]
+        for label, p, width in surfaces:
+            data = scaling.isoflop_grid(p, budgets=[1e17, 1e18, 1e19, 1e20], width=width,
+                                        noise=0.001, seed=3)
+            got = ex.call(label, student_fn, data.N, data.D, data.loss, 1e22)
+            ex.expect_true(f"{label}: return a pair (N_opt, L_opt)",
+                           isinstance(got, (tuple, list)) and len(got) == 2)
+            n_true, _, l_true = scaling.compute_optimal(1e22, p)
+            ex.expect_close(f"{label}: N* at 1e22 FLOP (3% tolerance)", got[0], n_true, rtol=0.03)
+            ex.expect_close(f"{label}: L* at 1e22 FLOP (0.1% tolerance)", got[1], l_true, rtol=1e-3)
     return True
