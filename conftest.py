@@ -16,8 +16,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-# ``python -m companion`` runs the CLI when imported: not a module to import for doctests.
-collect_ignore = ["companion/__main__.py"]
+# ``python -m companion`` runs the CLI when imported, and the fixtures are data for the
+# coursework tests (importing them would register fake exercises): not modules to doctest.
+collect_ignore = ["companion/__main__.py", "tests/fixtures"]
 
 
 @pytest.fixture(autouse=True, scope="session")
