@@ -28,10 +28,13 @@ check_pins = _load("check_pins", ROOT / "tools" / "colab" / "check_pins.py")
 PINS = check_pins.read_pins()
 
 
-def test_pin_list_says_where_it_came_from_and_when():
-    head = check_pins.PINS.read_text().split("# ---", 1)[0]
+@pytest.mark.parametrize("path", [check_pins.PINS, check_pins.GPU_PINS], ids=lambda p: p.name)
+def test_pin_lists_say_where_they_came_from_and_when(path):
+    head = path.read_text().split("# ---", 1)[0]
     assert "github.com/googlecolab/backend-info" in head
     assert re.search(r"commit [0-9a-f]{40} of \d{4}-\d{2}-\d{2}", head)
+    pins = check_pins.read_pins(path)
+    assert pins["ipython"]["version"] == "7.34.0" and pins["ipywidgets"]["version"] == "7.7.1"
 
 
 def test_pin_list_reads_colabs_versions():

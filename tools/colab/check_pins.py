@@ -2,7 +2,8 @@
 
 Colab pins its own IPython (7.34), ipywidgets (7.7.1), traitlets and ~600 other packages; its
 kernel breaks when pip upgrades them. This check resolves the package (built from this
-checkout) against Colab's pinned set, ``tools/colab/pip-freeze.txt``, the way a Colab
+checkout) against Colab's pinned sets, ``tools/colab/pip-freeze.txt`` (its default CPU
+runtime) and ``tools/colab/pip-freeze.gpu.txt`` (its GPU runtime), the way a Colab
 notebook's ``%pip install`` would, and fails when any pinned package would have to change:
 
 1. a static check: every dependency bound in ``pyproject.toml`` admits Colab's version of
@@ -13,9 +14,9 @@ notebook's ``%pip install`` would, and fails when any pinned package would have 
    check fail; otherwise the report lists the packages the install would add, and the check
    confirms that every pinned package in it keeps Colab's version.
 
-Packages that Colab installs from a URL rather than an index (its CPU builds of torch,
-torchvision, torchaudio, torchcodec from PyTorch's own index, google-colab from a local
-sdist) are stood in for by empty wheels of the same name and version: they count as
+Packages that Colab installs from a URL or another index than PyPI (its CPU or CUDA builds
+of torch, torchvision, torchaudio, torchcodec from PyTorch's own index, google-colab from a
+local sdist) are stood in for by empty wheels of the same name and version: they count as
 installed, as in Colab (their own dependencies are in the freeze too).
 
     python tools/colab/check_pins.py            # what `make colab-pins` runs
@@ -39,7 +40,8 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PINS = Path(__file__).resolve().parent / "pip-freeze.txt"
+PINS = Path(__file__).resolve().parent / "pip-freeze.txt"          # Colab's default (CPU) runtime
+GPU_PINS = Path(__file__).resolve().parent / "pip-freeze.gpu.txt"  # its GPU runtime
 COLAB_PYTHON = "3.13"
 COLAB_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
                    "linux_x86_64")
@@ -131,7 +133,7 @@ def constraints(pins: dict[str, dict], standins: Path) -> str:
     for pin in pins.values():
         if pin["version"] is None:
             continue  # e.g. a git checkout of Colab's kernel gateway: nothing can require it
-        if pin["url"] is not None:
+        if pin["url"] is not None or "+" in pin["version"]:  # a build from outside PyPI (2.11.0+cu128)
             _standin_wheel(standins, pin["name"], pin["version"])
         lines.append(f"{pin['name']}=={pin['version']}")
     return "\n".join(lines) + "\n"
@@ -199,18 +201,11 @@ def summarize(report: dict, pins: dict[str, dict]) -> tuple[list[str], list[str]
     return changed, kept, new
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pins", type=Path, default=PINS)
-    parser.add_argument("--python-version", default=COLAB_PYTHON, help="Colab's Python (default %(default)s)")
-    parser.add_argument("--static", action="store_true", help="only the offline check of pyproject's bounds")
-    parser.add_argument("--wheels", default="3.10,3.11,3.12,3.13",
-                        help="Pythons for which every direct dependency's newest release must have a "
-                             "wheel (comma-separated; empty to skip; default %(default)s)")
-    args = parser.parse_args(argv)
-
-    pins = read_pins(args.pins)
-    print(f"Colab's pins: {len(pins)} packages from {args.pins.relative_to(ROOT) if args.pins.is_relative_to(ROOT) else args.pins}")
+def check_one(path: Path, python_version: str, static_only: bool = False) -> int:
+    """The static check and the resolver against one pip freeze; 1 on failure."""
+    pins = read_pins(path)
+    shown = path.relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
+    print(f"== {shown}: {len(pins)} pinned packages")
     problems = static_conflicts(project_dependencies(), pins)
     for p in problems:
         print("  CONFLICT", p)
@@ -218,14 +213,13 @@ def main(argv=None) -> int:
         print("FAIL: pyproject's bounds would make pip change Colab's preinstalled packages")
         return 1
     print("pyproject's direct dependencies all admit Colab's versions")
-    if args.static:
+    if static_only:
         return 0
-
     with tempfile.TemporaryDirectory(prefix="colab-pins-") as tmp:
-        code, log, report = resolve(pins, Path(tmp), python_version=args.python_version)
+        code, log, report = resolve(pins, Path(tmp), python_version=python_version)
     if code != 0:
         print(log[-6000:])
-        print(f"FAIL: the package does not install into Colab's pinned set (Python {args.python_version}) "
+        print(f"FAIL: the package does not install into Colab's pinned set (Python {python_version}) "
               "without changing a pinned package (pip's conflict above)")
         return 1
     changed, kept, new = summarize(report, pins)
@@ -234,8 +228,27 @@ def main(argv=None) -> int:
     if changed:
         print("FAIL: the install would change Colab's preinstalled packages")
         return 1
-    print(f"Resolved for Python {args.python_version}: {len(kept)} of the package's requirements are "
+    print(f"Resolved for Python {python_version}: {len(kept)} of the package's requirements are "
           f"Colab's pinned versions, unchanged; the install adds {len(new)} package(s): {', '.join(new) or 'none'}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pins", type=Path, action="append",
+                        help="a pip freeze to check against (repeatable; default: Colab's CPU and GPU runtimes)")
+    parser.add_argument("--python-version", default=COLAB_PYTHON, help="Colab's Python (default %(default)s)")
+    parser.add_argument("--static", action="store_true", help="only the offline check of pyproject's bounds")
+    parser.add_argument("--wheels", default="3.10,3.11,3.12,3.13",
+                        help="Pythons for which every direct dependency's newest release must have a "
+                             "wheel (comma-separated; empty to skip; default %(default)s)")
+    args = parser.parse_args(argv)
+
+    for path in args.pins or [PINS, GPU_PINS]:
+        if check_one(path, args.python_version, static_only=args.static):
+            return 1
+    if args.static:
+        return 0
     failed = False
     for version in filter(None, args.wheels.split(",")):
         code, lines = newest_wheels(project_dependencies(), version.strip())

@@ -13,7 +13,8 @@
    ``GIT_CONFIG_*`` variables) to a throwaway git repository made from this working tree and
    tagged with the tag the setup cells ask for. Before each chapter the companion is
    uninstalled, as in a fresh Colab runtime.
-4. nbval runs each chapter: every cell must run, and the checked cells' text and claim
+4. nbval runs each chapter (cells stored in history, as Colab does:
+   ``tools/colab/pytest_plugins/nbval_colab.py``): every cell must run, and the checked cells' text and claim
    verdicts must match the recorded ones. Their digits are masked (``--exact-digits``
    compares them too): Colab's numpy, scipy and torch are other versions than the course's,
    and ``make nbval`` checks the digits already.
@@ -222,8 +223,9 @@ def main(argv=None) -> int:
         subprocess.run([vpy, "-m", "pip", "uninstall", "-y", "-q", "collapse-scaling-companion"],
                        env=env, capture_output=True)  # a fresh runtime has no companion
         start, start_cpu = time.time(), _children_cpu()
-        proc = subprocess.run([vpy, "-m", "pytest", "--nbval-lax", nb, "-p", "no:cacheprovider", "-q",
-                               *sanitize], env=env, cwd=ROOT)
+        proc = subprocess.run([vpy, "-m", "pytest", "-p", "nbval_colab", "--nbval-lax", nb,
+                               "-p", "no:cacheprovider", "-q", *sanitize],
+                              env={**env, "PYTHONPATH": str(HERE / "pytest_plugins")}, cwd=ROOT)
         times[nb.name], cpu[nb.name] = time.time() - start, _children_cpu() - start_cpu
         info = installed_from(vpy, env)
         vcs = info.get("direct_url", {}).get("vcs_info", {})
