@@ -392,6 +392,8 @@ def module_calls(module_name: str, fast: bool = False, *, skip=(), resume_after:
             shared = any(len(ns) > 1 and p.name in ns for ns in rows.values())
             for bad_kind, bad in bad_values(p, values[p.name], shared):
                 cid = f"{qual}({p.name}={bad_kind})"
+                if cid in skip:
+                    continue
                 if resuming:
                     if cid == resuming:
                         resuming = None
@@ -496,17 +498,18 @@ def worker(modules: list[str], start_module: int, resume_after: str, out_fd: int
 
 
 def run_modules(modules, timeout: float = 20.0, python: str = sys.executable,
-                fast: bool = False) -> dict[str, list[dict]]:
+                fast: bool = False, skip=()) -> dict[str, list[dict]]:
     """Every bad call of ``modules`` in one worker process, with a per-call ``timeout``.
 
     A call that does not return in time is recorded as ``hang`` (a crash of the process as
-    ``cryptic``); the worker is killed and a new one continues with the next call.
+    ``cryptic``); the worker is killed and a new one continues with the next call. ``skip``
+    holds functions (qualified names) or calls (ids) not to run.
     """
     import tempfile
 
     modules = list(modules)
     results = {m: [] for m in modules}
-    start_module, resume_after, skip, stalls = 0, "", [], 0
+    start_module, resume_after, skip, stalls = 0, "", list(skip), 0
     env = {**os.environ, "COMPANION_NO_PROGRESS": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "COMPANION_EXPLORER": "live"}

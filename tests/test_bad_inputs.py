@@ -29,23 +29,33 @@ import bad_inputs_baselines as baselines  # noqa: E402
 
 #: Minimum share of good outcomes per module (measured, rounded down; target 0.97).
 MIN_RATE = {
-    "neural_collapse": 0.0,
-    "entropy": 0.0,
-    "sae": 0.0,
-    "scaling": 0.0,
-    "rl": 0.0,
-    "data": 0.97,
-    "training": 0.97,
-    "evidence": 0.97,
-    "plotting": 0.97,
-    "widgets": 0.97,
-    "_validation": 0.97,
-    "exercises.neural_collapse": 0.0,
-    "exercises.entropy": 0.0,
-    "exercises.sae": 0.0,
-    "exercises.scaling": 0.0,
-    "exercises.rl": 0.0,
-    "exercises._core": 0.0,
+    # measured 2026-11-30 (full sweep: tools/bad_input_sweep.py, notes in the issue), minus
+    # a margin of 5 points while the chapter modules change; target 0.97
+    "neural_collapse": 0.77,     # 82.1 %
+    "entropy": 0.68,             # 73.0 %
+    "sae": 0.61,                 # 66.1 %
+    "scaling": 0.69,             # 74.2 %
+    "rl": 0.51,                  # 56.6 %
+    "data": 0.97,                # 99.0 % (stratified_split(labels=[]) to fix)
+    "training": 0.97,            # 100 %
+    "evidence": 0.97,            # 100 %
+    "plotting": 0.97,            # 100 %
+    "widgets": 0.97,             # 100 %
+    "_validation": 0.97,         # 100 %
+    "exercises.neural_collapse": 0.95,  # 100 %
+    "exercises.entropy": 0.95,   # 100 %
+    "exercises.sae": 0.22,       # 27.9 %
+    "exercises.scaling": 0.15,   # 20.8 %
+    "exercises.rl": 0.95,        # 100 %
+    "exercises._core": 0.26,     # 31.1 %
+}
+#: Calls known to hang today (issue 19), allowed until their module is fixed: delete each
+#: entry with its fix. Any other hang fails the test.
+KNOWN_HANGS = {
+    "exercises.sae.reference_linear_error_r2(x_train=inf)",   # LAPACK on inf
+    "exercises.sae.reference_topk(k=none)",
+    "neural_collapse.train_mlp_nc_seeds(features=empty)",      # SLOW: only in the full sweep
+    "neural_collapse.train_mlp_nc_seeds(labels=out_of_range)",  # SLOW: only in the full sweep
 }
 #: Modules whose every public entry must have a baseline (the others list what is missing).
 COMPLETE_BASELINES = ("data", "training", "evidence", "plotting", "widgets", "_validation")
@@ -55,7 +65,14 @@ TIMEOUT = 20.0
 
 @pytest.fixture(scope="module")
 def sweep():
-    return engine.run_modules(engine.MODULES, timeout=TIMEOUT, fast=True)
+    """The fast sweep in two worker processes (the machine's two cores)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shares = [list(engine.MODULES[0::2]), list(engine.MODULES[1::2])]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        parts = pool.map(lambda share: engine.run_modules(share, timeout=TIMEOUT, fast=True,
+                                                          skip=sorted(KNOWN_HANGS)), shares)
+        return {m: r for part in parts for m, r in part.items()}
 
 
 def test_every_module_of_the_sweep_has_a_threshold():
@@ -66,7 +83,7 @@ def test_every_module_of_the_sweep_has_a_threshold():
 @pytest.mark.parametrize("module", engine.MODULES)
 def test_no_bad_input_hangs_and_the_rate_of_clear_errors_holds(sweep, module):
     results = sweep[module]
-    hangs = [r["id"] for r in results if r["category"] == "hang"]
+    hangs = [r["id"] for r in results if r["category"] == "hang" and r["id"] not in KNOWN_HANGS]
     assert not hangs, f"calls that hang (no answer in {TIMEOUT:.0f} s): {hangs}"
     summary = engine.summarize(results)
     failing = [f"{r['id']} [{r['category']}]: {r['detail'][:100]}" for r in results if r["category"] in engine.BAD]
