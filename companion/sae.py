@@ -6,9 +6,10 @@ Chapter 3 of the course. A sparse autoencoder (SAE) rewrites an activation vecto
 .. math::
 
     z = \\sigma\\big(W_{enc}(x - b_{pre}) + b_{lat}\\big), \\qquad
-    \\hat x = W_{dec} z + b_{dec},
+    \\hat x = W_{dec} z + b_{pre},
 
-with a sparsifying activation ``sigma`` (ReLU with an L1 penalty, TopK, or JumpReLU).
+with a sparsifying activation ``sigma`` (ReLU with an L1 penalty, TopK, or JumpReLU) and
+one bias ``b_pre`` shared by encoder and decoder (Gao et al., 2024; SAELens's ``b_dec``).
 What it fails to reconstruct, the error ``e = x - x_hat``, is the subject of
 Engels et al. (2025): part of it is a *linear* function of ``x`` (and so predictable),
 the rest is "dark matter" that bigger SAEs barely reduce.
@@ -20,16 +21,21 @@ The module holds, in the order the chapter uses them:
   cached on disk; a toy model of superposition with known features
   (:class:`ToyModel`, :func:`train_toy_model`);
 - SAEs: :class:`ReLUSAE`, :class:`TopKSAE` (with AuxK), :class:`JumpReLUSAE`,
-  :func:`train_sae`, :func:`train_residual_sae` and :class:`BoostedSAE`;
+  :func:`train_sae`, :func:`train_residual_sae` and :class:`BoostedSAE`; every SAE class
+  also holds a *stack* of independent SAEs (``seed=[s0, s1, s2]``), trained together, for
+  the chapter's claims over seeds;
 - metrics: :func:`fvu`, :func:`explained_variance`, :func:`normalized_mse`, :func:`l0`,
   :func:`dead_fraction`, :func:`relative_reconstruction_bias`,
   :func:`effective_features`, :func:`feature_recovery`;
 - the error decomposition :func:`dark_matter`;
+- reading latents: :func:`top_contexts`, :func:`token_view`, :func:`plot_latent`,
+  :func:`latent_explorer`;
 - one figure function per figure of the chapter and the explorer :func:`sae_explorer`.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -50,7 +56,7 @@ from .training import History, progress, set_seed, train_loop
 __all__ = [
     # data
     "load_corpus", "TokenActivations", "extract_activations", "load_activations",
-    "default_cache_dir", "split_tokens", "spliced_similarity",
+    "default_cache_dir", "split_tokens", "spliced_similarity", "load_tokenizer",
     # toy model of superposition
     "ToyModel", "sample_toy_features", "train_toy_model",
     # SAEs
@@ -65,6 +71,8 @@ __all__ = [
     # figures and explorer
     "plot_fvu_vs_width", "plot_dark_matter", "plot_error_norms", "plot_boosting",
     "plot_toy_features", "toy_setup", "toy_sae_run", "sae_explorer",
+    # reading latents
+    "top_token_indices", "top_contexts", "format_contexts", "token_view", "plot_latent", "latent_explorer",
 ]
 
 MINILM = "minilm"
@@ -82,10 +90,12 @@ def load_corpus(domain: str = "prose") -> list[str]:
     Two domains, both taken from the Python 3.11 standard library (PSF licence, see
     ``companion/resources/README.md``):
 
-    - ``"prose"``: 610 English paragraphs of the Python Language Reference (the help
-      topics of ``pydoc_data.topics``), about 42k WordPiece tokens;
-    - ``"code"``: 230 chunks of twelve lines of Python source (ten stdlib modules, comments
-      and docstrings removed), about 26k WordPiece tokens: a *new domain* for boosting.
+    - ``"prose"``: 360 English paragraphs of the Python Language Reference (the help
+      topics of ``pydoc_data.topics``), about 25.6k WordPiece tokens of all-MiniLM-L6-v2
+      (23.9k once each passage is cut at 128 tokens, as :func:`extract_activations` does);
+    - ``"code"``: 100 chunks of (mostly) twelve lines of Python source (ten stdlib modules,
+      comments and docstrings removed), about 12.7k WordPiece tokens (11.2k cut at 128):
+      a *new domain* for boosting.
 
     Parameters
     ----------
@@ -278,24 +288,34 @@ def extract_activations(texts: Sequence[str], model: str = MINILM, layer: int = 
 
 @functools.lru_cache(maxsize=2)
 def _load_model(model: str):
-    if model == MINILM:  # the weights ship with the package: never ask the hub
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    """Tokenizer, model (eval mode) and number of blocks of ``model``, cached.
+
+    The MiniLM weights ship with a package: they load from its folder with
+    ``local_files_only=True``, which touches no environment variable, so a later
+    ``model="gpt2"`` in the same process still reaches the hub (in Colab).
+    """
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     source = _resolve_model(model)
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    local = model == MINILM or Path(source).is_dir()
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
     if tokenizer.pad_token is None:  # GPT-2 has none
         tokenizer.pad_token = tokenizer.eos_token
-    net = AutoModel.from_pretrained(source).eval()
+    net = AutoModel.from_pretrained(source, local_files_only=local).eval()
     num_layers = int(getattr(net.config, "num_hidden_layers", getattr(net.config, "n_layer", 0)))
     return tokenizer, net, num_layers
 
 
+def load_tokenizer(model: str = MINILM):
+    """The tokenizer of ``model`` (as in :func:`extract_activations`), to read token ids."""
+    return _load_model(model)[0]
+
+
 @torch.no_grad()
-def spliced_similarity(texts: Sequence[str], sae: nn.Module, *, model: str = MINILM, layer: int = 3,
+def spliced_similarity(texts: Sequence[str], sae: nn.Module, *, model: str, layer: int,
                        ablation_mean=None, max_length: int = 128, batch_size: int = 32) -> dict:
     r"""Downstream fidelity of an SAE for an encoder without a language-model head.
 
@@ -316,8 +336,12 @@ def spliced_similarity(texts: Sequence[str], sae: nn.Module, *, model: str = MIN
         Passages (use passages the SAE was not trained on).
     sae : torch module
         Maps a batch ``(n, d)`` to ``(x_hat, z)`` (any SAE of this module, or BoostedSAE).
-    model, layer, max_length, batch_size
-        As in :func:`extract_activations` (``layer >= 1``).
+    model, layer : str, int
+        The model and layer the SAE was trained on (as in :func:`extract_activations`,
+        ``layer >= 1``). Required, so that switching the chapter's model switches this too;
+        an SAE whose width is not the model's raises ``ValueError``.
+    max_length, batch_size
+        As in :func:`extract_activations`.
     ablation_mean : array of shape (d,), optional
         The mean activation for the baseline; without it only ``cos_sae`` is returned.
 
@@ -333,6 +357,12 @@ def spliced_similarity(texts: Sequence[str], sae: nn.Module, *, model: str = MIN
     tokenizer, net, num_layers = _load_model(model)
     net.to("cpu")
     layer = check_int(layer, "layer", minimum=1, maximum=num_layers)
+    width = int(getattr(net.config, "hidden_size", getattr(net.config, "n_embd", 0)))
+    sae_d = getattr(sae, "d", getattr(getattr(sae, "base", None), "d", width))
+    if sae_d != width:
+        raise ValueError(f"sae reads width {sae_d} but {model} has hidden states of width {width}: "
+                         "pass the model and layer the SAE was trained on")
+    sae_device = _device_of(sae)
     blocks = _find_blocks(net, num_layers)
     if blocks is None:
         raise ValueError(f"could not find the transformer blocks of {model}")
@@ -349,7 +379,7 @@ def spliced_similarity(texts: Sequence[str], sae: nn.Module, *, model: str = MIN
         hidden = hidden.clone()
         keep = state["keep"]
         if state["mode"] == "sae":
-            hidden[keep] = sae(hidden[keep])[0].to(hidden.dtype)
+            hidden[keep] = sae(hidden[keep].to(sae_device))[0].to("cpu", hidden.dtype)
         else:
             hidden[keep] = mean.to(hidden.dtype)
         return (hidden, *output[1:]) if isinstance(output, (tuple, list)) else hidden
@@ -515,21 +545,41 @@ def train_toy_model(n_features: int = 40, n_hidden: int = 10, sparsity: float = 
 # Sparse autoencoders
 # ----------------------------------------------------------------------------------------
 
+def _seed_list(seed):
+    """``(n_models, [seeds])``: ``None``/int -> one model, a sequence -> a stack of models."""
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return None, [None if seed is None else check_int(seed, "seed", minimum=0)]
+    if isinstance(seed, (str, bytes)) or not isinstance(seed, Sequence) or len(seed) == 0:
+        raise TypeError("seed must be None, an int, or a non-empty sequence of ints")
+    return len(seed), [check_int(s, "seed", minimum=0) for s in seed]
+
+
 class SparseAutoencoder(nn.Module):
-    """Common part of the SAEs: encoder, unit-norm decoder, biases, input scale.
+    """Common part of the SAEs: encoder, unit-norm decoder, the shared bias, input scale.
 
     .. math::
 
         z = \\sigma\\big(W_{enc}(x / s - b_{pre}) + b_{lat}\\big), \\qquad
-        \\hat x = s\\,(W_{dec} z + b_{dec}),
+        \\hat x = s\\,(W_{dec} z + b_{pre}),
 
-    where ``s`` is a fixed input scale (set by :meth:`fit_input_scale` so that the
-    normalised input has unit mean squared norm per dimension; the L1 and L0 coefficients
-    then mean the same thing on any data). The decoder columns have unit norm: they are
-    renormalised after every optimiser step and the gradient component parallel to each
-    column is removed before it (Bricken et al., 2023; Gao et al., 2024). The decoder is
-    initialised as the encoder's transpose (Gao et al., 2024). Subclasses define the
-    activation ``sigma`` (:meth:`activation`) and the sparsity loss (:meth:`sparsity_loss`).
+    as in Gao et al. (2024): one bias ``b_pre`` is subtracted before the encoder and added
+    back after the decoder (SAELens calls it ``b_dec`` and subtracts it with
+    ``apply_b_dec_to_input=True``). ``s`` is a fixed input scale (set by
+    :meth:`fit_input_scale`, ``s^2 = mean ||x||^2 / d``, so that the normalised input has unit
+    mean squared norm per dimension and the sparsity coefficients mean the same thing on
+    any data). The decoder columns have unit norm: the gradient component parallel to each
+    column is removed before every optimiser step and the columns are renormalised after
+    it (Bricken et al., 2023; Gao et al., 2024). The decoder is initialised as a random
+    unit-norm matrix and the encoder as its transpose (Gao et al., 2024). Subclasses define
+    the activation ``sigma`` (:meth:`activation`) and the sparsity loss (:meth:`sparsity_loss`).
+
+    **Several seeds in one module.** With ``seed`` a sequence of ``S`` seeds the module holds
+    ``S`` independent SAEs (every parameter has a leading axis of length ``S``, each model
+    initialised from its own seed). Inputs of shape ``(n, d)`` are shared by all models,
+    inputs of shape ``(S, n, d)`` give each model its own rows; outputs have a leading
+    ``S`` axis. The losses are per model and summed for the backward pass, and Adam acts
+    element-wise, so training the stack is exactly training the ``S`` SAEs one by one,
+    in one set of batched matrix products. :meth:`unstack` returns the ``S`` single SAEs.
 
     Parameters
     ----------
@@ -537,28 +587,52 @@ class SparseAutoencoder(nn.Module):
         Width of the input.
     n_latents : int
         Number of latents (the dictionary size, or width).
-    seed : int, optional
-        Seed of the initialisation.
+    seed : int or sequence of int, optional
+        Seed of the initialisation; a sequence makes a stack of independent SAEs.
+    decoder_bias : bool
+        Learn ``b_pre`` (default). ``False`` keeps it at zero and frozen (a residual SAE of
+        boosting, Koriagin et al., 2025).
     """
 
-    def __init__(self, d: int, n_latents: int, *, seed: int | None = None):
+    def __init__(self, d: int, n_latents: int, *, seed=None, decoder_bias: bool = True):
         super().__init__()
         self.d = check_int(d, "d", minimum=1)
         self.n_latents = check_int(n_latents, "n_latents", minimum=1)
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        w_dec = torch.randn(self.d, self.n_latents, generator=gen)
-        w_dec = w_dec / w_dec.norm(dim=0, keepdim=True)
+        self.n_models, seed_list = _seed_list(seed)
+        self.seeds = seed_list
+        mats = []
+        for s in seed_list:
+            gen = torch.Generator().manual_seed(s) if s is not None else None
+            w = torch.randn(self.d, self.n_latents, generator=gen)
+            mats.append(w / w.norm(dim=0, keepdim=True))
+        w_dec = mats[0] if self.n_models is None else torch.stack(mats)
+        lead = () if self.n_models is None else (self.n_models,)
         self.W_dec = nn.Parameter(w_dec)
-        self.W_enc = nn.Parameter(w_dec.T.clone())
-        self.b_lat = nn.Parameter(torch.zeros(self.n_latents))
-        self.b_pre = nn.Parameter(torch.zeros(self.d))
-        self.b_dec = nn.Parameter(torch.zeros(self.d))
-        self.register_buffer("scale", torch.ones(()))
+        self.W_enc = nn.Parameter(w_dec.transpose(-1, -2).clone())
+        self.b_lat = nn.Parameter(torch.zeros(*lead, self.n_latents))
+        if decoder_bias:
+            self.b_pre = nn.Parameter(torch.zeros(*lead, self.d))
+        else:
+            self.register_buffer("b_pre", torch.zeros(*lead, self.d))
+        self.register_buffer("scale", torch.ones(lead))
+
+    # -- shapes of a stack ---------------------------------------------------------------
+    @property
+    def batched(self) -> bool:
+        """True when the module is a stack of independent SAEs."""
+        return self.n_models is not None
+
+    def _row(self, v: torch.Tensor) -> torch.Tensor:
+        """A per-model vector ``(S, k)`` as ``(S, 1, k)`` so it broadcasts over tokens."""
+        return v.unsqueeze(-2) if self.batched else v
+
+    def _s(self) -> torch.Tensor:
+        return self.scale[:, None, None] if self.batched else self.scale
 
     # -- the maps ---------------------------------------------------------------------
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
-        """``W_enc (x / s - b_pre) + b_lat``, shape ``(n, n_latents)``."""
-        return (x / self.scale - self.b_pre) @ self.W_enc.T + self.b_lat
+        """``W_enc (x / s - b_pre) + b_lat``, shape ``(n, n_latents)`` (``(S, n, n_latents)``)."""
+        return (x / self._s() - self._row(self.b_pre)) @ self.W_enc.transpose(-1, -2) + self._row(self.b_lat)
 
     def activation(self, pre: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -568,8 +642,8 @@ class SparseAutoencoder(nn.Module):
         return self.activation(self.pre_activation(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Reconstruction ``s (W_dec z + b_dec)``."""
-        return self.scale * (z @ self.W_dec.T + self.b_dec)
+        """Reconstruction ``s (W_dec z + b_pre)``."""
+        return self._s() * (z @ self.W_dec.transpose(-1, -2) + self._row(self.b_pre))
 
     def forward(self, x: torch.Tensor):
         """Return ``(x_hat, z)``."""
@@ -582,18 +656,22 @@ class SparseAutoencoder(nn.Module):
         return pre, z, self.decode(z)
 
     def sparsity_loss(self, z: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
-        """The sparsity penalty (zero for TopK)."""
-        return z.new_zeros(())
+        """The sparsity penalty per model (zero for TopK)."""
+        return z.new_zeros(z.shape[:-2])
 
     def loss(self, x: torch.Tensor, target: torch.Tensor | None = None) -> dict:
         """Training loss on a batch: normalised reconstruction error plus sparsity terms.
 
-        The reconstruction term is ``mean ||t - t_hat||^2 / (s^2 d)`` with ``t`` the
-        target (``x`` itself unless a residual SAE is trained on an error).
+        The reconstruction term is ``mean_n ||t_n - t_hat_n||^2 / (s^2 d)`` with ``t`` the
+        target (``x`` itself unless a residual SAE is trained on an error). SAELens uses
+        ``mean_n ||t_n - t_hat_n||^2`` (no division by ``d``; its inputs are not rescaled
+        unless asked), so its sparsity coefficients are ``d`` times ours for the same
+        trade-off. Each entry is one number per model (a scalar for a single SAE);
+        ``loss`` is what is minimised (summed over the models of a stack).
         """
         target = x if target is None else target
         pre, z, x_hat = self._encode_decode(x)
-        mse = ((target - x_hat) ** 2).sum(1).mean() / (self.scale ** 2 * self.d)
+        mse = ((target - x_hat) ** 2).sum(-1).mean(-1) / (self.scale ** 2 * self.d)
         sparsity = self.sparsity_loss(z, pre)
         return {"loss": mse + sparsity, "mse": mse, "sparsity": sparsity, "z": z,
                 "pre": pre, "x_hat": x_hat, "target": target}
@@ -602,33 +680,52 @@ class SparseAutoencoder(nn.Module):
     @torch.no_grad()
     def normalize_decoder(self) -> None:
         """Rescale every decoder column to unit norm."""
-        self.W_dec.div_(self.W_dec.norm(dim=0, keepdim=True).clamp_min(1e-12))
+        self.W_dec.div_(self.W_dec.norm(dim=-2, keepdim=True).clamp_min(1e-12))
 
     @torch.no_grad()
     def remove_parallel_gradient(self) -> None:
         """Remove from ``W_dec.grad`` the component parallel to each (unit) column."""
         if self.W_dec.grad is None:
             return
-        parallel = (self.W_dec.grad * self.W_dec).sum(0, keepdim=True)
+        parallel = (self.W_dec.grad * self.W_dec).sum(-2, keepdim=True)
         self.W_dec.grad.sub_(parallel * self.W_dec)
 
     @torch.no_grad()
     def fit_input_scale(self, x: torch.Tensor) -> None:
-        """Set ``s = sqrt(mean ||x||^2 / d)`` and both biases to the normalised mean of ``x``."""
-        x = torch.as_tensor(x, dtype=torch.float32)
-        self.scale.copy_(((x ** 2).sum(1).mean() / self.d).sqrt().clamp_min(1e-12))
-        mean = (x / self.scale).mean(0)
-        self.b_pre.copy_(mean)
-        self.b_dec.copy_(mean)
+        """Set ``s = sqrt(mean ||x||^2 / d)`` and (if learned) ``b_pre`` to the normalised mean of ``x``."""
+        x = torch.as_tensor(x, dtype=torch.float32).to(self.scale.device)
+        scale = ((x ** 2).sum(-1).mean(-1) / self.d).sqrt().clamp_min(1e-12)
+        self.scale.copy_(scale.expand_as(self.scale))
+        if isinstance(self.b_pre, nn.Parameter):
+            mean = (x / (scale[..., None, None] if scale.ndim else scale)).mean(-2)
+            self.b_pre.copy_(mean.expand_as(self.b_pre))
+
+    # -- a stack of SAEs ------------------------------------------------------------------
+    def unstack(self) -> list:
+        """The independent SAEs of a stack, as single SAEs (copies); ``[self]`` for one SAE."""
+        if not self.batched:
+            return [self]
+        out = []
+        for i in range(self.n_models):
+            single = copy.deepcopy(self)
+            single.n_models, single.seeds = None, [self.seeds[i]]
+            for name, p in list(self.named_parameters(recurse=False)):
+                setattr(single, name, nn.Parameter(p.detach()[i].clone(), requires_grad=p.requires_grad))
+            for name, b in list(self.named_buffers(recurse=False)):
+                single._buffers[name] = b[i].clone()
+            out.append(single)
+        return out
 
     def extra_repr(self) -> str:
-        return f"d={self.d}, n_latents={self.n_latents}"
+        stack = f", n_models={self.n_models}" if self.batched else ""
+        return f"d={self.d}, n_latents={self.n_latents}{stack}"
 
 
 class _JumpReLUFunction(torch.autograd.Function):
     """``z = pre * H(pre - theta)`` with the straight-through threshold gradient of
     Rajamanoharan et al. (2024): ``dz/dtheta = -(theta / eps) K((pre - theta) / eps)``
-    with the rectangle kernel ``K(u) = 1[|u| < 1/2]``."""
+    with the rectangle kernel ``K(u) = 1[|u| < 1/2]``, acting on ``pre - theta``.
+    ``theta`` has one entry per latent (and model); its gradient sums over tokens."""
 
     @staticmethod
     def forward(ctx, pre, theta, bandwidth):
@@ -642,7 +739,7 @@ class _JumpReLUFunction(torch.autograd.Function):
         eps = ctx.bandwidth
         grad_pre = grad * (pre > theta)
         kernel = ((pre - theta).abs() < eps / 2).to(grad.dtype)
-        grad_theta = (grad * (-theta / eps) * kernel).sum(0)
+        grad_theta = (grad * (-theta / eps) * kernel).sum(-2, keepdim=theta.dim() == pre.dim())
         return grad_pre, grad_theta, None
 
 
@@ -660,24 +757,30 @@ class _StepFunction(torch.autograd.Function):
         pre, theta = ctx.saved_tensors
         eps = ctx.bandwidth
         kernel = ((pre - theta).abs() < eps / 2).to(grad.dtype)
-        return None, (grad * (-1.0 / eps) * kernel).sum(0), None
+        return None, (grad * (-1.0 / eps) * kernel).sum(-2, keepdim=theta.dim() == pre.dim()), None
 
 
 class ReLUSAE(SparseAutoencoder):
-    """ReLU SAE with an L1 penalty weighted by decoder norms (Bricken et al., 2023).
+    """ReLU SAE with an L1 penalty (Bricken et al., 2023).
 
-    ``z = ReLU(pre)``; sparsity loss ``l1_coef * mean_n sum_i |z_i| ||W_dec[:, i]||``.
+    ``z = ReLU(pre)``; sparsity loss ``l1_coef * mean_n sum_i |z_i|``. The decoder columns
+    have unit norm, so this is also the decoder-norm-weighted penalty
+    ``sum_i |z_i| ||W_dec[:, i]||`` of Anthropic's April 2024 update and of SAELens's
+    "standard" SAE: that weighting matters only when the norm constraint is dropped, as in
+    the update, and with the constraint the two penalties and their gradients (after the
+    parallel component is removed) agree. SAELens's ``l1_coefficient`` is ``d * l1_coef``
+    (see :meth:`SparseAutoencoder.loss`).
     """
 
-    def __init__(self, d: int, n_latents: int, l1_coef: float = 1e-2, *, seed: int | None = None):
-        super().__init__(d, n_latents, seed=seed)
+    def __init__(self, d: int, n_latents: int, l1_coef: float = 1e-2, *, seed=None, decoder_bias: bool = True):
+        super().__init__(d, n_latents, seed=seed, decoder_bias=decoder_bias)
         self.l1_coef = check_nonnegative(l1_coef, "l1_coef")
 
     def activation(self, pre):
         return torch.relu(pre)
 
     def sparsity_loss(self, z, pre):
-        return self.l1_coef * (z.abs() * self.W_dec.norm(dim=0)).sum(1).mean()
+        return self.l1_coef * z.abs().sum(-1).mean(-1)
 
 
 class TopKSAE(SparseAutoencoder):
@@ -686,19 +789,30 @@ class TopKSAE(SparseAutoencoder):
     ``z = ReLU(TopK(pre))``: the ``k`` largest pre-activations of each token are kept, the
     others set to zero (so at most ``k``, and in practice exactly ``k``, latents fire).
     A latent that has not fired for ``dead_after`` training tokens is *dead*; the AuxK loss
-    lets the ``k_aux`` largest dead latents reconstruct the (detached) error ``e``:
-    ``aux_coef * ||e - W_dec z_aux||^2 / ||e||^2`` with ``k_aux = d / 2`` and
-    ``aux_coef = 1/32`` by default.
+    lets the ``k_aux`` largest dead latents (ReLU of their pre-activations) reconstruct the
+    detached error ``e = t - t_hat`` of the batch, normalised as in the reference code of
+    Gao et al. (``openai/sparse_autoencoder``, ``normalized_mse``): by the batch variance
+    of the error,
+
+    .. math::
+
+        \\mathcal L_\\text{aux} = c_\\text{aux}\\,
+            \\frac{\\sum_n \\lVert e_n - W_{dec} z^{aux}_n\\rVert^2}{\\sum_n \\lVert e_n - \\bar e\\rVert^2},
+
+    with ``k_aux = d / 2`` and ``c_aux = 1/32`` by default. SAELens's TopK instead uses the
+    unnormalised ``mean_n ||e_n - W_dec z_aux||^2`` times ``min(n_dead / k_aux, 1)`` (and no
+    ReLU on the auxiliary activations).
     """
 
     def __init__(self, d: int, n_latents: int, k: int = 16, *, k_aux: int | None = None,
-                 aux_coef: float = 1 / 32, dead_after: int = 20_000, seed: int | None = None):
-        super().__init__(d, n_latents, seed=seed)
+                 aux_coef: float = 1 / 32, dead_after: int = 20_000, seed=None, decoder_bias: bool = True):
+        super().__init__(d, n_latents, seed=seed, decoder_bias=decoder_bias)
         self.k = check_int(k, "k", minimum=1, maximum=n_latents)
         self.k_aux = check_int(k_aux if k_aux is not None else max(1, d // 2), "k_aux", minimum=1)
         self.aux_coef = check_nonnegative(aux_coef, "aux_coef")
         self.dead_after = check_int(dead_after, "dead_after", minimum=1)
-        self.register_buffer("tokens_since_fired", torch.zeros(n_latents, dtype=torch.long))
+        lead = () if self.n_models is None else (self.n_models,)
+        self.register_buffer("tokens_since_fired", torch.zeros(*lead, n_latents, dtype=torch.long))
 
     def activation(self, pre):
         values, indices = pre.topk(self.k, dim=-1)
@@ -711,72 +825,87 @@ class TopKSAE(SparseAutoencoder):
     def sparsity_loss(self, z, pre):
         if self.training:
             with torch.no_grad():
-                fired = (z > 0).any(0)
-                self.tokens_since_fired += z.shape[0]
+                fired = (z > 0).any(-2)
+                self.tokens_since_fired += z.shape[-2]
                 self.tokens_since_fired[fired] = 0
-        return z.new_zeros(())
+        return z.new_zeros(z.shape[:-2])
+
+    def aux_loss(self, pre: torch.Tensor, error: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
+        """The AuxK loss (per model) of pre-activations ``pre``, the detached normalised error
+        ``error`` (``e / s``) and the mask ``dead`` of dead latents (see the class docstring)."""
+        n_dead = dead.sum(-1)
+        pre_dead = pre.masked_fill(~self._row(dead), float("-inf"))
+        values, indices = pre_dead.topk(min(self.k_aux, self.n_latents), dim=-1)
+        z_aux = torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
+        error_hat = z_aux @ self.W_dec.transpose(-1, -2)
+        variance = ((error - error.mean(-2, keepdim=True)) ** 2).sum(-1).sum(-1).clamp_min(1e-12)
+        aux = ((error - error_hat) ** 2).sum(-1).sum(-1) / variance
+        return self.aux_coef * aux * (n_dead > 0)
 
     def loss(self, x, target=None):
         dead = self.dead_mask()  # dead before this batch (the batch updates the counters)
         out = super().loss(x, target)
-        n_dead = int(dead.sum())
-        aux = out["mse"].new_zeros(())
-        if self.aux_coef > 0 and n_dead > 0 and self.training:
-            error = (out["target"] - out["x_hat"]).detach() / self.scale
-            pre_dead = out["pre"].masked_fill(~dead, float("-inf"))
-            values, indices = pre_dead.topk(min(self.k_aux, n_dead), dim=-1)
-            z_aux = torch.zeros_like(pre_dead).scatter(-1, indices, torch.relu(values))
-            error_hat = z_aux @ self.W_dec.T
-            aux = ((error - error_hat) ** 2).sum(1).mean() / (error ** 2).sum(1).mean().clamp_min(1e-12)
-            aux = self.aux_coef * aux
+        aux = out["mse"].new_zeros(out["mse"].shape)
+        if self.aux_coef > 0 and self.training and bool(dead.any()):
+            error = ((out["target"] - out["x_hat"]) / self._s()).detach()
+            aux = self.aux_loss(out["pre"], error, dead)
         out["aux"] = aux
         out["loss"] = out["loss"] + aux
         return out
 
     def extra_repr(self) -> str:
-        return f"d={self.d}, n_latents={self.n_latents}, k={self.k}"
+        return f"{super().extra_repr()}, k={self.k}"
 
 
 class JumpReLUSAE(SparseAutoencoder):
     """JumpReLU SAE with an L0 penalty and straight-through threshold gradients.
 
     Rajamanoharan et al. (2024): ``z_i = pre_i * H(pre_i - theta_i)`` with a learned
-    threshold ``theta_i = exp(log_theta_i) > 0``; sparsity loss
-    ``l0_coef * mean_n sum_i H(pre_i - theta_i)``. The Heaviside step has no useful
-    derivative, so the backward pass uses a rectangle kernel of width ``bandwidth`` as its
-    pseudo-derivative with respect to ``theta``.
+    threshold ``theta_i = exp(log_theta_i) > 0`` (their parametrisation; SAELens trains
+    ``theta`` itself and clamps it at 0, so its threshold gradient is ours divided by
+    ``theta``); sparsity loss ``l0_coef * mean_n sum_i H(pre_i - theta_i)``. The Heaviside
+    step has no useful derivative, so the backward pass uses a rectangle kernel of width
+    ``bandwidth`` around ``pre - theta`` as its pseudo-derivative with respect to
+    ``theta`` (the encoder gets no gradient from the step, as in the paper).
     """
 
     def __init__(self, d: int, n_latents: int, l0_coef: float = 1e-3, *, bandwidth: float = 1e-3,
-                 init_threshold: float = 1e-3, seed: int | None = None):
-        super().__init__(d, n_latents, seed=seed)
+                 init_threshold: float = 1e-3, seed=None, decoder_bias: bool = True):
+        super().__init__(d, n_latents, seed=seed, decoder_bias=decoder_bias)
         self.l0_coef = check_nonnegative(l0_coef, "l0_coef")
         self.bandwidth = check_positive(bandwidth, "bandwidth")
         init_threshold = check_positive(init_threshold, "init_threshold")
-        self.log_threshold = nn.Parameter(torch.full((n_latents,), float(np.log(init_threshold))))
+        lead = () if self.n_models is None else (self.n_models,)
+        self.log_threshold = nn.Parameter(torch.full((*lead, n_latents), float(np.log(init_threshold))))
 
     @property
     def threshold(self) -> torch.Tensor:
         return self.log_threshold.exp()
 
     def activation(self, pre):
-        return _JumpReLUFunction.apply(torch.relu(pre), self.threshold, self.bandwidth)
+        return _JumpReLUFunction.apply(pre, self._row(self.threshold), self.bandwidth)
 
     def sparsity_loss(self, z, pre):
-        return self.l0_coef * _StepFunction.apply(pre, self.threshold, self.bandwidth).sum(1).mean()
+        return self.l0_coef * _StepFunction.apply(pre, self._row(self.threshold), self.bandwidth).sum(-1).mean(-1)
 
 
 class BoostedSAE(nn.Module):
     """A frozen base SAE plus residual SAEs trained on its error (Koriagin et al., 2025).
 
     ``x_hat = base(x) + sum_j residual_j(x)``; the latents are concatenated, so the boosted
-    dictionary has ``base.n_latents + sum_j residual_j.n_latents`` latents.
+    dictionary has ``base.n_latents + sum_j residual_j.n_latents`` latents. The residual
+    SAEs have no decoder bias (zero and frozen), as in the paper, so a residual adds
+    nothing where none of its latents fires. Base and residuals may be stacks of the same
+    number of models.
     """
 
     def __init__(self, base: SparseAutoencoder, residuals: Sequence[SparseAutoencoder] = ()):
         super().__init__()
         if not isinstance(base, SparseAutoencoder):
             raise TypeError(f"base must be a SparseAutoencoder, got {type(base).__name__}")
+        for r in residuals:
+            if not isinstance(r, SparseAutoencoder) or r.n_models != base.n_models or r.d != base.d:
+                raise ValueError("every residual must be a SparseAutoencoder with the base's d and n_models")
         self.base = base
         self.residuals = nn.ModuleList(residuals)
 
@@ -789,21 +918,36 @@ class BoostedSAE(nn.Module):
             zs.append(r)
         return x_hat, torch.cat(zs, dim=-1)
 
+    def unstack(self) -> list:
+        """The boosted SAEs of a stack as single :class:`BoostedSAE` objects."""
+        bases = self.base.unstack()
+        res = [r.unstack() for r in self.residuals]
+        return [BoostedSAE(b, [r[i] for r in res]).eval() for i, b in enumerate(bases)]
 
-def _as_float_tensor(x, name: str) -> torch.Tensor:
+
+def _as_float_tensor(x, name: str, ndim=2) -> torch.Tensor:
+    ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
     if is_tensor(x):
-        if x.ndim != 2:
-            raise ValueError(f"{name} must have 2 dimension(s), got shape {tuple(x.shape)}")
+        if x.ndim not in ndims:
+            raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimension(s), got shape {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise ValueError(f"{name} contains NaN or infinite values")
         return x.detach().float().cpu()
-    return torch.from_numpy(as_array(x, name, ndim=2, dtype=np.float32))
+    return torch.from_numpy(as_array(x, name, ndim=ndims if len(ndims) > 1 else ndims[0], dtype=np.float32))
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    for t in module.parameters():
+        return t.device
+    for t in module.buffers():
+        return t.device
+    return torch.device("cpu")
 
 
 def train_sae(sae: SparseAutoencoder, x, *, target=None, steps: int = 1000, batch_size: int = 256,
-              lr: float = 1e-3, x_eval=None, eval_every: int = 0, seed: int = 0,
-              fit_scale: bool = True, desc: str | None = None) -> History:
-    """Train an SAE with Adam on rows of ``x``, keeping decoder columns at unit norm.
+              lr: float = 1e-3, x_eval=None, eval_every: int = 0, seed=0,
+              fit_scale: bool = True, device=None, desc: str | None = None) -> History:
+    """Train an SAE (or a stack of SAEs) with Adam on rows of ``x``, decoder columns at unit norm.
 
     Each step draws a random batch, computes :meth:`SparseAutoencoder.loss`, removes the
     gradient component parallel to the decoder columns, takes an Adam step (Kingma and Ba),
@@ -813,73 +957,93 @@ def train_sae(sae: SparseAutoencoder, x, *, target=None, steps: int = 1000, batc
     Parameters
     ----------
     sae : SparseAutoencoder
+        One SAE, or a stack (``seed`` a sequence when it was built): every model of a stack
+        draws its own batches (seed ``seed[i]``) from the same ``x``.
     x : array or tensor, shape (n, d)
         Training inputs.
-    target : array or tensor, shape (n, d), optional
-        What to reconstruct (default ``x``; a residual SAE reconstructs an error).
+    target : array or tensor, shape (n, d) or (n_models, n, d), optional
+        What to reconstruct (default ``x``; a residual SAE reconstructs an error, one per
+        model of a stack).
     steps, batch_size : int
     lr : float
     x_eval : array or tensor, optional
         Held-out inputs; every ``eval_every`` steps the history logs ``eval_fvu`` and
-        ``eval_l0`` on them.
+        ``eval_l0`` (mean over the models of a stack) on them.
     eval_every : int
         0 (default) for no evaluation.
-    seed : int
-        Seed of the batch order.
+    seed : int or sequence of int
+        Seed(s) of the batch order (one per model of a stack; an int ``s`` gives the stack
+        ``s, s + 1, ...``).
     fit_scale : bool
-        Call :meth:`SparseAutoencoder.fit_input_scale` on ``x`` first (default True; a
-        residual SAE keeps its output bias at zero).
+        Call :meth:`SparseAutoencoder.fit_input_scale` on ``x`` first (default True).
+    device : str or torch.device, optional
+        Where to train (default: where ``sae`` is). The SAE stays there afterwards.
     desc : str, optional
         Progress-bar label.
 
     Returns
     -------
     History
-        ``loss``, ``fvu`` (of the batch, w.r.t. the target) and ``l0`` each step; ``aux``
-        for TopK.
+        ``loss``, ``fvu`` (of the batch, w.r.t. the target) and ``l0`` each step, averaged
+        over the models of a stack; ``aux`` for TopK.
     """
     if not isinstance(sae, SparseAutoencoder):
         raise TypeError(f"sae must be a SparseAutoencoder, got {type(sae).__name__}")
     x = _as_float_tensor(x, "x")
     if x.shape[1] != sae.d:
         raise ValueError(f"x must have {sae.d} columns (the SAE's d), got {x.shape[1]}")
-    target_t = x if target is None else _as_float_tensor(target, "target")
-    if target_t.shape != x.shape:
-        raise ValueError(f"target must have the shape of x {tuple(x.shape)}, got {tuple(target_t.shape)}")
+    target_t = x if target is None else _as_float_tensor(target, "target", ndim=(2, 3))
+    if target_t.shape[-2:] != x.shape or (target_t.ndim == 3 and target_t.shape[0] != sae.n_models):
+        raise ValueError(f"target must have the shape of x {tuple(x.shape)} (with a leading axis of "
+                         f"n_models for a stack), got {tuple(target_t.shape)}")
     steps = check_int(steps, "steps", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     lr = check_positive(lr, "lr")
     eval_every = check_int(eval_every, "eval_every", minimum=0)
+    n_models = sae.n_models or 1
+    if isinstance(seed, (int, np.integer)):
+        batch_seeds = [check_int(seed, "seed", minimum=0) + i for i in range(n_models)]
+    else:
+        batch_seeds = [check_int(s, "seed", minimum=0) for s in seed]
+        if len(batch_seeds) != n_models:
+            raise ValueError(f"seed must hold one seed per model ({n_models}), got {len(batch_seeds)}")
     x_eval_t = _as_float_tensor(x_eval, "x_eval") if x_eval is not None else None
+    device = torch.device(device) if device is not None else _device_of(sae)
+    sae.to(device)
+    x, target_t = x.to(device), target_t.to(device)
     if fit_scale:
         sae.fit_input_scale(x)
-        if target is not None:
-            with torch.no_grad():
-                sae.b_dec.copy_((target_t / sae.scale).mean(0))
     sae.normalize_decoder()
     sae.train()
-    opt = torch.optim.Adam(sae.parameters(), lr=lr)
+    opt = torch.optim.Adam([p for p in sae.parameters() if p.requires_grad], lr=lr)
     decay_start = int(0.8 * steps)
-    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
-    variance = ((target_t - target_t.mean(0)) ** 2).sum(1).mean().clamp_min(1e-12)
+    gens = [torch.Generator().manual_seed(s) for s in batch_seeds]
+    centred = target_t - target_t.mean(-2, keepdim=True)
+    variance = (centred ** 2).sum(-1).mean(-1).clamp_min(1e-12)
+    models = torch.arange(n_models, device=device)[:, None]
 
     def step(i):
         if i >= decay_start:
             for group in opt.param_groups:
                 group["lr"] = lr * (steps - i) / (steps - decay_start)
-        idx = torch.randint(0, x.shape[0], (batch_size,), generator=gen)
-        out = sae.loss(x[idx], target_t[idx])
+        idx = torch.stack([torch.randint(0, x.shape[0], (batch_size,), generator=g) for g in gens]).to(device)
+        if sae.batched:
+            xb = x[idx]
+            tb = target_t[models, idx] if target_t.ndim == 3 else target_t[idx]
+        else:
+            xb, tb = x[idx[0]], target_t[idx[0]]
+        out = sae.loss(xb, tb)
         opt.zero_grad()
-        out["loss"].backward()
+        out["loss"].sum().backward()
         sae.remove_parallel_gradient()
         opt.step()
         sae.normalize_decoder()
         with torch.no_grad():
-            batch_fvu = ((out["target"] - out["x_hat"]) ** 2).sum(1).mean() / variance
-        logged = {"loss": out["loss"].item(), "fvu": batch_fvu.item(),
-                  "l0": (out["z"] != 0).float().sum(1).mean().item()}
-        if "aux" in out:
-            logged["aux"] = out["aux"].item()
+            batch_fvu = ((out["target"] - out["x_hat"]) ** 2).sum(-1).mean(-1) / variance
+            logged = {"loss": out["loss"].mean().item(), "fvu": batch_fvu.mean().item(),
+                      "l0": (out["z"] != 0).float().sum(-1).mean().item()}
+            if "aux" in out:
+                logged["aux"] = out["aux"].mean().item()
         return logged
 
     evaluate = None
@@ -887,33 +1051,45 @@ def train_sae(sae: SparseAutoencoder, x, *, target=None, steps: int = 1000, batc
         def evaluate(_i):
             x_hat, z = reconstruct(sae, x_eval_t)
             sae.train()
-            return {"eval_fvu": fvu(x_eval_t, x_hat), "eval_l0": l0(z)}
+            xs = [x_eval_t.numpy()] * n_models
+            xh = x_hat.numpy().reshape(n_models, *x_eval_t.shape)
+            zz = z.numpy().reshape(n_models, x_eval_t.shape[0], -1)
+            return {"eval_fvu": float(np.mean([fvu(a, b) for a, b in zip(xs, xh)])),
+                    "eval_l0": float(np.mean([l0(c) for c in zz]))}
 
     history = train_loop(step, steps, evaluate=evaluate, eval_every=max(eval_every, 1),
-                         desc=desc or f"SAE {sae.n_latents} latents")
+                         desc=desc or f"SAE {sae.n_latents} latents" + (f" x {n_models} seeds" if sae.batched else ""))
     sae.eval()
     return history
 
 
 def train_residual_sae(base: SparseAutoencoder, x, n_latents: int, *, kind: str = "topk",
                        k: int = 16, steps: int = 1000, batch_size: int = 256, lr: float = 1e-3,
-                       seed: int = 0, **sae_kwargs):
+                       seed=0, device=None, **sae_kwargs):
     """Boosting (Koriagin et al., 2025): train a second SAE on the frozen base SAE's error.
 
     The residual SAE reads ``x`` and reconstructs ``e = x - base(x)``; the boosted
-    reconstruction is ``base(x) + residual(x)`` (:class:`BoostedSAE`). Training it on a new
-    domain adds the features the base dictionary lacks there without touching the base.
+    reconstruction is ``base(x) + residual(x)`` (:class:`BoostedSAE`). As in the paper the
+    residual SAE has no decoder bias (``b_pre`` zero and frozen; it would add a constant to
+    every token of every domain). Training it on a new domain adds the features the base
+    dictionary lacks there without touching the base. A stack ``base`` gets a stack of
+    residuals, one per model, each trained on its own base's error.
 
     Parameters
     ----------
     base : SparseAutoencoder
-        The trained SAE (left unchanged).
+        The trained SAE (or stack); frozen here (``requires_grad`` off), otherwise unchanged.
     x : array or tensor, shape (n, d)
         Inputs of the domain to adapt to.
     n_latents : int
         Width of the residual SAE.
     kind : {"topk", "relu", "jumprelu"}
         Which SAE to train; ``k`` is used by TopK, ``sae_kwargs`` go to the constructor.
+    seed : int or sequence of int
+        Initialisation and batch seeds (one per model of a stack; an int ``s`` gives
+        ``s, s + 1, ...``).
+    device : optional
+        Where to train (default: where ``base`` is).
 
     Returns
     -------
@@ -924,37 +1100,43 @@ def train_residual_sae(base: SparseAutoencoder, x, n_latents: int, *, kind: str 
         raise TypeError(f"base must be a SparseAutoencoder, got {type(base).__name__}")
     check_choice(kind, "kind", ("topk", "relu", "jumprelu"))
     x = _as_float_tensor(x, "x")
+    n_latents = check_int(n_latents, "n_latents", minimum=1)
     base.eval()
     for p in base.parameters():
         p.requires_grad_(False)
     x_hat, _ = reconstruct(base, x)
-    error = x - torch.as_tensor(x_hat)
+    error = x - x_hat
+    if base.batched:
+        seed = list(range(seed, seed + base.n_models)) if isinstance(seed, (int, np.integer)) else list(seed)
+    kwargs = dict(seed=seed, decoder_bias=False, **sae_kwargs)
     if kind == "topk":
-        residual = TopKSAE(base.d, n_latents, k=k, seed=seed, **sae_kwargs)
+        residual = TopKSAE(base.d, n_latents, k=k, **kwargs)
     elif kind == "relu":
-        residual = ReLUSAE(base.d, n_latents, seed=seed, **sae_kwargs)
+        residual = ReLUSAE(base.d, n_latents, **kwargs)
     else:
-        residual = JumpReLUSAE(base.d, n_latents, seed=seed, **sae_kwargs)
-    history = train_sae(residual, x, target=error, steps=steps, batch_size=batch_size, lr=lr,
-                        seed=seed, desc=f"residual SAE {n_latents} latents")
+        residual = JumpReLUSAE(base.d, n_latents, **kwargs)
+    history = train_sae(residual, x, target=error, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                        device=device if device is not None else _device_of(base),
+                        desc=f"residual SAE {n_latents} latents")
     return BoostedSAE(base, [residual]).eval(), history
 
 
 @torch.no_grad()
 def reconstruct(sae: nn.Module, x, batch_size: int = 8192):
-    """Run an SAE (or :class:`BoostedSAE`) over ``x`` in batches.
+    """Run an SAE (a stack, or a :class:`BoostedSAE`) over ``x`` in batches, on its device.
 
     Returns
     -------
-    x_hat : torch.Tensor, shape (n, d)
-    z : torch.Tensor, shape (n, n_latents)
+    x_hat : torch.Tensor, shape (n, d) (``(n_models, n, d)`` for a stack), on the CPU
+    z : torch.Tensor, shape (n, n_latents) (``(n_models, n, n_latents)``), on the CPU
     """
     if not isinstance(sae, nn.Module):
         raise TypeError(f"sae must be a torch module, got {type(sae).__name__}")
     x = _as_float_tensor(x, "x")
     sae.eval()
-    outs = [sae(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]
-    return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+    device = _device_of(sae)
+    outs = [tuple(o.cpu() for o in sae(x[i:i + batch_size].to(device))) for i in range(0, x.shape[0], batch_size)]
+    return torch.cat([o[0] for o in outs], dim=-2), torch.cat([o[1] for o in outs], dim=-2)
 
 
 # ----------------------------------------------------------------------------------------
@@ -996,7 +1178,10 @@ def normalized_mse(x, x_hat) -> float:
     """Error relative to the zero prediction: ``sum_n ||x_hat_n - x_n||^2 / sum_n ||x_n||^2``.
 
     Unlike :func:`fvu` this does not subtract the mean, so it is smaller whenever the
-    data have a large mean (as transformer activations often do).
+    data have a large mean (as transformer activations often do). Note the names: what
+    Gao et al. (2024) call "normalized MSE" is the variance-normalised error, i.e.
+    :func:`fvu`; this function keeps the older name of the ``||x||^2``-normalised error,
+    which the chapter reports only to show why FVU is the number to quote.
     """
     x, x_hat = _pair(x, x_hat)
     total = float((x ** 2).sum())
@@ -1088,16 +1273,27 @@ def feature_recovery(decoder, true_features, threshold: float = 0.9):
     return best, float((best >= threshold).mean())
 
 
-def sae_metrics(sae: nn.Module, x) -> dict:
+def sae_metrics(sae: nn.Module, x):
     """The standard numbers of an SAE on inputs ``x``: FVU, explained variance,
-    normalised MSE, L0, dead fraction, relative reconstruction bias, effective features."""
+    normalised MSE, L0, dead fraction, relative reconstruction bias, effective features.
+
+    Returns a dict; for a stack of SAEs (or a stacked :class:`BoostedSAE`) a list of
+    dicts, one per model.
+    """
     x_t = _as_float_tensor(x, "x")
     x_hat, z = reconstruct(sae, x_t)
-    x_np, xh, zn = x_t.numpy().astype(np.float64), x_hat.numpy().astype(np.float64), z.numpy()
-    return {"fvu": fvu(x_np, xh), "explained_variance": explained_variance(x_np, xh),
-            "normalized_mse": normalized_mse(x_np, xh), "l0": l0(zn), "dead_fraction": dead_fraction(zn),
-            "reconstruction_bias": relative_reconstruction_bias(x_np, xh),
-            "effective_features": effective_features(zn) if np.any(zn) else 0.0}
+    x_np = x_t.numpy().astype(np.float64)
+
+    def one(xh, zn):
+        xh = xh.astype(np.float64)
+        return {"fvu": fvu(x_np, xh), "explained_variance": explained_variance(x_np, xh),
+                "normalized_mse": normalized_mse(x_np, xh), "l0": l0(zn), "dead_fraction": dead_fraction(zn),
+                "reconstruction_bias": relative_reconstruction_bias(x_np, xh),
+                "effective_features": effective_features(zn) if np.any(zn) else 0.0}
+
+    if x_hat.ndim == 3:
+        return [one(a, b) for a, b in zip(x_hat.numpy(), z.numpy())]
+    return one(x_hat.numpy(), z.numpy())
 
 
 # ----------------------------------------------------------------------------------------
@@ -1230,104 +1426,128 @@ def dark_matter(x, x_hat, *, test_fraction: float = 0.3, seed: int = 0, groups=N
 # Figures (one function per figure; each returns the Figure)
 # ----------------------------------------------------------------------------------------
 
-def plot_fvu_vs_width(widths, fvus, fit=None, *, label: str = "TopK SAEs"):
-    """FVU against the number of latents on log-log axes, with an optional fit.
+def plot_fvu_vs_width(widths, fvus, fits=None, *, label: str = "TopK SAEs", extra=None):
+    """FVU against the number of latents on log-log axes, one point per seed, with fits.
 
-    ``fit`` is an object with ``l_inf`` and ``predict(x)`` (as returned by
+    ``fvus`` has shape ``(n_seeds, n_widths)``; ``fits`` is an optional list (one per seed)
+    of objects with ``l_inf`` and ``predict(x)`` (as returned by
     :func:`companion.scaling.power_law_fit` for ``FVU = l_inf + (x0 / m)^alpha``).
+    ``extra`` is an optional ``(label, width, values_per_seed)`` drawn as crosses (e.g. a
+    longer-trained control).
     """
-    import matplotlib.pyplot as plt
+    from .plotting import plot_spread, subplots
 
     widths = as_array(widths, "widths", ndim=1)
-    fvus = as_array(fvus, "fvus", ndim=1)
-    if widths.shape != fvus.shape:
-        raise ValueError(f"fvus must have one value per width, got {fvus.shape} and {widths.shape}")
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.loglog(widths, fvus, "o", label=label)
-    if fit is not None:
+    fvus = as_array(fvus, "fvus", ndim=2)
+    if fvus.shape[1] != widths.size:
+        raise ValueError(f"fvus must have shape (n_seeds, {widths.size}), got {fvus.shape}")
+    fig, (ax,) = subplots(1, width=5.5, height=4)
+    for row in fvus:
+        ax.plot(widths, row, "o", color="C0", alpha=0.6, ms=4)
+    plot_spread(ax, widths, fvus, label=label, color="C0")
+    if fits:
         grid = np.geomspace(widths.min() / 2, widths.max() * 8, 100)
-        ax.loglog(grid, fit.predict(grid), "-", color="C1",
-                  label=rf"fit $L_\infty + (m_0/m)^{{\alpha}}$, $\alpha$={fit.alpha:.2f}")
-        ax.axhline(fit.l_inf, color="C1", ls=":", label=rf"$L_\infty$ = {fit.l_inf:.3f}")
+        curves = np.array([f.predict(grid) for f in fits])
+        plot_spread(ax, grid, curves, label=r"fit $L_\infty + (m_0/m)^{\alpha}$", color="C1", ls="--")
+        for f in fits:
+            ax.axhline(f.l_inf, color="C1", ls=":", lw=0.8)
+    if extra is not None:
+        name, w, vals = extra
+        vals = as_array(vals, "extra values", ndim=1)
+        ax.plot(np.full(vals.shape, w), vals, "x", color="C3", ms=7, label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("number of latents m")
     ax.set_ylabel("FVU (held-out tokens)")
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def plot_dark_matter(widths, results: Sequence[DarkMatter]):
+def plot_dark_matter(widths, results):
     """Left: FVU split into its linearly predictable and nonlinear parts per width.
-    Right: the R^2 of the error vector (pooled, per dimension) and of its norm."""
-    import matplotlib.pyplot as plt
+    Right: the R^2 of the error vector (pooled, per dimension) and of its norm.
+
+    ``results[s][j]`` is the :class:`DarkMatter` of seed ``s`` at width ``widths[j]`` (a
+    flat list of DarkMatter is read as one seed); lines are means, bands the seed range.
+    """
+    from .plotting import plot_spread, subplots
 
     widths = as_array(widths, "widths", ndim=1)
-    if len(results) != widths.size or not all(isinstance(r, DarkMatter) for r in results):
-        raise ValueError("results must hold one DarkMatter per width")
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    get = lambda name: np.array([getattr(r, name) for r in results])  # noqa: E731
-    ax1.semilogx(widths, get("fvu"), "o-", label="FVU (total)")
-    ax1.semilogx(widths, get("linear_fvu"), "s--", label="linearly predictable part")
-    ax1.semilogx(widths, get("nonlinear_fvu"), "^-", label="nonlinear part (dark matter)")
-    ax1.set_xlabel("number of latents m")
+    if results and isinstance(results[0], DarkMatter):
+        results = [results]
+    if not all(len(r) == widths.size and all(isinstance(d, DarkMatter) for d in r) for r in results):
+        raise ValueError("results must hold, per seed, one DarkMatter per width")
+    get = lambda name: np.array([[getattr(d, name) for d in r] for r in results])  # noqa: E731
+    fig, (ax1, ax2) = subplots(2, width=5, height=4)
+    plot_spread(ax1, widths, get("fvu"), label="FVU (total)", marker="o")
+    plot_spread(ax1, widths, get("linear_fvu"), label="linearly predictable part", marker="s", ls="--")
+    plot_spread(ax1, widths, get("nonlinear_fvu"), label="nonlinear part (dark matter)", marker="^")
     ax1.set_ylabel("fraction of variance")
     ax1.set_ylim(bottom=0)
-    ax1.legend()
-    ax2.semilogx(widths, get("r2_vector_pooled"), "o-", label=r"$R^2$ error vector (pooled)")
-    ax2.semilogx(widths, get("r2_vector_per_dim"), "s--", label=r"$R^2$ error vector (per dim, mean)")
-    ax2.semilogx(widths, get("r2_norm"), "^-", label=r"$R^2$ of $\|e\|^2$")
-    ax2.set_xlabel("number of latents m")
+    plot_spread(ax2, widths, get("r2_vector_pooled"), label=r"$R^2$ error vector (pooled)", marker="o")
+    plot_spread(ax2, widths, get("r2_vector_per_dim"), label=r"$R^2$ error vector (per dim)", marker="s", ls="--")
+    plot_spread(ax2, widths, get("r2_norm"), label=r"$R^2$ of $\|e\|^2$", marker="^")
     ax2.set_ylabel(r"held-out $R^2$ of a linear probe from $x$")
     ax2.set_ylim(0, 1)
-    ax2.legend()
     for ax in (ax1, ax2):
+        ax.set_xscale("log")
+        ax.set_xlabel("number of latents m")
         ax.set_xticks(widths, [f"{w:g}" for w in widths])
         ax.minorticks_off()
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def plot_error_norms(norms_small, norms_large, *, labels=("small SAE", "large SAE")):
     """Per-token error norms of two SAEs on the same tokens, with the Pearson correlation."""
-    import matplotlib.pyplot as plt
+    from .plotting import subplots
 
     a = as_array(norms_small, "norms_small", ndim=1)
     b = as_array(norms_large, "norms_large", ndim=1)
     if a.shape != b.shape:
         raise ValueError(f"norms_large must match norms_small's shape {a.shape}, got {b.shape}")
     r = float(np.corrcoef(a, b)[0, 1])
-    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    fig, (ax,) = subplots(1, width=4.8, height=4.4)
     ax.scatter(a, b, s=3, alpha=0.3)
     top = max(a.max(), b.max())
     ax.plot([0, top], [0, top], "k:", lw=1, label="y = x")
     ax.set_xlabel(f"error norm, {labels[0]}")
     ax.set_ylabel(f"error norm, {labels[1]}")
-    ax.set_title(f"per-token error norms, Pearson r = {r:.2f}")
+    ax.set_title(f"per-token error norms (one seed), Pearson r = {r:.2f}", fontsize=10)
     ax.legend()
     fig.tight_layout()
     return fig
 
 
 def plot_boosting(scores: dict):
-    """Grouped bars of explained variance: ``scores[model][split] = value``."""
-    import matplotlib.pyplot as plt
+    """Grouped bars of explained variance: ``scores[model][split]`` = one value per seed.
+
+    The bar is the mean over seeds, the whisker the seed range, the dots the seeds.
+    """
+    from .plotting import subplots
 
     if not isinstance(scores, dict) or not scores:
-        raise TypeError("scores must be a non-empty dict {model: {split: value}}")
+        raise TypeError("scores must be a non-empty dict {model: {split: values}}")
     models = list(scores)
     splits = list(next(iter(scores.values())))
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax,) = subplots(1, width=7, height=4)
     width = 0.8 / len(models)
     for i, name in enumerate(models):
-        vals = [scores[name][s] for s in splits]
+        vals = [np.atleast_1d(np.asarray(scores[name][s], dtype=float)) for s in splits]
         pos = np.arange(len(splits)) + (i - (len(models) - 1) / 2) * width
-        bars = ax.bar(pos, vals, width, label=name)
-        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+        means = np.array([v.mean() for v in vals])
+        err = np.array([[m - v.min(), v.max() - m] for m, v in zip(means, vals)]).T
+        bars = ax.bar(pos, means, width, yerr=err, capsize=3, label=f"{name} ({vals[0].size} seeds)")
+        for p_, v in zip(pos, vals):
+            ax.plot(np.full(v.shape, p_), v, "k.", ms=3)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=6)
     ax.set_xticks(np.arange(len(splits)), splits)
     ax.set_xlabel("held-out tokens of")
     ax.set_ylabel("explained variance")
     ax.set_ylim(0, 1)
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -1361,6 +1581,156 @@ def plot_toy_features(true_features, decoder, *, ax=None):
     ax.set_ylabel("true feature (most important first)")
     fig.colorbar(im, ax=ax, label="cosine similarity")
     return fig
+
+
+# ----------------------------------------------------------------------------------------
+# Reading latents: top-activating contexts, activation histogram, token view
+# ----------------------------------------------------------------------------------------
+
+def top_token_indices(values, k: int = 8) -> np.ndarray:
+    """Indices of the ``k`` tokens with the largest activation ``values`` (largest first;
+    ties broken by the earlier token). Only tokens where the latent fires (value > 0) count."""
+    v = as_array(values, "values", ndim=1)
+    k = check_int(k, "k", minimum=1)
+    order = np.lexsort((np.arange(v.size), -v))
+    order = order[v[order] > 0]
+    return order[:k]
+
+
+def top_contexts(acts: TokenActivations, values, *, k: int = 8, window: int = 8, tokenizer=None) -> list:
+    """The ``k`` top-activating tokens of one latent, each with its neighbours in the passage.
+
+    The usual first look at an SAE latent (Bricken et al., 2023): rank the tokens by the
+    latent's activation and read each in context.
+
+    Parameters
+    ----------
+    acts : TokenActivations
+        The tokens (``doc`` and ``token_ids`` in reading order) the values were computed on.
+    values : array, shape (len(acts),)
+        The latent's activation on every token.
+    k, window : int
+        How many tokens, and how many neighbours on each side (same passage only).
+    tokenizer : optional
+        Turns ids into strings (default: :func:`load_tokenizer` of ``acts.model``).
+
+    Returns
+    -------
+    list of dict
+        ``index``, ``doc``, ``value``, ``left``, ``token``, ``right`` (strings).
+    """
+    if not isinstance(acts, TokenActivations):
+        raise TypeError(f"acts must be TokenActivations, got {type(acts).__name__}")
+    v = as_array(values, "values", ndim=1)
+    if v.size != len(acts):
+        raise ValueError(f"values must have one entry per token ({len(acts)}), got {v.size}")
+    window = check_int(window, "window", minimum=0)
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(acts.model)
+    out = []
+    for i in top_token_indices(v, k):
+        lo, hi = i, i
+        while lo > 0 and i - lo < window and acts.doc[lo - 1] == acts.doc[i]:
+            lo -= 1
+        while hi + 1 < len(acts) and hi - i < window and acts.doc[hi + 1] == acts.doc[i]:
+            hi += 1
+        toks = tokenizer.convert_ids_to_tokens(acts.token_ids[lo:hi + 1].tolist())
+        toks = [t.replace("\u0120", " ").replace("\u010a", "\\n") for t in toks]  # GPT-2 byte-level marks
+        j = i - lo
+        out.append({"index": int(i), "doc": int(acts.doc[i]), "value": float(v[i]),
+                    "left": " ".join(toks[:j]), "token": toks[j], "right": " ".join(toks[j + 1:])})
+    return out
+
+
+def format_contexts(contexts, *, html: bool = False) -> str:
+    """One line per context of :func:`top_contexts`, the token marked ``[[token]]``
+    (or highlighted with ``<mark>`` when ``html``)."""
+    import html as _html
+
+    lines = []
+    for c in contexts:
+        if html:
+            lines.append(f"<code>{c['value']:6.2f}</code> {_html.escape(c['left'])} "
+                         f"<mark><b>{_html.escape(c['token'])}</b></mark> {_html.escape(c['right'])}")
+        else:
+            lines.append(f"{c['value']:6.2f}  {c['left']} [[{c['token']}]] {c['right']}")
+    return ("<br>".join(lines)) if html else "\n".join(lines)
+
+
+@torch.no_grad()
+def token_view(direction, model: str = MINILM, k: int = 10) -> list:
+    """The vocabulary tokens whose input embeddings point most along ``direction``.
+
+    For GPT-2, whose unembedding is the transposed input embedding, this ranking by dot
+    product is the direct "logit" view of a decoder direction (ignoring the final
+    LayerNorm); for an encoder without an LM head such as MiniLM it is the nearest-token
+    view, by cosine similarity. Returns ``[(token, score), ...]``, best first.
+    """
+    tokenizer, net, _ = _load_model(model)
+    emb = net.get_input_embeddings().weight.detach().float().cpu()
+    u = torch.as_tensor(as_array(direction, "direction", ndim=1), dtype=torch.float32)
+    if u.numel() != emb.shape[1]:
+        raise ValueError(f"direction must have length {emb.shape[1]} (the width of {model}), got {u.numel()}")
+    k = check_int(k, "k", minimum=1)
+    logit = getattr(net.config, "tie_word_embeddings", False) and getattr(net.config, "model_type", "") == "gpt2"
+    scores = emb @ u if logit else torch.nn.functional.normalize(emb, dim=1) @ (u / u.norm().clamp_min(1e-12))
+    top = scores.topk(min(k, scores.numel()))
+    toks = tokenizer.convert_ids_to_tokens(top.indices.tolist())
+    return [(t.replace("\u0120", " "), float(v)) for t, v in zip(toks, top.values)]
+
+
+def plot_latent(values, contexts, *, latent: int | None = None, tokens=None):
+    """One latent at a glance: the histogram of its non-zero activations (left) and its
+    top-activating contexts (right, the token in brackets), plus an optional token view."""
+    from .plotting import subplots
+
+    v = as_array(values, "values", ndim=1)
+    fig, (ax1, ax2) = subplots(2, width=5.5, height=3.6, gridspec_kw={"width_ratios": [1, 1.6]})
+    active = v[v > 0]
+    if active.size:
+        ax1.hist(active, bins=40, color="C0")
+        ax1.set_yscale("log")
+    ax1.set_xlabel("activation (where it fires)")
+    ax1.set_ylabel("tokens")
+    name = f"latent {latent}: " if latent is not None else ""
+    ax1.set_title(f"{name}fires on {active.size / max(v.size, 1):.1%} of tokens", fontsize=10)
+    ax2.axis("off")
+    lines = [f"{c['value']:5.2f}  ...{c['left'][-38:]} [{c['token']}] {c['right'][:30]}..." for c in contexts]
+    if tokens:
+        lines += ["", "token view: " + ", ".join(t for t, _ in tokens[:8])]
+    ax2.text(0, 1, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=7,
+             transform=ax2.transAxes)
+    ax2.set_title("top-activating contexts", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def latent_explorer(sae_model: SparseAutoencoder, acts: TokenActivations, latents: Sequence[int], *,
+                    model: str | None = None, k: int = 8):
+    """Explorer: browse latents of a trained (single) SAE on the tokens ``acts``.
+
+    Each state draws :func:`plot_latent` for one latent of ``latents`` (at most 12, the
+    static book precomputes them all) and lists its top contexts and token view as text.
+    """
+    from .widgets import Choice, Explorer
+
+    if not isinstance(sae_model, SparseAutoencoder) or sae_model.batched:
+        raise TypeError("sae_model must be a single SparseAutoencoder (unstack a stack first)")
+    latents = [check_int(i, "latents", minimum=0, maximum=sae_model.n_latents - 1) for i in latents]
+    if not 1 <= len(latents) <= 12:
+        raise ValueError(f"latents must list 1 to 12 latents, got {len(latents)}")
+    model = model if model is not None else acts.model
+    _, z = reconstruct(sae_model, acts.acts)
+    z = z.numpy()
+    tokenizer = load_tokenizer(model)
+
+    def draw(latent):
+        ctx = top_contexts(acts, z[:, latent], k=k, tokenizer=tokenizer)
+        toks = token_view(sae_model.W_dec[:, latent].detach().cpu().numpy(), model=model)
+        fig = plot_latent(z[:, latent], ctx, latent=latent, tokens=toks)
+        return fig, format_contexts(ctx) + "\ntoken view: " + ", ".join(t for t, _ in toks)
+
+    return Explorer(draw, {"latent": Choice(latents, default=latents[0], label="latent")},
+                    title="Latents of the SAE: top contexts and activations")
 
 
 # ----------------------------------------------------------------------------------------

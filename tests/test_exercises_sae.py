@@ -10,14 +10,30 @@ from companion.exercises import registry
 
 
 def test_checks_are_registered():
-    for exercise_id in ("sae-fvu", "sae-topk", "sae-effective", "sae-linear-error"):
+    for exercise_id in ("sae-fvu", "sae-topk", "sae-effective", "sae-linear-error", "sae-l1-code",
+                        "sae-auxk", "sae-top-tokens"):
         assert registry[exercise_id]["chapter"] == "sae"
+    assert "companion.sae.TopKSAE.aux_loss" in registry["sae-auxk"]["implements"]
+    assert "companion.sae.top_token_indices" in registry["sae-top-tokens"]["implements"]
+
+
+def _my_fvu(x, x_hat):
+    x, x_hat = np.asarray(x, dtype=float), np.asarray(x_hat, dtype=float)
+    return float(((x - x_hat) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
+
+
+def _my_effective(z):
+    mass = np.abs(np.asarray(z, dtype=float)).mean(0)
+    p = mass[mass > 0] / mass.sum()
+    return float(np.exp(-(p * np.log(p)).sum()))
 
 
 def test_fvu_check():
-    ex.check_fvu(sae.fvu)
+    ex.check_fvu(_my_fvu)
+    with pytest.raises(AssertionError):  # calls the companion function it is asked to write
+        ex.check_fvu(lambda x, x_hat: sae.fvu(x, x_hat))
     with pytest.raises(AssertionError):  # normalised by ||x||^2 instead of the variance
-        ex.check_fvu(sae.normalized_mse)
+        ex.check_fvu(lambda x, x_hat: float(((np.asarray(x) - np.asarray(x_hat)) ** 2).sum() / (np.asarray(x) ** 2).sum()))
     with pytest.raises(AssertionError):  # mean instead of sum: off by a factor d
         ex.check_fvu(lambda x, x_hat: float(np.mean((np.asarray(x) - np.asarray(x_hat)) ** 2)
                                             / np.sum(np.var(np.asarray(x), axis=0))))
@@ -46,9 +62,9 @@ def test_topk_check():
 
 
 def test_effective_features_check():
-    ex.check_effective_features(sae.effective_features)
+    ex.check_effective_features(_my_effective)
     with pytest.raises(AssertionError):  # entropy without the exponential
-        ex.check_effective_features(lambda z: float(np.log(sae.effective_features(z))))
+        ex.check_effective_features(lambda z: float(np.log(_my_effective(z))))
     with pytest.raises(AssertionError):  # signed means instead of absolute values
 
         def signed(z):
@@ -83,3 +99,56 @@ def test_reference_linear_error_matches_dark_matter():
     train = np.setdiff1d(np.arange(1000), dm.test_idx)
     r2 = ex.reference_linear_error_r2(x[train], e[train], x[dm.test_idx], e[dm.test_idx])
     assert r2 == pytest.approx(dm.r2_vector_pooled, rel=1e-8)
+
+
+def test_l1_code_check():
+    ex.check_l1_code(lambda a, lam: np.maximum(np.asarray(a, dtype=float) - lam / 2, 0.0))
+    for wrong in (lambda a, lam: np.maximum(np.asarray(a) - lam, 0.0),     # forgot the factor 1/2
+                  lambda a, lam: np.asarray(a, dtype=float) - lam / 2,       # no clipping at zero
+                  lambda a, lam: np.asarray(a, dtype=float)):                # no shrinkage at all
+        with pytest.raises(AssertionError):
+            ex.check_l1_code(wrong)
+
+
+def _auxk(pre, error, dead, W_dec, k_aux, aux_coef=1 / 32, *, centre=True, relu=True):
+    if not bool(dead.any()):
+        return pre.new_zeros(())
+    values, indices = pre.masked_fill(~dead, float("-inf")).topk(min(k_aux, pre.shape[-1]), dim=-1)
+    z = torch.zeros_like(pre).scatter(-1, indices, torch.relu(values) if relu else values.clamp_min(-1e30))
+    norm = ((error - error.mean(0)) ** 2).sum() if centre else (error ** 2).sum()
+    return aux_coef * ((error - z @ W_dec.T) ** 2).sum() / norm
+
+
+def test_auxk_check():
+    ex.check_auxk_loss(_auxk)
+    with pytest.raises(AssertionError):  # the squared norm instead of the variance (the old bug)
+        ex.check_auxk_loss(lambda *a: _auxk(*a, centre=False))
+    with pytest.raises(AssertionError):  # live latents allowed to reconstruct the error
+
+        def all_latents(pre, error, dead, W_dec, k_aux, aux_coef=1 / 32):
+            return _auxk(pre, error, torch.ones_like(dead), W_dec, k_aux, aux_coef)
+
+        ex.check_auxk_loss(all_latents)
+    with pytest.raises(AssertionError):  # calls the companion's method
+
+        def via_companion(pre, error, dead, W_dec, k_aux, aux_coef=1 / 32):
+            model = sae.TopKSAE(W_dec.shape[0], W_dec.shape[1], k=1, k_aux=k_aux, aux_coef=aux_coef)
+            with torch.no_grad():
+                model.W_dec.copy_(W_dec)
+            return model.aux_loss(pre, error, dead)
+
+        ex.check_auxk_loss(via_companion)
+
+
+def test_top_tokens_check():
+    def mine(values, k):
+        values = np.asarray(values)
+        order = np.argsort(-values, kind="stable")
+        return order[values[order] > 0][:k]
+
+    ex.check_top_tokens(mine)
+    for wrong in (lambda v, k: np.argsort(-np.asarray(v), kind="stable")[:k],   # keeps silent tokens
+                  lambda v, k: np.argsort(np.asarray(v))[::-1][:k][np.asarray(v)[np.argsort(np.asarray(v))[::-1][:k]] > 0],  # ties reversed
+                  lambda v, k: sae.top_token_indices(v, k)):                   # the companion function
+        with pytest.raises(AssertionError):
+            ex.check_top_tokens(wrong)

@@ -297,12 +297,14 @@ def test_spliced_similarity_identity_and_ablation():
 
     texts = sae.load_corpus("prose")[:4]
     acts = sae.extract_activations(texts, layer=3, use_cache=False)
-    out = sae.spliced_similarity(texts, Identity(), ablation_mean=acts.acts.mean(0))
+    out = sae.spliced_similarity(texts, Identity(), model=sae.MINILM, layer=3, ablation_mean=acts.acts.mean(0))
     assert out["cos_sae"] == pytest.approx(1.0, abs=1e-5)  # splicing x back in changes nothing
     assert out["cos_ablated"] < 0.9
     assert out["recovered"] == pytest.approx(1.0, abs=1e-4)
     with pytest.raises(TypeError, match="sae"):
-        sae.spliced_similarity(texts, "no sae")
+        sae.spliced_similarity(texts, "no sae", model=sae.MINILM, layer=3)
+    with pytest.raises(ValueError, match="width"):  # an SAE of another model's width
+        sae.spliced_similarity(texts, sae.TopKSAE(768, 16, k=2), model=sae.MINILM, layer=3)
 
 
 def test_extract_activations_validates(tmp_path):
@@ -324,15 +326,18 @@ def test_figures_return_figures():
     fvus = 0.1 + (20 / widths) ** 0.5
     fit = power_law_fit(widths, fvus)
     assert fit.l_inf == pytest.approx(0.1, abs=1e-3)
-    figs = [sae.plot_fvu_vs_width(widths, fvus, fit)]
+    figs = [sae.plot_fvu_vs_width(widths, np.stack([fvus, fvus * 1.01]), [fit, fit], extra=("long", 512, [0.1, 0.11]))]
     x, x_hat = _synthetic_error(n=400, d=5)
     figs.append(sae.plot_dark_matter([1, 2], [sae.dark_matter(x, x_hat)] * 2))
     figs.append(sae.plot_error_norms(np.arange(5.0), np.arange(5.0) + 1))
-    figs.append(sae.plot_boosting({"base": {"a": 0.5, "b": 0.4}, "boosted": {"a": 0.5, "b": 0.7}}))
+    figs.append(sae.plot_dark_matter([1, 2], [[sae.dark_matter(x, x_hat)] * 2] * 3))
+    figs.append(sae.plot_boosting({"base": {"a": [0.5, 0.52], "b": [0.4, 0.41]}, "boosted": {"a": 0.5, "b": 0.7}}))
+    figs.append(sae.plot_latent(np.array([0.0, 1.0, 2.0]), [{"value": 2.0, "left": "a", "token": "b", "right": "c"}],
+                                latent=3, tokens=[("x", 1.0)]))
     figs.append(sae.plot_toy_features(np.eye(4), np.eye(4)))
     for fig in figs:
         assert isinstance(fig, matplotlib.figure.Figure)
-        assert all(ax.get_xlabel() or ax.get_ylabel() for ax in fig.axes)
+        assert all(ax.get_xlabel() or ax.get_ylabel() or not ax.axison for ax in fig.axes)
         assert fig.axes[0].get_xlabel() and fig.axes[0].get_ylabel()
         plt.close(fig)
 
@@ -345,3 +350,159 @@ def test_explorer_default_state():
     assert n_frames <= 12
     fig, text = explorer.render()
     assert "FVU" in text and "effective features" in text
+
+
+# -- several seeds in one module ----------------------------------------------------------------
+
+@pytest.mark.parametrize("cls,kwargs", [(sae.TopKSAE, {"k": 4, "dead_after": 300}), (sae.ReLUSAE, {"l1_coef": 1e-2}),
+                                        (sae.JumpReLUSAE, {"l0_coef": 1e-3, "bandwidth": 0.05, "init_threshold": 0.05})])
+def test_a_stack_trains_exactly_like_its_members(cls, kwargs):
+    """Two seeds in one module = the two SAEs trained one by one (AuxK active for TopK)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1500, 12, generator=gen) @ torch.randn(12, 12, generator=gen) + 1.0
+    stack = cls(12, 24, seed=[3, 4], **kwargs)
+    sae.train_sae(stack, x, steps=40, batch_size=64, seed=[10, 11])
+    for member, s, b in zip(stack.unstack(), (3, 4), (10, 11)):
+        single = cls(12, 24, seed=s, **kwargs)
+        sae.train_sae(single, x, steps=40, batch_size=64, seed=b)
+        for (name, p), q in zip(member.named_parameters(), single.parameters()):
+            assert torch.allclose(p, q, atol=1e-5), name
+    metrics = sae.sae_metrics(stack, x)
+    assert isinstance(metrics, list) and len(metrics) == 2
+    assert metrics[1]["fvu"] == pytest.approx(sae.sae_metrics(stack.unstack()[1], x)["fvu"], rel=1e-5)
+
+
+def test_jumprelu_kernel_acts_on_pre_minus_theta():
+    """A threshold below bandwidth / 2: negative pre-activations are outside the kernel window
+    (Rajamanoharan et al., 2024), not counted as if they were relu(pre) = 0."""
+    model = sae.JumpReLUSAE(4, 2, bandwidth=0.5, init_threshold=0.1, seed=0)
+    pre = torch.tensor([[-2.0, 0.2], [-1.0, 0.05], [0.3, -3.0]], requires_grad=True)
+    model.activation(pre).sum().backward()
+    theta = 0.1
+    inside = ((pre.detach() - theta).abs() < 0.25).float()  # only 0.2, 0.05 and 0.3 are inside
+    expected = -(theta / 0.5) * inside.sum(0) * theta  # d/dlog(theta) = theta d/dtheta
+    assert torch.allclose(model.log_threshold.grad, expected, atol=1e-7)
+
+
+def test_auxk_normalised_by_the_error_variance_as_in_the_reference():
+    from companion.exercises.sae import reference_auxk_loss
+    gen = torch.Generator().manual_seed(2)
+    model = sae.TopKSAE(8, 32, k=2, dead_after=10, aux_coef=0.5, seed=0)
+    pre, error = torch.randn(20, 32, generator=gen), torch.randn(20, 8, generator=gen) + 3.0
+    dead = torch.rand(32, generator=gen) < 0.5
+    got = model.aux_loss(pre, error, dead)
+    want = reference_auxk_loss(pre, error, dead, model.W_dec.detach(), model.k_aux, 0.5)
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+    # invariant to a constant shift of the error's normaliser: only the variance counts
+    assert model.aux_loss(pre, error, torch.zeros(32, dtype=torch.bool)).item() == 0.0
+
+
+def test_residual_sae_has_no_decoder_bias():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 6, generator=gen) + 2.0
+    base = sae.TopKSAE(6, 12, k=2, seed=0)
+    sae.train_sae(base, x, steps=20, batch_size=64)
+    boosted, _ = sae.train_residual_sae(base, x, 8, k=2, steps=20, batch_size=64)
+    residual = boosted.residuals[0]
+    assert "b_pre" not in dict(residual.named_parameters())  # frozen: not trained
+    assert torch.equal(residual.b_pre, torch.zeros(6))
+    # where no residual latent fires, the residual adds exactly nothing
+    assert torch.equal(residual.decode(torch.zeros(3, 8)), torch.zeros(3, 6))
+
+
+def test_train_sae_device_argument():
+    x = torch.randn(200, 6, generator=torch.Generator().manual_seed(0))
+    model = sae.TopKSAE(6, 12, k=2, seed=0)
+    sae.train_sae(model, x, steps=5, batch_size=32, device="cpu")
+    assert model.W_dec.device.type == "cpu"
+
+
+# -- reading latents -----------------------------------------------------------------------------
+
+def test_top_contexts_and_token_view():
+    texts = ["The quick brown fox jumps over the lazy dog.", "A lazy afternoon in the park."]
+    acts = sae.extract_activations(texts, layer=2, use_cache=False)
+    values = np.zeros(len(acts))
+    values[3] = 2.0
+    values[len(acts) - 2] = 1.0
+    ctx = sae.top_contexts(acts, values, k=5, window=2)
+    assert [c["index"] for c in ctx] == [3, len(acts) - 2]  # only tokens where it fires
+    tok = sae.load_tokenizer(sae.MINILM)
+    assert ctx[0]["token"] == tok.convert_ids_to_tokens([int(acts.token_ids[3])])[0]
+    assert ctx[0]["doc"] == 0 and len(ctx[0]["left"].split()) == 2  # the window stays in the passage
+    assert "[[" in sae.format_contexts(ctx) and "<mark>" in sae.format_contexts(ctx, html=True)
+    # the token view of a token's own input embedding ranks that token first
+    net = sae._load_model(sae.MINILM)[1]
+    dog = tok.convert_tokens_to_ids("dog")
+    assert sae.token_view(net.get_input_embeddings().weight[dog].detach().numpy(), k=3)[0][0] == "dog"
+    with pytest.raises(ValueError, match="values"):
+        sae.top_contexts(acts, values[:-1])
+
+
+def test_latent_explorer_renders():
+    texts = sae.load_corpus("prose")[:3]
+    acts = sae.extract_activations(texts, layer=3, use_cache=False)
+    model = sae.TopKSAE(384, 32, k=4, seed=0)
+    sae.train_sae(model, acts.acts, steps=5, batch_size=64)
+    explorer = sae.latent_explorer(model, acts, [0, 1, 2])
+    fig, text = explorer.render(latent=1)
+    assert "token view" in text
+    with pytest.raises(TypeError, match="single"):
+        sae.latent_explorer(sae.TopKSAE(384, 8, k=2, seed=[0, 1]), acts, [0])
+
+
+# -- the model switch: a tiny GPT-2 built offline ------------------------------------------------
+
+def _tiny_gpt2(path):
+    """A GPT-2-shaped model (2 blocks, width 32) and a byte-level BPE tokenizer, built offline."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2Model, PreTrainedTokenizerFast
+
+    corpus = sae.load_corpus("prose")[:40]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(corpus, vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"])
+    # GPT-2's tokenizer: byte-level BPE, no padding token, no special tokens added
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
+                                        bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    tokenizer.save_pretrained(str(path))
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2, n_head=2,
+                        bos_token_id=0, eos_token_id=0)
+    GPT2Model(config).eval().save_pretrained(str(path))
+    return str(path)
+
+
+def test_loading_minilm_leaves_the_hub_reachable(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    sae._load_model.cache_clear()
+    sae._load_model(sae.MINILM)
+    assert "HF_HUB_OFFLINE" not in __import__("os").environ
+
+
+def test_model_switch_end_to_end_with_a_tiny_gpt2(tmp_path):
+    """One variable switches the model everywhere: activations, training, splicing, reading."""
+    model_dir = tmp_path / "tiny-gpt2"
+    model_dir.mkdir()
+    MODEL, LAYER = _tiny_gpt2(model_dir), 1
+    texts = sae.load_corpus("prose")[:12]
+    acts = sae.extract_activations(texts, model=MODEL, layer=LAYER, cache_dir=tmp_path)
+    assert acts.d == 32 and acts.model == MODEL
+    # GPT-2 adds no special tokens and gets a pad token: every real token is kept
+    tokenizer = sae.load_tokenizer(MODEL)
+    assert sum(len(tokenizer(t, truncation=True, max_length=128)["input_ids"]) for t in texts) == len(acts)
+    full = sae.extract_activations(texts, model=MODEL, layer=LAYER, early_stop=False, use_cache=False)
+    assert np.allclose(acts.acts, full.acts, atol=1e-5)
+    model = sae.TopKSAE(acts.d, 64, k=4, seed=[0, 1, 2])
+    sae.train_sae(model, acts.acts, steps=20, batch_size=64, seed=[0, 1, 2])
+    single = model.unstack()[0]
+    out = sae.spliced_similarity(texts[:4], single, model=MODEL, layer=LAYER, ablation_mean=acts.acts.mean(0))
+    assert -1 <= out["cos_sae"] <= 1 and "recovered" in out
+    with pytest.raises(ValueError, match="width"):  # a MiniLM-width SAE on the GPT-2 model
+        sae.spliced_similarity(texts[:2], sae.TopKSAE(384, 8, k=2), model=MODEL, layer=LAYER)
+    z = sae.reconstruct(single, acts.acts)[1].numpy()
+    ctx = sae.top_contexts(acts, z[:, int(z.max(0).argmax())], k=3)
+    assert len(ctx) == 3 and all(c["token"] for c in ctx)
+    view = sae.token_view(single.W_dec[:, 0].detach().numpy(), model=MODEL, k=4)
+    assert len(view) == 4
+    explorer = sae.latent_explorer(single, acts, [0, 1], model=MODEL)
+    assert "token view" in explorer.render()[1]

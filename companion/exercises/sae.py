@@ -16,7 +16,8 @@ from .. import sae as ref
 from ._core import ExerciseCheck, ExerciseFailed, register
 
 __all__ = ["check_fvu", "check_topk", "check_effective_features", "check_linear_error_r2",
-           "reference_topk", "reference_linear_error_r2"]
+           "check_l1_code", "check_auxk_loss", "check_top_tokens",
+           "reference_topk", "reference_linear_error_r2", "reference_l1_code", "reference_auxk_loss"]
 
 
 def reference_topk(pre: torch.Tensor, k: int) -> torch.Tensor:
@@ -33,7 +34,7 @@ def reference_linear_error_r2(x_train, e_train, x_test, e_test) -> float:
     return float(1 - ((e_test - pred) ** 2).sum() / ((e_test - e_test.mean(0)) ** 2).sum())
 
 
-@register("sae-fvu", points=1, chapter="sae")
+@register("sae-fvu", points=1, chapter="sae", implements=("companion.sae.fvu", "companion.sae.explained_variance"))
 def check_fvu(student_fvu):
     """Check ``fvu(x, x_hat)`` against :func:`companion.sae.fvu`."""
     with ExerciseCheck("sae-fvu", points=1,
@@ -50,7 +51,7 @@ def check_fvu(student_fvu):
         ex.expect_close("torch tensors", float(got), ref.fvu(x, x * 0.9), rtol=1e-6)
 
 
-@register("sae-topk", points=2, chapter="sae")
+@register("sae-topk", points=2, chapter="sae", implements=("companion.sae.TopKSAE.activation",))
 def check_topk(student_topk):
     """Check ``topk_activation(pre, k)`` against the TopK activation of Gao et al. (2024)."""
     with ExerciseCheck("sae-topk", points=2,
@@ -72,7 +73,7 @@ def check_topk(student_topk):
                        bool(((got != 0).sum(1) == 5).all()))
 
 
-@register("sae-effective", points=1, chapter="sae")
+@register("sae-effective", points=1, chapter="sae", implements=("companion.sae.effective_features", "companion.sae.superposition_ratio"))
 def check_effective_features(student_effective_features):
     """Check ``effective_features(latents)`` (Bereska et al., 2025)."""
     with ExerciseCheck("sae-effective", points=1,
@@ -94,7 +95,7 @@ def check_effective_features(student_effective_features):
                         ex.call("negative", student_effective_features, z), ref.effective_features(z), rtol=1e-6)
 
 
-@register("sae-linear-error", points=2, chapter="sae")
+@register("sae-linear-error", points=2, chapter="sae", implements=("companion.sae.dark_matter",))
 def check_linear_error_r2(student_linear_error_r2):
     """Check ``linear_error_r2(x_train, e_train, x_test, e_test)`` (Engels et al., 2025)."""
     with ExerciseCheck("sae-linear-error", points=2,
@@ -109,3 +110,98 @@ def check_linear_error_r2(student_linear_error_r2):
             got = ex.call(f"case {trial}", student_linear_error_r2, *args)
             ex.expect_close(f"case {trial} (noise {noise})", float(got), reference_linear_error_r2(*args),
                             rtol=1e-6, atol=1e-9)
+
+
+def reference_l1_code(a, lam):
+    """The code ``z >= 0`` minimising ``(a - z)^2 + lam z`` (one latent, unit decoder column):
+    the soft threshold ``max(a - lam / 2, 0)``."""
+    return np.maximum(np.asarray(a, dtype=float) - lam / 2.0, 0.0)
+
+
+@register("sae-l1-code", points=2, chapter="sae")
+def check_l1_code(student_l1_code):
+    """Check ``l1_code(a, lam)``: the L1-optimal code of one latent (a soft threshold)."""
+    with ExerciseCheck("sae-l1-code", points=2,
+                       hint="minimise (a - z)^2 + lam * z over z >= 0: set the derivative "
+                            "-2 (a - z) + lam to zero, then clip at 0") as ex:
+        a = np.linspace(-1.0, 3.0, 41)
+        for lam in (0.0, 0.5, 2.0):
+            got = ex.call(f"lam={lam}", student_l1_code, a.copy(), lam)
+            ex.expect_close(f"codes for lam={lam}", np.asarray(got, dtype=float), reference_l1_code(a, lam),
+                            atol=1e-9)
+        # brute force on a grid: the answer really minimises the objective
+        rng = np.random.default_rng(3)
+        grid = np.linspace(0, 5, 50001)
+        for a0, lam in zip(rng.uniform(0, 3, 4), rng.uniform(0.1, 2, 4)):
+            best = grid[np.argmin((a0 - grid) ** 2 + lam * grid)]
+            got = float(np.asarray(ex.call("brute force", student_l1_code, np.array([a0]), lam)).ravel()[0])
+            ex.expect_close(f"a={a0:.2f}, lam={lam:.2f} against a brute-force minimum", got, best, atol=2e-4)
+
+
+def reference_auxk_loss(pre, error, dead, W_dec, k_aux, aux_coef=1 / 32):
+    """AuxK (Gao et al., 2024; openai/sparse_autoencoder): the ``k_aux`` largest dead
+    pre-activations (ReLU) reconstruct ``error``; squared error over the batch variance of
+    ``error``, times ``aux_coef``. Shapes: ``pre (n, m)``, ``error (n, d)``, ``dead (m,)``,
+    ``W_dec (d, m)``."""
+    if not bool(dead.any()):
+        return pre.new_zeros(())
+    masked = pre.masked_fill(~dead, float("-inf"))
+    values, indices = masked.topk(min(k_aux, pre.shape[-1]), dim=-1)
+    z = torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
+    err_hat = z @ W_dec.T
+    return aux_coef * ((error - err_hat) ** 2).sum() / ((error - error.mean(0)) ** 2).sum()
+
+
+@register("sae-auxk", points=3, chapter="sae", implements=("companion.sae.TopKSAE.aux_loss",))
+def check_auxk_loss(student_auxk_loss):
+    """Check ``auxk_loss(pre, error, dead, W_dec, k_aux, aux_coef)`` (value and gradients)."""
+    with ExerciseCheck("sae-auxk", points=3,
+                       hint="mask the live latents with -inf, take the k_aux largest, ReLU them, "
+                            "decode with W_dec and divide the summed squared error by the summed "
+                            "squared deviation of the error from its batch mean") as ex:
+        gen = torch.Generator().manual_seed(4)
+        for n, d, m, k_aux, n_dead in [(32, 8, 20, 4, 6), (16, 6, 12, 3, 2), (24, 4, 10, 2, 10)]:
+            pre = torch.randn(n, m, generator=gen)
+            error = torch.randn(n, d, generator=gen) + 0.5
+            dead = torch.zeros(m, dtype=torch.bool)
+            dead[torch.randperm(m, generator=gen)[:n_dead]] = True
+            w = torch.randn(d, m, generator=gen)
+            w = w / w.norm(dim=0, keepdim=True)
+            name = f"n={n}, m={m}, {n_dead} dead, k_aux={k_aux}"
+            p1, w1 = pre.clone().requires_grad_(), w.clone().requires_grad_()
+            got = ex.call(name, student_auxk_loss, p1, error.clone(), dead.clone(), w1, k_aux, 1 / 32)
+            if not isinstance(got, torch.Tensor) or got.numel() != 1:
+                raise ExerciseFailed(f"{name}: expected a scalar torch.Tensor")
+            p2, w2 = pre.clone().requires_grad_(), w.clone().requires_grad_()
+            want = reference_auxk_loss(p2, error, dead, w2, k_aux, 1 / 32)
+            ex.expect_close(f"{name}: the loss", got.detach(), want.detach(), rtol=1e-5)
+            got.backward()
+            want.backward()
+            ex.expect_true(f"{name}: gradients reach the pre-activations and the decoder",
+                           p1.grad is not None and w1.grad is not None)
+            ex.expect_close(f"{name}: gradient w.r.t. pre", p1.grad, p2.grad, rtol=1e-4, atol=1e-7)
+            ex.expect_close(f"{name}: gradient w.r.t. W_dec", w1.grad, w2.grad, rtol=1e-4, atol=1e-7)
+        pre = torch.randn(8, 5, generator=gen)
+        none_dead = ex.call("no dead latent", student_auxk_loss, pre, torch.randn(8, 3, generator=gen),
+                            torch.zeros(5, dtype=torch.bool), torch.randn(3, 5, generator=gen), 2, 1 / 32)
+        ex.expect_close("no dead latent: the loss is 0", float(none_dead), 0.0, atol=1e-12)
+
+
+@register("sae-top-tokens", points=2, chapter="sae", implements=("companion.sae.top_token_indices",))
+def check_top_tokens(student_top_tokens):
+    """Check ``top_tokens(values, k)``: the indices of the k largest positive activations."""
+    with ExerciseCheck("sae-top-tokens", points=2,
+                       hint="sort by value, largest first (np.argsort of -values with a stable "
+                            "kind keeps the earlier token first on ties), keep only values > 0, "
+                            "return at most k indices") as ex:
+        rng = np.random.default_rng(5)
+        for n, k in [(50, 5), (200, 10), (30, 30)]:
+            v = np.maximum(rng.normal(size=n), 0)
+            got = np.asarray(ex.call(f"n={n}, k={k}", student_top_tokens, v.copy(), k))
+            ex.expect_close(f"n={n}, k={k}", got, ref.top_token_indices(v, k))
+        v = np.array([0.0, 2.0, 0.0, 2.0, 1.0])
+        ex.expect_close("ties: the earlier token first", np.asarray(ex.call("ties", student_top_tokens, v, 2)),
+                        np.array([1, 3]))
+        v = np.array([0.0, 0.5, 0.0])
+        ex.expect_close("a latent that fires once: one token, not k", np.asarray(
+            ex.call("sparse", student_top_tokens, v, 3)), np.array([1]))
