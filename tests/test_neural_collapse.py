@@ -674,3 +674,15 @@ def test_nc1_is_translation_invariant_far_from_the_origin(offset):
     plain = nc.nc_metrics(h, y)
     assert shifted.nc1 == pytest.approx(plain.nc1, rel=1e-4)
     assert shifted.cdnv == pytest.approx(plain.cdnv, rel=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_stacked_training_on_cuda_matches_the_cpu():
+    x, y = gaussian_mixture(num_classes=3, n_per_class=20, dim=6, seed=1)
+    kw = dict(epochs=20, width=16, feature_dim=8, lr=0.05, eval_points=3, test=(x[:9], y[:9]))
+    _, cpu = nc.train_mlp_nc_seeds(x, y, [0, 1], loss=["mse", "ce"], **kw)
+    model, gpu = nc.train_mlp_nc_seeds(x, y, [0, 1], loss=["mse", "ce"], device="cuda", **kw)
+    assert model.weights[0].device.type == "cuda" and model.unstack(1).classifier.weight.is_cuda
+    for a, b in zip(cpu, gpu):
+        np.testing.assert_allclose(a["nc1"], b["nc1"], rtol=1e-3)
+        np.testing.assert_allclose(a["test_nc1"], b["test_nc1"], rtol=1e-3)
