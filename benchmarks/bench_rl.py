@@ -3,13 +3,13 @@
 The baseline is the loss written directly from the definitions, one sequence at a time:
 for sequence ``i`` with ``L_i`` completion tokens (right padding), the ratio
 ``rho_it = exp(logp_it - old_logp_it)`` and the clipped surrogate
-``l_it = -min(rho_it A_i, clip(rho_it, 1 - eps_low, 1 + eps_high) A_i)`` (Schulman et
+``l_it = -min(rho_it A_i, clip(rho_it, 1 - epsilon, 1 + epsilon_high) A_i)`` (Schulman et
 al., 2017) on its first ``L_i`` tokens, then
 
 - ``grpo``: the mean over the sequence's tokens, then the mean over sequences (Shao et
   al., 2024);
 - ``dapo``: the sum over all tokens of the batch divided by their number (Yu et al.,
-  2025; clip-higher ``eps_high = 0.28``);
+  2025; clip-higher ``epsilon_high = 0.28``);
 - ``dr_grpo``: the sum over all tokens divided by ``B * M`` with ``M`` the padded length
   (Liu et al., 2025).
 
@@ -42,7 +42,7 @@ def make_batch(B: int, T: int, seed: int = 0, dtype=torch.float32):
 
 
 def reference_policy_loss(logp, old_logp, advantages, lengths, loss_type: str = "grpo",
-                          eps_low: float = 0.2, eps_high: float = 0.2) -> torch.Tensor:
+                          epsilon: float = 0.2, epsilon_high: float = 0.2) -> torch.Tensor:
     """The clipped surrogate, aggregated sequence by sequence in a Python loop."""
     B, M = logp.shape
     seq_means, seq_sums, n_tokens = [], [], 0
@@ -50,7 +50,7 @@ def reference_policy_loss(logp, old_logp, advantages, lengths, loss_type: str = 
         L = int(lengths[i])
         ratio = torch.exp(logp[i, :L] - old_logp[i, :L])
         a = advantages[i]
-        per_token = -torch.min(ratio * a, torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * a)
+        per_token = -torch.min(ratio * a, torch.clamp(ratio, 1 - epsilon, 1 + epsilon_high) * a)
         seq_means.append(per_token.mean())
         seq_sums.append(per_token.sum())
         n_tokens += L
@@ -74,12 +74,12 @@ def loss_and_grad(fn, logp):
 def compare(B: int, T: int, loss_type: str, seed: int = 0, repeat: int = 3):
     """Times and differences of the two sides on one batch."""
     logp, old_logp, adv, mask, lengths = make_batch(B, T, seed)
-    eps_low, eps_high = EPS[loss_type]
+    epsilon, epsilon_high = EPS[loss_type]
     base = lambda: loss_and_grad(  # noqa: E731
-        lambda lp: reference_policy_loss(lp, old_logp, adv, lengths, loss_type, eps_low, eps_high), logp)
+        lambda lp: reference_policy_loss(lp, old_logp, adv, lengths, loss_type, epsilon, epsilon_high), logp)
     comp = lambda: loss_and_grad(  # noqa: E731
-        lambda lp: policy_loss(lp, old_logp, adv, mask, loss_type=loss_type, eps_low=eps_low,
-                               eps_high=eps_high)[0], logp)
+        lambda lp: policy_loss(lp, old_logp, adv, mask, loss_type=loss_type, epsilon=epsilon,
+                               epsilon_high=epsilon_high)[0], logp)
     # alternate the two sides, so that a burst of load from other processes hits both
     base_s = comp_s = float("inf")
     for _ in range(repeat):

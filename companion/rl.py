@@ -37,8 +37,8 @@ import torch.nn.functional as F
 
 from ._validation import (as_array, check_choice, check_fraction, check_int, check_nonnegative,
                           check_positive, is_tensor)
-from .plotting import subplots
-from .training import History, progress, thread_limit, train_loop
+from .plotting import plot_spread, subplots
+from .training import History, progress, thread_limit
 
 __all__ = [
     # advantages and losses
@@ -51,16 +51,17 @@ __all__ = [
     "clip_cov_mask", "kl_cov_mask", "steer_weights", "epo_phase_weight", "epo_smoothing_penalty",
     "adaptive_entropy_coef",
     # environments, policies, training
-    "BanditTask", "ModularTask", "TemplatedTask", "bandit_entropy_trace", "TabularPolicy", "GRUPolicy", "supervised_warm_start",
-    "GRPOConfig", "INTERVENTIONS", "train_grpo", "evaluate_policy",
+    "BanditTask", "ModularTask", "TemplatedTask", "answer_mask", "bandit_entropy_trace", "TabularPolicy",
+    "GRUPolicy", "supervised_warm_start",
+    "GRPOConfig", "INTERVENTIONS", "Rollouts", "collect_rollouts", "train_grpo", "evaluate_policy",
     # measurement
     "pass_at_k", "fit_entropy_performance", "EntropyPerformanceFit",
     # figures and explorer
-    "plot_training_curves", "plot_entropy_prediction", "plot_pass_at_k", "plot_interventions",
+    "seed_values", "plot_training_curves", "plot_entropy_prediction", "plot_pass_at_k", "plot_interventions",
     "plot_entropy_performance", "rl_explorer",
 ]
 
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "delta_l")
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "delta_l")
 INTERVENTIONS = ("none", "clip_cov", "kl_cov", "epo", "steer", "rl_zvp")
 
 
@@ -177,8 +178,7 @@ def zero_variance_groups(rewards, group_size: int):
     return _like_input(grouped.max(dim=1).values == grouped.min(dim=1).values, rewards)
 
 
-def rlzvp_advantages(rewards, entropy, group_size: int, mask=None, *, alpha: float = 0.1,
-                     success: float | None = None):
+def rlzvp_advantages(rewards, entropy, group_size: int, mask=None, *, success: float, alpha: float = 0.1):
     r"""Token advantages that let zero-variance prompts teach (RL-ZVP).
 
     GRPO gives a group whose answers are all right (or all wrong) zero advantage. RL-ZVP
@@ -200,11 +200,13 @@ def rlzvp_advantages(rewards, entropy, group_size: int, mask=None, *, alpha: flo
         Token entropies (detached inside).
     group_size : int
     mask : array-like or tensor, shape (B, T), optional
+    success : float
+        The reward that means "correct" (1 for a 0/1 verifier): a constant group with
+        rewards ``>= success`` is all correct, any other constant group all wrong. It must be
+        given: taking the batch's maximum reward instead would call an all-wrong batch
+        "all correct".
     alpha : float
         Scale of the zero-variance advantages.
-    success : float, optional
-        Reward value that means "correct" (default: the maximum reward seen, so an
-        all-``success`` group is all correct and any other constant group all wrong).
 
     Returns
     -------
@@ -219,8 +221,7 @@ def rlzvp_advantages(rewards, entropy, group_size: int, mask=None, *, alpha: flo
     adv = torch.as_tensor(group_advantages(r.detach(), group_size, "group"), dtype=torch.float64)
     out = adv[:, None].expand_as(h).clone()
     zero = torch.as_tensor(zero_variance_groups(r.detach(), group_size)).repeat_interleave(group_size)
-    top = float(r.max()) if success is None else float(success)
-    correct = r.detach() >= top
+    correct = r.detach() >= _check_real_coef(success, "success")
     h_max = torch.where(m > 0, h, torch.full_like(h, -math.inf)).max(dim=1, keepdim=True).values
     h_max = torch.where(torch.isfinite(h_max), h_max, torch.zeros_like(h_max))
     pos = alpha * h
@@ -234,20 +235,28 @@ def rlzvp_advantages(rewards, entropy, group_size: int, mask=None, *, alpha: flo
 # per-token quantities and the loss
 # ----------------------------------------------------------------------------------------
 def k3_kl(logp, ref_logp):
-    r"""The k3 estimator of ``KL(pi_ref || pi_theta)`` per token (GRPO's KL penalty).
+    r"""The k3 estimator of the KL divergence per token (GRPO's KL penalty).
 
     .. math:: k_3 = \frac{\pi_{\text{ref}}}{\pi_\theta} - \log\frac{\pi_{\text{ref}}}{\pi_\theta} - 1
               \;\ge 0,
 
-    evaluated at tokens sampled from ``pi_theta`` (Shao et al. (2024), after
-    J. Schulman's note on KL approximations). Its expectation under ``pi_theta`` is
-    ``KL(pi_theta || pi_ref)``, but its expected *gradient* (sampling held fixed, as in a
-    loss) equals the gradient of ``KL(pi_ref || pi_theta)``.
+    evaluated at tokens sampled from the policy (Shao et al. (2024), after J. Schulman's
+    note on KL approximations). Its expected *value* under ``pi_theta`` is
+    ``KL(pi_theta || pi_ref)``, the divergence RLHF calls the reverse KL. Its expected
+    *gradient* with the sampling held fixed, as in a loss, is the gradient of the other
+    direction, ``KL(pi_ref || pi_theta)`` (the forward KL). Multiplying it by the
+    importance ratio (TRL's ``use_bias_correction_kl=True``, DeepSeek-V3.2) makes the
+    expected gradient that of the reverse KL ``KL(pi_theta || pi_ref)``; see
+    :func:`policy_loss`.
 
     Parameters
     ----------
     logp, ref_logp : tensor or array-like, same shape
         Log-probabilities of the sampled tokens under the policy and the reference.
+
+    References
+    ----------
+    shao2024deepseekmath
     """
     lp = _as_tensor(logp, "logp")
     rp = _as_tensor(ref_logp, "ref_logp")
@@ -266,29 +275,38 @@ def token_entropy(logits):
     return _like_input(-(logp.exp() * logp).sum(-1), logits)
 
 
-def aggregation_weights(mask, loss_type: str = "grpo", *, max_completion_length: int | None = None,
+def aggregation_weights(mask, loss_type: str = "dapo", *, max_completion_length: int | None = None,
                         alpha: float = 1.0, num_items_in_batch: float | None = None):
     r"""Per-sequence weights ``c_i`` of a GRPO-family loss, ``loss = sum_i c_i sum_t l_it``.
 
     With ``B`` sequences of lengths ``L_i`` (the row sums of ``mask``) and ``M`` the
     maximal completion length:
 
-    - ``"grpo"``: ``c_i = 1 / (B L_i)``, the mean over sequences of per-sequence means
-      (Shao et al., 2024); long answers get a smaller per-token weight.
-    - ``"bnpo"`` and ``"dapo"``: ``c_i = 1 / sum_j L_j``, the token-level mean of DAPO
-      (Yu et al., 2025). TRL's ``"dapo"`` divides by ``num_items_in_batch``, the token
-      count of the whole global batch; with one process and no gradient accumulation that
-      equals ``sum_j L_j`` (the default here).
+    - ``"grpo"``: ``c_i = 1 / (B L_i)``, a per-sequence mean, then the mean over sequences
+      (Shao et al., 2024); a token of a long answer weighs less than one of a short answer.
+    - ``"bnpo"``, ``"dapo"`` and ``"cispo"``: ``c_i = 1 / sum_j L_j``, the token-level mean
+      of DAPO (Yu et al., 2025). TRL's ``"dapo"`` (its default loss type) and ``"cispo"``
+      divide by ``num_items_in_batch``, the token count of the whole generation batch;
+      with one process and no gradient accumulation that is ``sum_j L_j`` (the default here).
     - ``"dr_grpo"``: ``c_i = 1 / (B M)``, a constant (Liu et al., 2025).
-    - ``"delta_l"``: ``c_i = (1/M) L_i^{-alpha} / sum_j L_j^{-alpha}``, the minimum-variance
-      unbiased weighting of Delta-L normalisation (He et al., 2025, Delta-L); the weights sum
-      to ``1/M`` and ``alpha = 0`` recovers Dr. GRPO.
+    - ``"delta_l"`` (not a TRL loss type; this package only):
+      ``c_i = (1/M) L_i^{-alpha} / sum_j L_j^{-alpha}``, the minimum-variance unbiased
+      weighting of Delta-L normalisation (He et al., 2025, Delta-L); the weights sum to
+      ``1/M`` and ``alpha = 0`` recovers Dr. GRPO.
 
-    These names and formulas follow TRL's ``GRPOConfig.loss_type``.
+    The first four names and formulas are those of TRL's ``GRPOConfig.loss_type``.
 
     Returns
     -------
     torch.Tensor, shape (B,)
+
+    Examples
+    --------
+    >>> mask = torch.tensor([[1., 1., 0., 0.], [1., 1., 1., 1.]])
+    >>> aggregation_weights(mask, "grpo").tolist()
+    [0.25, 0.125]
+    >>> aggregation_weights(mask, "dapo").tolist()
+    [0.16666666666666666, 0.16666666666666666]
     """
     m = _check_mask(mask, mask.shape if is_tensor(mask) else np.shape(mask))
     if m.ndim != 2:
@@ -298,70 +316,24 @@ def aggregation_weights(mask, loss_type: str = "grpo", *, max_completion_length:
     B, T = m.shape
     M = T if max_completion_length is None else check_int(max_completion_length, "max_completion_length",
                                                           minimum=1)
-    lengths = m.sum(dim=1)
+    lengths = m.sum(dim=1)                                                   # (B,)
     if loss_type == "grpo":
         return 1.0 / (B * lengths.clamp(min=1.0))
-    if loss_type in ("bnpo", "dapo"):
+    if loss_type in ("bnpo", "dapo", "cispo"):
         total = lengths.sum().clamp(min=1.0)
-        if loss_type == "dapo" and num_items_in_batch is not None:
-            total = torch.tensor(check_positive(num_items_in_batch, "num_items_in_batch"), dtype=torch.float64)
-        return torch.full((B,), 1.0, dtype=torch.float64) / total
+        if loss_type != "bnpo" and num_items_in_batch is not None:
+            total = torch.tensor(check_positive(num_items_in_batch, "num_items_in_batch"), dtype=m.dtype)
+        return torch.ones(B, dtype=m.dtype, device=m.device) / total
     if loss_type == "dr_grpo":
-        return torch.full((B,), 1.0 / (B * M), dtype=torch.float64)
+        return torch.full((B,), 1.0 / (B * M), dtype=m.dtype, device=m.device)
     w = lengths.clamp(min=1.0) ** (-alpha)
     return w / (M * w.sum())
 
 
-def policy_loss(logp, old_logp, advantages, mask=None, *, loss_type: str = "grpo",
-                eps_low: float = 0.2, eps_high: float = 0.2, beta: float = 0.0, ref_logp=None,
-                max_completion_length: int | None = None, alpha: float = 1.0,
-                num_items_in_batch: float | None = None, token_weights=None, extra_token_loss=None,
-                entropy=None, entropy_coef: float = 0.0):
-    r"""The clipped GRPO-family policy loss and its diagnostics.
-
-    Per token, with ratio ``rho = exp(logp - old_logp)`` (Schulman et al., 2017),
-
-    .. math::
-        l_{it} = -\min\bigl(\rho_{it} A_{it},\ \mathrm{clip}(\rho_{it}, 1-\epsilon_{\text{low}},
-        1+\epsilon_{\text{high}}) A_{it}\bigr) + \beta\, k_3(\pi_{\text{ref}}, \pi_\theta),
-
-    so for ``A > 0`` the gradient vanishes exactly when ``rho > 1 + eps_high`` and for
-    ``A < 0`` exactly when ``rho < 1 - eps_low``. A larger ``eps_high`` is DAPO's
-    clip-higher (Yu et al. (2025), ``eps_high = 0.28``). The tokens are aggregated with
-    the weights of :func:`aggregation_weights` (TRL's ``loss_type``).
-
-    Options used by the interventions of :func:`train_grpo`: ``token_weights`` (detached,
-    multiplies ``l_it``: STEER, or 0 to stop a token's gradient as Clip-Cov does),
-    ``extra_token_loss`` (added to ``l_it``: KL-Cov, EPO smoothing) and an entropy bonus
-    ``- entropy_coef * H`` aggregated like the loss.
-
-    Parameters
-    ----------
-    logp, old_logp : tensor, shape (B, T)
-        Log-probabilities of the sampled tokens under the current and the sampling policy.
-    advantages : tensor, shape (B,) or (B, T)
-    mask : tensor, shape (B, T), optional
-        1 for completion tokens, 0 for padding.
-    loss_type : {"grpo", "bnpo", "dr_grpo", "dapo", "delta_l"}
-    eps_low, eps_high : float
-        Clip range (TRL's ``epsilon`` and ``epsilon_high``).
-    beta : float
-        Weight of the k3 KL penalty; needs ``ref_logp``.
-    max_completion_length, alpha, num_items_in_batch
-        See :func:`aggregation_weights`.
-    entropy : tensor, shape (B, T), optional
-        Token entropies (differentiable) for the bonus and the diagnostics.
-    entropy_coef : float
-        Entropy bonus coefficient.
-
-    Returns
-    -------
-    loss : torch.Tensor (scalar)
-    info : dict
-        ``clip_low`` and ``clip_high`` (fractions of tokens where the clip stops the
-        gradient, as TRL logs them), ``clip_ratio`` (their sum), ``kl`` (mean k3),
-        ``entropy`` (mean token entropy, when given), ``ratio`` (mean ratio).
-    """
+def _check_loss_inputs(logp, old_logp, advantages, mask, ref_logp, token_weights, extra_token_loss,
+                       entropy, *, loss_type, epsilon, epsilon_high, importance_sampling_level, beta,
+                       entropy_coef):
+    """Validate :func:`policy_loss`'s arguments; return them as tensors of one dtype."""
     lp = _as_tensor(logp, "logp", ndim=2)
     olp = _as_tensor(old_logp, "old_logp", ndim=2).detach()
     if olp.shape != lp.shape:
@@ -373,50 +345,176 @@ def policy_loss(logp, old_logp, advantages, mask=None, *, loss_type: str = "grpo
         adv = adv[:, None]
     elif adv.shape != lp.shape:
         raise ValueError(f"advantages must have shape (B,) or {tuple(lp.shape)}, got {tuple(adv.shape)}")
-    m = _check_mask(mask, lp.shape).to(lp.dtype)
-    eps_low = check_nonnegative(eps_low, "eps_low")
-    eps_high = check_nonnegative(eps_high, "eps_high")
-    beta = check_nonnegative(beta, "beta")
-    entropy_coef = _check_real_coef(entropy_coef, "entropy_coef")
-    weights = aggregation_weights(m, loss_type, max_completion_length=max_completion_length,
-                                  alpha=alpha, num_items_in_batch=num_items_in_batch).to(lp.dtype)
-    adv = adv.to(lp.dtype)
-
-    ratio = torch.exp(lp - olp)
-    clipped = torch.clamp(ratio, 1 - eps_low, 1 + eps_high)
-    per_token = -torch.min(ratio * adv, clipped * adv)
-    kl = None
+    check_choice(loss_type, "loss_type", LOSS_TYPES)
+    check_choice(importance_sampling_level, "importance_sampling_level", ("token", "sequence"))
+    check_nonnegative(epsilon, "epsilon")
+    if epsilon_high is not None:
+        check_nonnegative(epsilon_high, "epsilon_high")
+    check_nonnegative(beta, "beta")
+    _check_real_coef(entropy_coef, "entropy_coef")
+    dtype, dev = lp.dtype, lp.device
+    m = _check_mask(mask, lp.shape).to(dtype=dtype, device=dev)
+    ref = None
     if ref_logp is not None:
-        kl = _as_tensor(k3_kl(lp, _as_tensor(ref_logp, "ref_logp", ndim=2).detach().to(lp.dtype)), "kl")
-        per_token = per_token + beta * kl
+        ref = _as_tensor(ref_logp, "ref_logp", ndim=2).detach().to(dtype)
+        if ref.shape != lp.shape:
+            raise ValueError(f"ref_logp must have logp's shape {tuple(lp.shape)}, got {tuple(ref.shape)}")
     elif beta > 0:
         raise ValueError("beta > 0 needs ref_logp")
-    if token_weights is not None:
-        per_token = per_token * _check_mask(token_weights, lp.shape, "token_weights").to(lp.dtype).detach()
-    if extra_token_loss is not None:
-        if not is_tensor(extra_token_loss) or extra_token_loss.shape != lp.shape:
-            raise ValueError(f"extra_token_loss must be a tensor of shape {tuple(lp.shape)}")
-        per_token = per_token + extra_token_loss
+    w = None if token_weights is None else \
+        _check_mask(token_weights, lp.shape, "token_weights").to(dtype=dtype, device=dev).detach()
+    if extra_token_loss is not None and (not is_tensor(extra_token_loss) or extra_token_loss.shape != lp.shape):
+        raise ValueError(f"extra_token_loss must be a tensor of shape {tuple(lp.shape)}")
     ent = None
     if entropy is not None:
-        ent = _as_tensor(entropy, "entropy", ndim=2)
+        ent = _as_tensor(entropy, "entropy", ndim=2).to(dtype)
         if ent.shape != lp.shape:
             raise ValueError(f"entropy must have shape {tuple(lp.shape)}, got {tuple(ent.shape)}")
-        per_token = per_token - entropy_coef * ent.to(lp.dtype)
     elif entropy_coef != 0:
         raise ValueError("entropy_coef != 0 needs entropy")
-    loss = (weights[:, None] * per_token * m).sum()
+    return lp, olp, adv.to(dtype), m, ref, w, ent
 
-    n_tok = m.sum().clamp(min=1.0)
+
+def _masked_mean(x, mask):
+    """Mean of ``x`` over the valid tokens; a (B, 1) tensor is one value per sequence (as TRL logs it)."""
+    if x.shape[-1] == 1 and mask.shape[-1] != 1:
+        return float(x.float().mean())
+    return float((x * mask).sum() / mask.sum().clamp(min=1.0))
+
+
+def policy_loss(logp, old_logp, advantages, mask=None, *, loss_type: str = "dapo",
+                epsilon: float = 0.2, epsilon_high: float | None = None,
+                importance_sampling_level: str = "token", clip: bool = True,
+                beta: float = 0.0, ref_logp=None, use_bias_correction_kl: bool = True,
+                max_completion_length: int | None = None, alpha: float = 1.0,
+                num_items_in_batch: float | None = None, token_weights=None, extra_token_loss=None,
+                entropy=None, entropy_coef: float = 0.0):
+    r"""The clipped GRPO-family policy loss and its diagnostics (TRL's ``GRPOTrainer._compute_loss``).
+
+    Per token, with the importance ratio ``rho = exp(logp - old_logp)`` (Schulman et al., 2017),
+
+    .. math::
+        l_{it} = -\min\bigl(\rho_{it} A_{it},\ \mathrm{clip}(\rho_{it}, 1-\epsilon,
+        1+\epsilon_{\text{high}}) A_{it}\bigr) + \beta\, k_3(\pi_{\text{ref}}, \pi_\theta),
+
+    so for ``A > 0`` the gradient vanishes exactly when ``rho > 1 + epsilon_high`` and for
+    ``A < 0`` exactly when ``rho < 1 - epsilon``. ``epsilon_high > epsilon`` is DAPO's
+    clip-higher (Yu et al. (2025), ``0.28``). The tokens are aggregated with the weights of
+    :func:`aggregation_weights`: ``loss = sum_i c_i sum_t l_it``.
+
+    Variants, with TRL's names:
+
+    - ``importance_sampling_level="sequence"`` (GSPO, Zheng et al., 2025): one ratio per
+      answer, ``rho_i = exp(mean_t (logp_it - old_logp_it))``, clipped as above.
+    - ``loss_type="cispo"`` (MiniMax-M1, 2025): the ratio is clipped and *detached* and
+      multiplies the log-probability, ``l_it = -sg(min(rho_it, epsilon_high)) A_it log pi_it``,
+      so no token loses its gradient; aggregated as ``"dapo"``. ``epsilon_high`` is here the
+      cap of the ratio itself (TRL's convention; ScaleRL recommends 5).
+    - ``clip=False``: the unclipped surrogate ``-rho A`` (KL-Cov's, as in Cui et al.'s code).
+
+    Conventions, where they could differ from TRL's: ``use_bias_correction_kl=True`` (TRL's
+    default) multiplies the k3 term by the (differentiable) ratio, which makes its expected
+    gradient that of ``KL(pi_theta || pi_ref)``; ``False`` keeps plain k3, whose expected
+    gradient is that of ``KL(pi_ref || pi_theta)`` (:func:`k3_kl`). The entropy bonus is, as
+    in TRL, ``- entropy_coef`` times the *token mean* of the entropy, whatever the loss type.
+    Options of this package only: ``token_weights`` (detached, multiplies the policy term
+    ``l_it`` before the KL is added: STEER, or 0 to stop a token's gradient as Clip-Cov
+    does), ``extra_token_loss`` (added to ``l_it``: KL-Cov, EPO smoothing), ``delta_l``.
+
+    Parameters
+    ----------
+    logp, old_logp : tensor, shape (B, T)
+        Log-probabilities of the sampled tokens under the current and the sampling policy.
+    advantages : tensor, shape (B,) or (B, T)
+    mask : tensor, shape (B, T), optional
+        1 for completion tokens, 0 for padding.
+    loss_type : {"grpo", "bnpo", "dr_grpo", "dapo", "cispo", "delta_l"}
+    epsilon, epsilon_high : float
+        Clip range (TRL's names); ``epsilon_high=None`` means ``epsilon``.
+    importance_sampling_level : {"token", "sequence"}
+    clip : bool
+        ``False`` drops the clip (KL-Cov's surrogate); not with ``"cispo"``.
+    beta : float
+        Weight of the k3 KL penalty; needs ``ref_logp``.
+    use_bias_correction_kl : bool
+        Multiply the k3 term by the importance ratio (TRL's default).
+    max_completion_length, alpha, num_items_in_batch
+        See :func:`aggregation_weights`.
+    entropy : tensor, shape (B, T), optional
+        Token entropies (differentiable) for the bonus and the diagnostics.
+    entropy_coef : float
+        Entropy bonus coefficient.
+
+    Returns
+    -------
+    loss : torch.Tensor (scalar)
+    info : dict
+        ``clip_low``, ``clip_high`` (fractions of tokens, or of sequences at sequence level,
+        where the clip stops the gradient: TRL's ``clip_ratio/low_mean`` and
+        ``clip_ratio/high_mean``), ``clip_ratio`` (their sum; for ``"cispo"`` TRL's
+        ``cispo_clip_ratio``), ``kl`` (mean of the KL term), ``entropy`` (mean token
+        entropy, when given), ``ratio`` (mean ratio).
+
+    References
+    ----------
+    schulman2017proximal, shao2024deepseekmath, yu2025dapo, liu2025understanding,
+    zheng2025gspo, minimax2025m1
+
+    Examples
+    --------
+    >>> logp = torch.log(torch.tensor([[1.3, 0.9]], dtype=torch.float64)).requires_grad_()
+    >>> loss, info = policy_loss(logp, torch.zeros(1, 2, dtype=torch.float64), torch.tensor([1.0]))
+    >>> round(float(loss), 4), info["clip_high"]
+    (-1.05, 0.5)
+    """
+    lp, olp, adv, m, ref, w, ent = _check_loss_inputs(
+        logp, old_logp, advantages, mask, ref_logp, token_weights, extra_token_loss, entropy,
+        loss_type=loss_type, epsilon=epsilon, epsilon_high=epsilon_high,
+        importance_sampling_level=importance_sampling_level, beta=beta, entropy_coef=entropy_coef)
+    eps_low = float(epsilon)
+    eps_high = eps_low if epsilon_high is None else float(epsilon_high)
+    c = aggregation_weights(m, loss_type, max_completion_length=max_completion_length, alpha=alpha,
+                            num_items_in_batch=num_items_in_batch)[:, None]   # (B, 1)
+
+    log_ratio = lp - olp                                                     # (B, T)
+    if importance_sampling_level == "sequence":                              # GSPO: one ratio per answer
+        log_ratio = (log_ratio * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp(min=1.0)  # (B, 1)
+    ratio = torch.exp(log_ratio)                                             # (B, T) or (B, 1)
+
+    if loss_type == "cispo":
+        per_token = -torch.clamp(ratio, max=eps_high).detach() * adv * lp    # (B, T)
+    elif clip:
+        clipped = torch.clamp(ratio, 1 - eps_low, 1 + eps_high)
+        per_token = -torch.min(ratio * adv, clipped * adv)
+    else:
+        per_token = -ratio * adv
+    if w is not None:
+        per_token = per_token * w
+    if extra_token_loss is not None:
+        per_token = per_token + extra_token_loss
+    kl = None
+    if ref is not None:
+        kl = k3_kl(lp, ref)
+        if use_bias_correction_kl:
+            kl = kl * ratio
+        per_token = per_token + beta * kl
+    loss = (c * per_token * m).sum()
+    if ent is not None and entropy_coef != 0:
+        loss = loss - float(entropy_coef) * (ent * m).sum() / m.sum().clamp(min=1.0)
+
     with torch.no_grad():
-        low = ((ratio < 1 - eps_low) & (adv < 0)).to(lp.dtype)
-        high = ((ratio > 1 + eps_high) & (adv > 0)).to(lp.dtype)
-        info = {"clip_low": float((low * m).sum() / n_tok), "clip_high": float((high * m).sum() / n_tok),
-                "ratio": float((ratio * m).sum() / n_tok)}
+        if loss_type == "cispo":
+            low = torch.zeros_like(ratio * adv, dtype=torch.bool)
+            high = (ratio > eps_high) & (adv > 0)
+        else:
+            low = (ratio < 1 - eps_low) & (adv < 0)
+            high = (ratio > 1 + eps_high) & (adv > 0)
+        info = {"clip_low": _masked_mean(low.to(lp.dtype), m), "clip_high": _masked_mean(high.to(lp.dtype), m),
+                "ratio": _masked_mean(ratio, m)}
         info["clip_ratio"] = info["clip_low"] + info["clip_high"]
-        info["kl"] = float((kl * m).sum() / n_tok) if kl is not None else 0.0
+        info["kl"] = _masked_mean(kl, m) if kl is not None else 0.0
         if ent is not None:
-            info["entropy"] = float((ent * m).sum() / n_tok)
+            info["entropy"] = _masked_mean(ent, m)
     return loss, info
 
 
@@ -426,7 +524,6 @@ def _check_real_coef(value, name):
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     return float(value)
-
 
 # ----------------------------------------------------------------------------------------
 # the entropy mechanism
@@ -558,14 +655,36 @@ def token_covariance(logp, advantages, mask=None):
 # ----------------------------------------------------------------------------------------
 # interventions
 # ----------------------------------------------------------------------------------------
-def clip_cov_mask(cov, mask=None, *, ratio: float = 2e-4, bounds=(1.0, 5.0), generator=None):
-    r"""Tokens whose gradient Clip-Cov stops (Cui et al., 2025).
+def clip_cov_mask(cov, mask=None, *, ratio: float = 2e-4, bounds=(1.0, 5.0), clipped=None, generator=None):
+    r"""Tokens whose gradient Clip-Cov stops, selected as in Cui et al.'s released code.
 
-    Among valid tokens with ``bounds[0] < cov_t < bounds[1]`` it picks, uniformly at
-    random, ``ceil(ratio * n_tokens)`` of them (at most all candidates). The loss then
-    detaches these tokens, removing the high-covariance updates that collapse entropy.
+    Among the valid tokens that the PPO clip has *not* already clipped and whose covariance
+    lies in ``bounds[0] < cov_t < bounds[1]``, pick ``max(1, int(ratio * n_valid))`` of them
+    (at most all candidates) uniformly at random; the loss multiplies their clipped
+    surrogate by 0 (verl's ``compute_policy_loss_clip_cov``, ``clip_cov_ratio=2e-4``,
+    ``clip_cov_lb=1``, ``clip_cov_ub=5``). The reference recomputes ``cov`` from the current
+    log-probabilities at every update, and so does :func:`train_grpo`.
 
-    Returns a boolean tensor of ``cov``'s shape (True = detach).
+    Parameters
+    ----------
+    cov : tensor, shape (B, T)
+        :func:`token_covariance` of the current log-probabilities.
+    mask : shape (B, T), optional
+    ratio : float
+        Fraction of the valid tokens to detach (at least one when a candidate exists).
+    bounds : (float, float)
+        The covariance band of the candidates.
+    clipped : bool tensor, shape (B, T), optional
+        Tokens the PPO clip already clipped (excluded, as in the reference).
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    torch.Tensor of bool, shape (B, T) (True = detach).
+
+    References
+    ----------
+    cui2025entropy
     """
     c = _as_tensor(cov, "cov", ndim=2).detach()
     m = _check_mask(mask, c.shape) > 0
@@ -573,8 +692,9 @@ def clip_cov_mask(cov, mask=None, *, ratio: float = 2e-4, bounds=(1.0, 5.0), gen
     lo, hi = float(bounds[0]), float(bounds[1])
     if not lo < hi:
         raise ValueError(f"bounds must be increasing, got {bounds}")
-    candidates = torch.nonzero(((c > lo) & (c < hi) & m).reshape(-1)).reshape(-1)
-    k = min(int(math.ceil(ratio * int(m.sum()))), candidates.numel())
+    ok = m if clipped is None else m & ~_check_mask(clipped, c.shape, "clipped").bool()
+    candidates = torch.nonzero(((c > lo) & (c < hi) & ok).reshape(-1)).reshape(-1)
+    k = min(max(1, int(ratio * int(m.sum()))), candidates.numel()) if ratio > 0 else 0
     out = torch.zeros(c.numel(), dtype=torch.bool)
     if k > 0:
         pick = candidates[torch.randperm(candidates.numel(), generator=generator)[:k]]
@@ -583,17 +703,32 @@ def clip_cov_mask(cov, mask=None, *, ratio: float = 2e-4, bounds=(1.0, 5.0), gen
 
 
 def kl_cov_mask(cov, mask=None, *, ratio: float = 2e-3):
-    r"""Tokens that KL-Cov penalises: the top ``ratio`` fraction of valid tokens by ``cov_t``.
+    r"""Tokens that KL-Cov penalises: the top ``max(1, int(ratio * n_valid))`` valid tokens by ``cov_t``.
 
-    KL-Cov (Cui et al., 2025) adds ``kl_coef * |log pi_t - log pi_old,t|`` to the
-    loss of these tokens, holding the most entropy-reducing tokens close to the sampling
-    policy. Returns a boolean tensor (at least one token when ``ratio > 0``).
+    As in Cui et al.'s released code (verl's ``compute_policy_loss_kl_cov``, where
+    ``k_percent = 100 * ratio = 0.2``), the count is rounded down but is at least one, so a
+    small batch still has one penalised token. KL-Cov's loss is the *unclipped* surrogate
+    ``-A rho`` on every token plus ``kl_coef * |log pi_t - log pi_old,t|`` on these tokens
+    (:func:`train_grpo` with ``intervention="kl_cov"``).
+
+    Returns
+    -------
+    torch.Tensor of bool, shape (B, T).
+
+    References
+    ----------
+    cui2025entropy
+
+    Examples
+    --------
+    >>> kl_cov_mask(torch.tensor([[0.5, -1.0], [2.0, 0.1]]), ratio=0.2).tolist()
+    [[False, False], [True, False]]
     """
     c = _as_tensor(cov, "cov", ndim=2).detach()
     m = _check_mask(mask, c.shape) > 0
     ratio = check_fraction(ratio, "ratio")
     n = int(m.sum())
-    k = min(int(math.ceil(ratio * n)), n)
+    k = min(max(1, int(ratio * n)), n) if ratio > 0 else 0
     out = torch.zeros(c.numel(), dtype=torch.bool)
     if k > 0:
         scores = torch.where(m, c, torch.full_like(c, -math.inf)).reshape(-1)
@@ -703,6 +838,8 @@ class BanditTask:
         self.vocab_size = len(r)
         self.answer_length = 1
         self.num_prompts = 1
+        self.eos = None
+        self.success = float(r.max())  # the reward that counts as correct
 
     def all_prompts(self) -> torch.Tensor:
         return torch.zeros(1, 1, dtype=torch.long)
@@ -711,7 +848,7 @@ class BanditTask:
         return torch.zeros(n, 1, dtype=torch.long)
 
     def reward(self, prompts, answers) -> torch.Tensor:
-        return self.rewards[answers[:, 0]]
+        return self.rewards.to(answers.device)[answers[:, 0]]
 
     def is_correct(self, prompts, answers) -> torch.Tensor:
         return self.reward(prompts, answers) >= self.rewards.max()
@@ -725,15 +862,25 @@ class ModularTask:
     so every prompt has ``p^{L-1}`` correct answers out of ``p^L``. ``target="product"``
     uses ``a b mod p`` (a rule a tiny network learns only in part, so prompts differ in
     difficulty), ``target="sum"`` uses ``a + b mod p``.
-    Token ``p`` is the separator the policy reads before answering (vocabulary ``p + 1``).
+
+    With ``eos=True`` answers have variable length: token ``p`` ends the answer (vocabulary
+    ``p + 1``), an answer is the 1 to ``length`` digits before its first end token, correct
+    when their sum is the target (an empty answer is wrong), and its tokens are the digits
+    plus the end token when there is one (:func:`answer_mask`; tokens after it are padding).
+    Correct answers then exist at every length, so how a loss weighs long against short
+    answers (:func:`aggregation_weights`) changes what the policy learns.
     """
 
-    def __init__(self, p: int = 11, length: int = 2, target: str = "product"):
+    def __init__(self, p: int = 11, length: int = 2, target: str = "product", eos: bool = False):
         self.p = check_int(p, "p", minimum=2)
         self.answer_length = check_int(length, "length", minimum=1)
         self.target_rule = check_choice(target, "target", ("product", "sum"))
-        self.vocab_size = self.p
+        if not isinstance(eos, bool):
+            raise TypeError(f"eos must be a bool, got {type(eos).__name__}")
+        self.eos = self.p if eos else None
+        self.vocab_size = self.p + 1 if eos else self.p
         self.num_prompts = self.p * self.p
+        self.success = 1.0  # the reward that counts as correct
 
     def all_prompts(self) -> torch.Tensor:
         a = torch.arange(self.p)
@@ -749,15 +896,46 @@ class ModularTask:
     def reward(self, prompts, answers) -> torch.Tensor:
         return self.is_correct(prompts, answers).float()
 
+    def digits(self, answers):
+        """``(digits, n_digits)``: the answer digits (zero after the end token) and their count."""
+        if self.eos is None:
+            return answers, torch.full((answers.shape[0],), answers.shape[1], device=answers.device)
+        before_end = torch.cumsum(answers == self.eos, dim=1) == 0             # (n, L)
+        return answers * before_end, before_end.sum(dim=1)
+
     def is_correct(self, prompts, answers) -> torch.Tensor:
-        return answers.sum(dim=1) % self.p == self.target(prompts)
+        digits, n = self.digits(answers)
+        return (digits.sum(dim=1) % self.p == self.target(prompts).to(answers.device)) & (n > 0)
 
     def sample_correct(self, prompts, generator=None) -> torch.Tensor:
-        """A uniformly random correct answer for each prompt (for the supervised warm start)."""
-        n = prompts.shape[0]
-        free = torch.randint(0, self.p, (n, self.answer_length - 1), generator=generator)
+        """A uniformly random correct answer for each prompt (for the supervised warm start).
+
+        With ``eos=True`` its number of digits is uniform in ``1..length``.
+        """
+        n, L = prompts.shape[0], self.answer_length
+        if self.eos is None:
+            free = torch.randint(0, self.p, (n, L - 1), generator=generator)      # (n, L - 1)
+            last = (self.target(prompts) - free.sum(dim=1)) % self.p
+            return torch.cat([free, last[:, None]], dim=1)
+        free = torch.randint(0, self.p, (n, L), generator=generator)              # (n, L)
+        n_digits = torch.randint(1, L + 1, (n,), generator=generator)             # (n,)
+        pos = torch.arange(L)[None, :]
+        free = torch.where(pos < n_digits[:, None] - 1, free, torch.zeros_like(free))
         last = (self.target(prompts) - free.sum(dim=1)) % self.p
-        return torch.cat([free, last[:, None]], dim=1)
+        answers = torch.where(pos == n_digits[:, None] - 1, last[:, None], free)
+        return torch.where(pos >= n_digits[:, None], torch.full_like(answers, self.eos), answers)
+
+
+def answer_mask(task, answers) -> torch.Tensor:
+    """1 on an answer's tokens (its digits and its end token), 0 on the padding after it, shape (n, L).
+
+    For tasks without an end token every position counts.
+    """
+    eos = getattr(task, "eos", None)
+    if eos is None:
+        return torch.ones(answers.shape, dtype=torch.float32, device=answers.device)
+    ended_before = (torch.cumsum(answers == eos, dim=1) - (answers == eos).long()) > 0   # (n, L)
+    return (~ended_before).float()
 
 
 class TemplatedTask:
@@ -801,6 +979,8 @@ class TemplatedTask:
         self.vocab_size = task.vocab_size
         self.answer_length = task.answer_length
         self.num_prompts = task.num_prompts
+        self.eos = getattr(task, "eos", None)
+        self.success = task.success
 
     @staticmethod
     def problems(prompts) -> torch.Tensor:
@@ -839,6 +1019,15 @@ class TemplatedTask:
         return self.task.sample_correct(self.problems(prompts), generator)
 
 
+def _policy_device(policy, device=None) -> torch.device:
+    """Move ``policy`` to ``device`` (default: where its parameters already are) and return it."""
+    if device is None:
+        return next(policy.parameters()).device
+    device = torch.device(device)
+    policy.to(device)
+    return device
+
+
 def _with_templates(task, num_templates: int):
     """``task`` itself for one template (the plain, unaugmented path), else a :class:`TemplatedTask`."""
     num_templates = check_int(num_templates, "prompt_templates", minimum=1)
@@ -856,12 +1045,21 @@ class _Policy(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def sample(self, prompts, length: int, generator=None) -> torch.Tensor:
-        answers = torch.zeros(prompts.shape[0], 0, dtype=torch.long)
+    def sample(self, prompts, length: int, generator=None, eos: int | None = None) -> torch.Tensor:
+        """Sample ``length`` answer tokens per prompt; after an ``eos`` token only ``eos`` follows.
+
+        Sampling draws on the CPU ``generator`` (the same draws on every device).
+        """
+        n = prompts.shape[0]
+        answers = torch.zeros(n, 0, dtype=torch.long, device=prompts.device)
+        ended = torch.zeros(n, dtype=torch.bool, device=prompts.device)
         for _ in range(length):
-            logits = self.answer_logits(prompts, answers, last_only=True)
-            probs = torch.softmax(logits.float(), dim=-1)
-            nxt = torch.multinomial(probs, 1, generator=generator)
+            logits = self.answer_logits(prompts, answers, last_only=True)       # (n, V)
+            probs = torch.softmax(logits.float(), dim=-1).cpu()
+            nxt = torch.multinomial(probs, 1, generator=generator).to(prompts.device)  # (n, 1)
+            if eos is not None:
+                nxt = torch.where(ended[:, None], torch.full_like(nxt, eos), nxt)
+                ended = ended | (nxt[:, 0] == eos)
             answers = torch.cat([answers, nxt], dim=1)
         return answers
 
@@ -913,7 +1111,7 @@ class GRUPolicy(_Policy):
 
     def answer_logits(self, prompts, answers, last_only: bool = False):
         n, P = prompts.shape
-        sep = torch.full((n, 1), self.sep, dtype=torch.long)
+        sep = torch.full((n, 1), self.sep, dtype=torch.long, device=prompts.device)
         L = answers.shape[1]
         tokens = torch.cat([prompts, sep, answers if last_only else answers[:, :-1]], dim=1)
         hidden, _ = self.gru(self.embed(tokens))
@@ -922,9 +1120,9 @@ class GRUPolicy(_Policy):
         return self.head(hidden[:, P:P + L])
 
 
-@thread_limit()
+@thread_limit(1)  # the tiny policies: a second thread only spins (under load, many times slower)
 def supervised_warm_start(policy, task, *, steps: int = 200, batch_size: int = 128, lr: float = 3e-3,
-                          seed: int = 0, prompt_templates: int = 1) -> list[float]:
+                          seed: int = 0, prompt_templates: int = 1, device=None) -> list[float]:
     r"""A short supervised phase on random correct answers (the "SFT" before RL).
 
     Minimises the cross-entropy ``-log pi(y|x)`` of uniformly random correct answers, so the
@@ -933,8 +1131,11 @@ def supervised_warm_start(policy, task, *, steps: int = 200, batch_size: int = 1
     (:class:`TemplatedTask`), so that a policy later trained by ``train_grpo(...,
     prompt_templates=T)`` starts RL already able to read every template (as a pretrained
     model can follow every instruction format); ``T = 1`` is the plain warm start.
+    ``device``: where the policy trains (default: where its parameters are); the examples
+    are drawn on the CPU, so every device sees the same data.
     """
     task = _with_templates(task, prompt_templates)
+    device = _policy_device(policy, device)
     steps = check_int(steps, "steps", minimum=0)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     lr = check_positive(lr, "lr")
@@ -944,8 +1145,9 @@ def supervised_warm_start(policy, task, *, steps: int = 200, batch_size: int = 1
     for _ in progress(range(steps), desc="warm start"):
         prompts = task.sample_prompts(batch_size, gen)
         answers = task.sample_correct(prompts, gen)
-        logp, _, _ = policy.score(prompts, answers)
-        loss = -logp.sum(dim=1).mean()
+        prompts, answers = prompts.to(device), answers.to(device)
+        logp, _, _ = policy.score(prompts, answers)                          # (n, L)
+        loss = -(logp * answer_mask(task, answers)).sum(dim=1).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -996,31 +1198,42 @@ def pass_at_k(n, c, k: int):
     return float(out.ravel()[0]) if scalar else out
 
 
-@thread_limit()
+@thread_limit(1)  # the tiny policies: a second thread only spins (under load, many times slower)
 @torch.no_grad()
-def evaluate_policy(policy, task, *, n_samples: int = 32, ks=(1, 4, 32), seed: int = 1234) -> dict:
-    r"""pass@k, reward, token entropy and distinct correct answers on every prompt of ``task``.
+def evaluate_policy(policy, task, *, n_samples: int = 32, ks=(1, 4, 32), seed: int = 1234,
+                    device=None) -> dict:
+    r"""pass@k, reward, token entropy, distinct correct answers and lengths on every prompt of ``task``.
 
     Draws ``n_samples`` answers per prompt. ``distinct_correct`` is the mean number of
     different correct answers among them (how many solutions the policy still knows);
-    ``entropy`` the mean token entropy of the policy on its own samples.
+    ``entropy`` the mean token entropy of the policy on its own answers' tokens;
+    ``length``, ``length_correct`` and ``length_wrong`` the mean number of answer tokens
+    (:func:`answer_mask`) of all, correct and wrong answers (NaN when there are none).
     """
     n_samples = check_int(n_samples, "n_samples", minimum=1)
     gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
-    prompts = task.all_prompts()
+    device = _policy_device(policy, device)
+    prompts = task.all_prompts().to(device)
     P = prompts.shape[0]
-    rep = prompts.repeat_interleave(n_samples, dim=0)
-    answers = policy.sample(rep, task.answer_length, gen)
+    rep = prompts.repeat_interleave(n_samples, dim=0)                        # (P n, prompt)
+    answers = policy.sample(rep, task.answer_length, gen, eos=task.eos)      # (P n, L)
+    mask = answer_mask(task, answers)
     _, entropy, _ = policy.score(rep, answers)
-    correct = task.is_correct(rep, answers).reshape(P, n_samples)
+    correct_flat = task.is_correct(rep, answers)
+    correct = correct_flat.reshape(P, n_samples).cpu()
     c = correct.sum(dim=1).numpy()
-    out = {"reward": float(task.reward(rep, answers).mean()), "entropy": float(entropy.mean())}
+    lengths = mask.sum(dim=1)
+    out = {"reward": float(task.reward(rep, answers).mean()),
+           "entropy": float((entropy * mask).sum() / mask.sum())}
     for k in ks:
         out[f"pass@{k}"] = float(np.mean(pass_at_k(np.full(P, n_samples), c, k)))
-    base = task.vocab_size ** torch.arange(task.answer_length)
-    codes = (answers * base).sum(dim=1).reshape(P, n_samples)
+    base = task.vocab_size ** torch.arange(task.answer_length, device=device)
+    codes = (answers * base).sum(dim=1).reshape(P, n_samples).cpu()
     distinct = [len(set(codes[i][correct[i]].tolist())) for i in range(P)]
     out["distinct_correct"] = float(np.mean(distinct))
+    out["length"] = float(lengths.mean())
+    out["length_correct"] = float(lengths[correct_flat].mean()) if correct_flat.any() else math.nan
+    out["length_wrong"] = float(lengths[~correct_flat].mean()) if (~correct_flat).any() else math.nan
     return out
 
 
@@ -1073,15 +1286,21 @@ def fit_entropy_performance(H, R) -> EntropyPerformanceFit:
 # ----------------------------------------------------------------------------------------
 @dataclass
 class GRPOConfig:
-    """Every option of :func:`train_grpo` (names follow TRL's ``GRPOConfig`` where shared).
+    """Every option of :func:`train_grpo`; names and defaults follow TRL's ``GRPOConfig`` where shared.
+
+    Shared with TRL: ``loss_type`` (default ``"dapo"``, TRL's default), ``scale_rewards``,
+    ``epsilon``, ``epsilon_high`` (``None`` = ``epsilon``), ``importance_sampling_level``,
+    ``beta``, ``num_iterations`` (optimiser steps per batch, PPO's epochs), ``entropy_coef``,
+    ``entropy_target``, ``entropy_coef_delta``, ``entropy_coef_max``.
 
     Interventions: ``entropy_coef`` (fixed bonus), ``entropy_target`` (adaptive coefficient
     of Skywork-OR1, starting from ``entropy_coef``), ``epsilon_high`` (clip-higher),
     ``intervention`` (``"clip_cov"``, ``"kl_cov"``, ``"epo"``, ``"steer"``, ``"rl_zvp"``),
-    ``dynamic_sampling`` (DAPO), ``prompt_templates`` (prompt augmentation of Lu et al., 2026:
-    with ``T > 1`` the task is wrapped in :class:`TemplatedTask`, each sampled prompt is
-    asked under a uniformly random one of ``T`` templates and evaluation uses template 0;
-    ``T = 1`` leaves the task and every random draw exactly as without the option).
+    ``dynamic_sampling`` (DAPO; at most ``max_resample`` extra draws per step),
+    ``prompt_templates`` (prompt augmentation of Lu et al., 2026: with ``T > 1`` the task is
+    wrapped in :class:`TemplatedTask`, each sampled prompt is asked under a uniformly random
+    one of ``T`` templates and evaluation uses template 0; ``T = 1`` leaves the task and
+    every random draw exactly as without the option).
     """
 
     steps: int = 100
@@ -1089,20 +1308,21 @@ class GRPOConfig:
     group_size: int = 8
     lr: float = 3e-3
     optimizer: str = "adam"
-    ppo_epochs: int = 2
-    loss_type: str = "grpo"
+    num_iterations: int = 2
+    loss_type: str = "dapo"
     scale_rewards: str = "group"
     epsilon: float = 0.2
-    epsilon_high: float = 0.2
+    epsilon_high: float | None = None
+    importance_sampling_level: str = "token"
     beta: float = 0.0
     entropy_coef: float = 0.0
     entropy_target: float | None = None
     entropy_coef_delta: float = 2e-3
     entropy_coef_max: float = 0.05
     intervention: str = "none"
-    clip_cov_ratio: float = 0.05
+    clip_cov_ratio: float = 2e-4
     clip_cov_bounds: tuple = (1.0, 5.0)
-    kl_cov_ratio: float = 0.05
+    kl_cov_ratio: float = 2e-3
     kl_cov_coef: float = 1.0
     epo_coef: float = 0.01
     epo_smooth_coef: float = 1.0
@@ -1124,133 +1344,229 @@ class GRPOConfig:
         check_int(self.group_size, "group_size", minimum=2)
         check_positive(self.lr, "lr")
         check_choice(self.optimizer, "optimizer", ("adam", "sgd"))
-        check_int(self.ppo_epochs, "ppo_epochs", minimum=1)
+        check_int(self.num_iterations, "num_iterations", minimum=1)
         check_choice(self.loss_type, "loss_type", LOSS_TYPES)
         check_choice(self.scale_rewards, "scale_rewards", ("group", "batch", "none"))
+        check_choice(self.importance_sampling_level, "importance_sampling_level", ("token", "sequence"))
         check_nonnegative(self.epsilon, "epsilon")
-        check_nonnegative(self.epsilon_high, "epsilon_high")
+        if self.epsilon_high is not None:
+            check_nonnegative(self.epsilon_high, "epsilon_high")
         check_nonnegative(self.entropy_coef, "entropy_coef")
         check_choice(self.intervention, "intervention", INTERVENTIONS)
+        check_int(self.max_resample, "max_resample", minimum=0)
         check_int(self.eval_every, "eval_every", minimum=1)
         check_int(self.prompt_templates, "prompt_templates", minimum=1)
         return self
 
 
-def _collect(policy, task, cfg: GRPOConfig, gen):
-    """Sample prompts and groups; with dynamic sampling, replace zero-variance groups."""
-    G = cfg.group_size
-    prompts = task.sample_prompts(cfg.prompts_per_step, gen)
-    rep = prompts.repeat_interleave(G, dim=0)
-    answers = policy.sample(rep, task.answer_length, gen)
-    rewards = task.reward(rep, answers).double()
-    zero = torch.as_tensor(zero_variance_groups(rewards, G))
-    zero_frac = float(zero.float().mean())
-    first_reward = float(rewards.mean())  # before any filtering: an unbiased performance estimate
+@dataclass
+class Rollouts:
+    """One step's training batch and the statistics of everything sampled for it.
+
+    ``prompts`` (B, P), ``answers`` (B, L), ``mask`` (B, L) and ``rewards`` (B,) are what the
+    step trains on. ``drawn`` counts every answer sampled in the step (dynamic sampling draws
+    more); ``reward``, ``zero_var`` and ``length`` (``length_correct``, ``length_wrong``:
+    of the correct and the wrong answers, NaN when none) describe the first draw of
+    ``prompts_per_step`` groups, the same population for every method, and ``first`` keeps
+    its prompts and answers so that its entropy can be measured too.
+    """
+
+    prompts: torch.Tensor
+    answers: torch.Tensor
+    mask: torch.Tensor
+    rewards: torch.Tensor
+    drawn: int
+    reward: float
+    zero_var: float
+    length: float
+    length_correct: float
+    length_wrong: float
+    first: tuple
+
+
+def _draw(policy, task, cfg: GRPOConfig, gen, device):
+    """``prompts_per_step`` prompts and ``group_size`` answers each: prompts, answers, rewards (float64, CPU)."""
+    prompts = task.sample_prompts(cfg.prompts_per_step, gen).to(device)
+    rep = prompts.repeat_interleave(cfg.group_size, dim=0)                     # (B, P)
+    answers = policy.sample(rep, task.answer_length, gen, eos=task.eos)        # (B, L)
+    return rep, answers, task.reward(rep, answers).double().cpu()
+
+
+def collect_rollouts(policy, task, cfg: GRPOConfig, gen, device=None) -> Rollouts:
+    """Sample a step's batch; with ``cfg.dynamic_sampling`` replace zero-variance groups (DAPO).
+
+    Dynamic sampling keeps the informative groups of the first draw and fills the batch from
+    up to ``cfg.max_resample`` further draws (every answer drawn is counted in ``drawn``);
+    groups that are still zero-variance after the last draw are dropped.
+    """
+    G, B = cfg.group_size, cfg.prompts_per_step * cfg.group_size
+    rep, answers, rewards = _draw(policy, task, cfg, gen, device)
+    zero = torch.as_tensor(zero_variance_groups(rewards, G))                   # (B / G,)
+    lengths = answer_mask(task, answers).sum(dim=1).cpu()                      # (B,)
+    right = rewards >= task.success
+    stats = dict(drawn=B, reward=float(rewards.mean()), zero_var=float(zero.double().mean()),
+                 length=float(lengths.mean()),
+                 length_correct=float(lengths[right].mean()) if right.any() else math.nan,
+                 length_wrong=float(lengths[~right].mean()) if (~right).any() else math.nan,
+                 first=(rep, answers))
     if cfg.dynamic_sampling:
         for _ in range(cfg.max_resample):
             if not zero.any():
                 break
-            keep = ~zero.repeat_interleave(G)
-            new_p = task.sample_prompts(cfg.prompts_per_step, gen).repeat_interleave(G, dim=0)
-            new_a = policy.sample(new_p, task.answer_length, gen)
-            new_r = task.reward(new_p, new_a).double()
-            rep = torch.cat([rep[keep], new_p])[: cfg.prompts_per_step * G]
-            answers = torch.cat([answers[keep], new_a])[: cfg.prompts_per_step * G]
-            rewards = torch.cat([rewards[keep], new_r])[: cfg.prompts_per_step * G]
+            keep = ~zero.repeat_interleave(G)                                  # (B,)
+            new_rep, new_answers, new_rewards = _draw(policy, task, cfg, gen, device)
+            stats["drawn"] += B
+            rep = torch.cat([rep[keep.to(rep.device)], new_rep])[:B]
+            answers = torch.cat([answers[keep.to(answers.device)], new_answers])[:B]
+            rewards = torch.cat([rewards[keep], new_rewards])[:B]
             zero = torch.as_tensor(zero_variance_groups(rewards, G))
         keep = ~zero.repeat_interleave(G)
         if keep.any():
-            rep, answers, rewards = rep[keep], answers[keep], rewards[keep]
-    return rep, answers, rewards, zero_frac, first_reward
+            rep, answers, rewards = rep[keep.to(rep.device)], answers[keep.to(answers.device)], rewards[keep]
+    return Rollouts(rep, answers, answer_mask(task, answers).double(), rewards, **stats)
 
 
-@thread_limit()
-def train_grpo(policy, task, config: GRPOConfig | None = None, *, show_progress=None,
+# ---- one named function per intervention (each returns what it changes in the loss) ----
+def _advantages(rollouts: Rollouts, old_entropy, cfg: GRPOConfig, success: float):
+    """GRPO advantages (B,), or RL-ZVP's token advantages (B, L)."""
+    if cfg.intervention == "rl_zvp":
+        return rlzvp_advantages(rollouts.rewards.to(old_entropy.device), old_entropy, cfg.group_size,
+                                rollouts.mask, success=success, alpha=cfg.zvp_alpha)
+    adv = group_advantages(rollouts.rewards, cfg.group_size, cfg.scale_rewards)
+    return adv.to(old_entropy.device)
+
+
+def _entropy_bonus(coef: float, mean_entropy: float, cfg: GRPOConfig) -> tuple[float, float]:
+    """``(coefficient for the next step, bonus applied now)``: fixed, or Skywork-OR1's adaptive one."""
+    if cfg.entropy_target is not None:
+        coef = adaptive_entropy_coef(coef, mean_entropy, cfg.entropy_target, delta=cfg.entropy_coef_delta,
+                                     c_max=cfg.entropy_coef_max)
+        bonus = coef if mean_entropy < cfg.entropy_target else 0.0
+    else:
+        bonus = coef
+    return coef, bonus + (cfg.epo_coef if cfg.intervention == "epo" else 0.0)
+
+
+def _clip_cov_weights(logp, adv, mask, cfg: GRPOConfig, eps_high: float, ratio, gen):
+    """Clip-Cov: 0 on the tokens to detach, chosen from the *current* covariance, 1 elsewhere."""
+    a = adv if adv.ndim == 2 else adv[:, None]
+    clipped = ((ratio > 1 + eps_high) & (a > 0)) | ((ratio < 1 - cfg.epsilon) & (a < 0))   # (B, L)
+    cov = token_covariance(logp.detach(), adv, mask)                           # (B, L)
+    detach = clip_cov_mask(cov, mask, ratio=cfg.clip_cov_ratio, bounds=cfg.clip_cov_bounds,
+                           clipped=clipped, generator=gen)
+    return (~detach).double()
+
+
+def _kl_cov_penalty(logp, old_logp, adv, mask, cfg: GRPOConfig):
+    """KL-Cov: ``kl_coef |log pi - log pi_old|`` on the top tokens by the *current* covariance."""
+    cov = token_covariance(logp.detach(), adv, mask)                           # (B, L)
+    top = kl_cov_mask(cov, mask, ratio=cfg.kl_cov_ratio).double()
+    return cfg.kl_cov_coef * (logp - old_logp).abs() * top
+
+
+def _epo_penalty(entropy, entropy_hist: float, mask, step: int, cfg: GRPOConfig):
+    """EPO: the phase-weighted smoothing penalty keeping token entropy near its running mean."""
+    phase = epo_phase_weight(step / max(cfg.steps - 1, 1))
+    return cfg.epo_smooth_coef * phase * epo_smoothing_penalty(entropy, entropy_hist, mask, kappa=cfg.epo_kappa)
+
+
+@thread_limit(1)  # the tiny policies: a second thread only spins (under load, many times slower)
+def train_grpo(policy, task, config: GRPOConfig | None = None, *, device=None, show_progress=None,
                **overrides) -> History:
     r"""GRPO-family training with every entropy intervention of the chapter as an option.
 
-    Each step samples ``prompts_per_step`` prompts and ``group_size`` answers each, computes
-    group advantages (:func:`group_advantages`), then takes ``ppo_epochs`` optimiser steps on
-    :func:`policy_loss` (so the ratio leaves 1 and clipping acts). Options
-    (:class:`GRPOConfig`): the loss type and clip range (clip-higher), a KL-free setup as in
-    DAPO/Dr. GRPO, a fixed or adaptive entropy bonus, Clip-Cov, KL-Cov, EPO, STEER, RL-ZVP,
-    dynamic sampling and prompt augmentation (``prompt_templates``, :class:`TemplatedTask`).
+    Each step samples ``prompts_per_step`` prompts and ``group_size`` answers each
+    (:func:`collect_rollouts`), computes group advantages (:func:`group_advantages`), then
+    takes ``num_iterations`` optimiser steps on :func:`policy_loss` (so the ratio leaves 1
+    and clipping acts). Options (:class:`GRPOConfig`): the loss type, GSPO's sequence-level
+    ratio, the clip range (clip-higher), a KL-free setup as in DAPO/Dr. GRPO, a fixed or
+    adaptive entropy bonus, Clip-Cov and KL-Cov (as in Cui et al.'s code: the covariance is
+    recomputed at every update; KL-Cov drops the PPO clip; Clip-Cov skips tokens the clip
+    already stopped), EPO, STEER, RL-ZVP (``success`` = the task's top reward), dynamic
+    sampling and prompt augmentation (``prompt_templates``, :class:`TemplatedTask`).
 
-    Returns a :class:`~companion.training.History` with, per step, ``reward``, ``entropy``
-    (sampled tokens), ``zero_var`` (fraction of zero-variance groups), ``clip_low``,
-    ``clip_high``, ``cov`` (mean ``Cov(log pi, A)`` over tokens), ``entropy_coef``, and
-    every ``eval_every`` steps the keys of :func:`evaluate_policy` prefixed by ``eval_``.
-    The loop runs on one CPU thread (restored afterwards): with tensors this small, extra
-    threads only add synchronisation, which on a busy machine costs several times the work.
+    Returns a :class:`~companion.training.History` with, per step, ``reward``, ``entropy``,
+    ``zero_var``, ``length``, ``length_correct`` and ``length_wrong`` of the step's first draw (the same population for every
+    method, dynamic sampling included), ``rollouts`` (answers sampled so far),
+    ``batch_reward`` (of the batch trained on), ``clip_low``, ``clip_high``, ``cov`` (mean
+    ``Cov(log pi, A)`` over tokens), ``entropy_coef``, ``loss``, and at step 0 and every
+    ``eval_every`` steps the keys of :func:`evaluate_policy` prefixed by ``eval_``.
+    ``device`` is where the policy trains (default: where its parameters are); sampling
+    draws on the CPU generator, so the runs are the same draws on any device. The loop runs
+    on one CPU thread (restored afterwards): with tensors this small, extra threads only add
+    synchronisation.
     """
     cfg = replace(config or GRPOConfig(), **overrides).validate()
     task = _with_templates(task, cfg.prompt_templates)
+    device = _policy_device(policy, device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    params = list(policy.parameters())
-    opt = (torch.optim.Adam(params, lr=cfg.lr) if cfg.optimizer == "adam"
-           else torch.optim.SGD(params, lr=cfg.lr))
-    coef = cfg.entropy_coef
-    entropy_hist = None
+    opt = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)(policy.parameters(), lr=cfg.lr)
+    eps_high = cfg.epsilon if cfg.epsilon_high is None else cfg.epsilon_high
+    coef, entropy_hist, drawn = cfg.entropy_coef, None, 0
 
-    def evaluate(step):
+    def evaluate():
         res = evaluate_policy(policy, task, n_samples=cfg.eval_samples, ks=cfg.pass_ks, seed=cfg.eval_seed)
         return {f"eval_{k}": v for k, v in res.items()}
 
-    def grpo_step(step):
-        nonlocal coef, entropy_hist
-        rep, answers, rewards, zero_frac, batch_reward = _collect(policy, task, cfg, gen)
+    history = History()
+    history.log(0, evaluate())
+    for step in progress(range(cfg.steps), desc=f"GRPO ({cfg.intervention})",
+                         disable=None if show_progress is None else not show_progress):
+        # ---- rollouts and advantages
+        batch = collect_rollouts(policy, task, cfg, gen, device)
+        drawn += batch.drawn
+        mask = batch.mask.to(device)                                           # (B, L)
         with torch.no_grad():
-            old_logp, old_entropy, _ = policy.score(rep, answers)
-        if cfg.intervention == "rl_zvp":
-            adv = torch.as_tensor(rlzvp_advantages(rewards, old_entropy.double(), cfg.group_size,
-                                                   alpha=cfg.zvp_alpha))
-        else:
-            adv = torch.as_tensor(group_advantages(rewards, cfg.group_size, cfg.scale_rewards))
-        mean_h = float(old_entropy.mean())
+            old_logp, old_entropy, _ = policy.score(batch.prompts, batch.answers)     # (B, L) each
+            old_logp, old_entropy = old_logp.double(), old_entropy.double()
+            if batch.first[1] is batch.answers:
+                mean_h = float((old_entropy * mask).sum() / mask.sum())
+            else:                                                              # dynamic sampling: the first draw's entropy
+                first_mask = answer_mask(task, batch.first[1]).double()
+                first_h = policy.score(*batch.first)[1].double()
+                mean_h = float((first_h * first_mask).sum() / first_mask.sum())
+        adv = _advantages(batch, old_entropy, cfg, task.success)                    # (B,) or (B, L)
         entropy_hist = mean_h if entropy_hist is None else 0.9 * entropy_hist + 0.1 * mean_h
-        if cfg.entropy_target is not None:
-            coef = adaptive_entropy_coef(coef, mean_h, cfg.entropy_target, delta=cfg.entropy_coef_delta,
-                                         c_max=cfg.entropy_coef_max)
-        bonus = coef if (cfg.entropy_target is None or mean_h < cfg.entropy_target) else 0.0
-        if cfg.intervention == "epo":
-            bonus += cfg.epo_coef
-        cov = torch.as_tensor(token_covariance(old_logp.double(), adv))
-        weights = None
-        if cfg.intervention == "clip_cov":
-            weights = (~clip_cov_mask(cov, ratio=cfg.clip_cov_ratio, bounds=cfg.clip_cov_bounds,
-                                      generator=gen)).double()
-        elif cfg.intervention == "steer":
-            weights = steer_weights(adv, old_logp.double(), old_entropy.double(), w_min=cfg.steer_w_min)
-        penalised = kl_cov_mask(cov, ratio=cfg.kl_cov_ratio) if cfg.intervention == "kl_cov" else None
-        info = {}
-        for _ in range(cfg.ppo_epochs):
-            logp, entropy, _ = policy.score(rep, answers)
+        coef, bonus = _entropy_bonus(coef, mean_h, cfg)
+        weights = (steer_weights(adv, old_logp, old_entropy, mask, w_min=cfg.steer_w_min)
+                   if cfg.intervention == "steer" else None)
+
+        # ---- num_iterations optimiser steps on the same batch
+        for _ in range(cfg.num_iterations):
+            logp, entropy, _ = policy.score(batch.prompts, batch.answers)     # (B, L) each
+            logp, entropy = logp.double(), entropy.double()
             extra = None
-            if penalised is not None:
-                extra = cfg.kl_cov_coef * (logp - old_logp).abs() * penalised
-            if cfg.intervention == "epo":
-                phase = epo_phase_weight(step / max(cfg.steps - 1, 1))
-                extra = cfg.epo_smooth_coef * phase * epo_smoothing_penalty(entropy, entropy_hist,
-                                                                            kappa=cfg.epo_kappa)
-            loss, info = policy_loss(logp.double(), old_logp.double(), adv, loss_type=cfg.loss_type,
-                                     eps_low=cfg.epsilon, eps_high=cfg.epsilon_high,
-                                     token_weights=weights,
-                                     extra_token_loss=None if extra is None else extra.double(),
-                                     entropy=entropy.double(), entropy_coef=bonus)
+            if cfg.intervention == "clip_cov":
+                weights = _clip_cov_weights(logp, adv, mask, cfg, eps_high, torch.exp(logp - old_logp), gen)
+            elif cfg.intervention == "kl_cov":
+                extra = _kl_cov_penalty(logp, old_logp, adv, mask, cfg)
+            elif cfg.intervention == "epo":
+                extra = _epo_penalty(entropy, entropy_hist, mask, step, cfg)
+            loss, info = policy_loss(logp, old_logp, adv, mask, loss_type=cfg.loss_type,
+                                     epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
+                                     importance_sampling_level=cfg.importance_sampling_level,
+                                     clip=cfg.intervention != "kl_cov", token_weights=weights,
+                                     extra_token_loss=extra, entropy=entropy, entropy_coef=bonus,
+                                     max_completion_length=task.answer_length)
             opt.zero_grad()
             loss.backward()
             opt.step()
-        return {"reward": batch_reward, "entropy": mean_h, "zero_var": zero_frac,
-                "clip_low": info["clip_low"], "clip_high": info["clip_high"],
-                "cov": float(cov.sum() / cov.numel()), "entropy_coef": bonus,
-                "loss": float(loss.detach())}
 
-    return train_loop(grpo_step, cfg.steps, evaluate=evaluate, eval_every=cfg.eval_every,
-                      eval_at=[cfg.steps], desc=f"GRPO ({cfg.intervention})", show_progress=show_progress)
+        cov = token_covariance(old_logp, adv, mask)
+        history.log(step + 1, {"reward": batch.reward, "entropy": mean_h, "zero_var": batch.zero_var,
+                               "length": batch.length, "length_correct": batch.length_correct,
+                               "length_wrong": batch.length_wrong, "rollouts": drawn,
+                               "batch_reward": float(batch.rewards.mean()),
+                               "clip_low": info["clip_low"], "clip_high": info["clip_high"],
+                               "cov": float(cov.sum() / mask.sum()), "entropy_coef": bonus,
+                               "loss": float(loss.detach())})
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+            history.log(step + 1, evaluate())
+    return history
 
 
-@thread_limit()
+@thread_limit(1)  # the tiny policies: a second thread only spins (under load, many times slower)
 def bandit_entropy_trace(task: BanditTask | None = None, *, steps: int = 200, lr: float = 0.1,
                          group_size: int = 8, seed: int = 0) -> dict:
     r"""Sampled GRPO on a bandit with plain SGD, recording each step's entropy change.
@@ -1301,23 +1617,33 @@ def _adv_scale(r, p):
 # ----------------------------------------------------------------------------------------
 # figures
 # ----------------------------------------------------------------------------------------
-def plot_training_curves(history: History, *, title: str = ""):
-    """Entropy, reward and pass@k of one :func:`train_grpo` run, side by side."""
-    if not isinstance(history, History):
-        raise TypeError(f"history must be a History, got {type(history).__name__}")
+def _as_runs(histories, name="histories") -> list:
+    """One History or a list of them (one per seed) as a non-empty list."""
+    runs = [histories] if isinstance(histories, History) else list(histories)
+    if not runs or not all(isinstance(h, History) for h in runs):
+        raise TypeError(f"{name} must be a History or a non-empty list of Histories (one per seed)")
+    return runs
+
+
+def seed_values(histories, key: str, index: int = -1) -> np.ndarray:
+    """``key``'s value at position ``index`` (default: the last logged) in each seed's history, shape (n_seeds,)."""
+    return np.array([h[key][index] for h in _as_runs(histories)], dtype=float)
+
+
+def plot_training_curves(histories, *, title: str = "", k_max: int | None = None):
+    """Entropy, pass@1 and pass@k over training, mean and min-max band over the seeds' runs."""
+    runs = _as_runs(histories)
+    keys = sorted((k for k in runs[0].keys() if k.startswith("eval_pass@")), key=lambda k: int(k.split("@")[1]))
+    kmax = keys[-1] if k_max is None else f"eval_pass@{k_max}"
     fig, (ax_h, ax_r, ax_p) = subplots(3, width=4.2, height=3.2)
-    ax_h.plot(history.steps("entropy"), history["entropy"])
+    plot_spread(ax_h, runs[0].steps("eval_entropy"), [h["eval_entropy"] for h in runs], label="token entropy")
     ax_h.set(xlabel="RL step", ylabel="token entropy (nats)", title="entropy")
-    ax_r.plot(history.steps("reward"), history["reward"], alpha=0.5, label="batch reward")
-    if "eval_pass@1" in history:
-        ax_r.plot(history.steps("eval_pass@1"), history["eval_pass@1"], "o-", label="pass@1")
-    ax_r.set(xlabel="RL step", ylabel="reward / pass@1", title="performance")
-    ax_r.legend(fontsize=8)
-    for key in sorted((k for k in history.keys() if k.startswith("eval_pass@")),
-                      key=lambda k: int(k.split("@")[1])):
-        ax_p.plot(history.steps(key), history[key], "o-", label=key[5:])
-    ax_p.set(xlabel="RL step", ylabel="pass@k", title="pass@k (unbiased)")
-    ax_p.legend(fontsize=8)
+    plot_spread(ax_r, runs[0].steps("eval_pass@1"), [h["eval_pass@1"] for h in runs], label="pass@1")
+    ax_r.set(xlabel="RL step", ylabel="pass@1", title="performance")
+    plot_spread(ax_p, runs[0].steps(kmax), [h[kmax] for h in runs], label=kmax[5:])
+    ax_p.set(xlabel="RL step", ylabel=kmax[5:], title=f"{kmax[5:]} (unbiased)")
+    for ax in (ax_h, ax_r, ax_p):
+        ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -1344,23 +1670,22 @@ def plot_entropy_prediction(trace: dict):
     return fig
 
 
-def plot_pass_at_k(histories: dict, *, ks=None):
-    """pass@k against k at the start and the end of runs: RL sharpens pass@1, narrows pass@k.
+def plot_pass_at_k(histories: dict):
+    """pass@k against k before and after RL (mean and min-max over seeds): RL sharpens pass@1, narrows pass@k.
 
-    ``histories`` maps a label to a :func:`train_grpo` history; the start curve is taken
-    from the first history.
+    ``histories`` maps a label to a list of :func:`train_grpo` histories (one per seed); the
+    "before" curve is taken from the first label's runs.
     """
     if not histories:
         raise ValueError("histories must not be empty")
-    first = next(iter(histories.values()))
-    keys = sorted((k for k in first.keys() if k.startswith("eval_pass@")), key=lambda k: int(k.split("@")[1]))
-    if ks is not None:
-        keys = [k for k in keys if int(k.split("@")[1]) in ks]
-    kk = [int(k.split("@")[1]) for k in keys]
+    first = _as_runs(next(iter(histories.values())))
+    keys = sorted((k for k in first[0].keys() if k.startswith("eval_pass@")), key=lambda k: int(k.split("@")[1]))
+    kk = np.array([int(k.split("@")[1]) for k in keys], dtype=float)
     fig, (ax,) = subplots(1, width=5.0, height=3.6)
-    ax.plot(kk, [first[k][0] for k in keys], "k--o", label="warm start (before RL)")
-    for label, h in histories.items():
-        ax.plot(kk, [h[k][-1] for k in keys], "o-", label=label)
+    plot_spread(ax, kk, [[h[k][0] for k in keys] for h in first], label="warm start (before RL)", color="k",
+                ls="--", marker="o")
+    for label, runs in histories.items():
+        plot_spread(ax, kk, [[h[k][-1] for k in keys] for h in _as_runs(runs)], label=label, marker="o")
     ax.set_xscale("log", base=2)
     ax.set(xlabel="k (samples)", ylabel="pass@k", title="pass@k before and after RL")
     ax.legend(fontsize=8)
@@ -1368,21 +1693,35 @@ def plot_pass_at_k(histories: dict, *, ks=None):
     return fig
 
 
-def plot_interventions(histories: dict):
-    """Each intervention side by side: entropy, pass@1 and the largest pass@k over training."""
+def plot_interventions(histories: dict, *, x: str = "step"):
+    """Each intervention side by side: entropy, pass@1 and the largest pass@k, mean and min-max over seeds.
+
+    ``histories`` maps a label to a list of histories (one per seed). ``x="step"`` plots
+    against RL steps, ``x="rollouts"`` against the answers sampled so far (compute-matched:
+    dynamic sampling draws more answers per step).
+    """
     if not histories:
         raise ValueError("histories must not be empty")
+    check_choice(x, "x", ("step", "rollouts"))
     fig, (ax_h, ax_1, ax_k) = subplots(3, width=4.3, height=3.4)
-    for i, (label, h) in enumerate(histories.items()):
-        kmax = max((k for k in h.keys() if k.startswith("eval_pass@")), key=lambda k: int(k.split("@")[1]))
-        style = dict(label=label, ls="-" if i < 10 else "--")  # the colour cycle has 10 colours
-        ax_h.plot(h.steps("eval_entropy"), h["eval_entropy"], **style)
-        ax_1.plot(h.steps("eval_pass@1"), h["eval_pass@1"], **style)
-        ax_k.plot(h.steps(kmax), h[kmax], **style)
-    ax_h.set(xlabel="RL step", ylabel="token entropy (nats)", title="entropy")
-    ax_1.set(xlabel="RL step", ylabel="pass@1", title="pass@1")
-    ax_k.set(xlabel="RL step", ylabel=kmax[5:], title=f"{kmax[5:]} (exploration)")
-    ax_k.legend(fontsize=7, loc="best")
+    for i, (label, runs) in enumerate(histories.items()):
+        runs = _as_runs(runs)
+        kmax = max((k for k in runs[0].keys() if k.startswith("eval_pass@")), key=lambda k: int(k.split("@")[1]))
+        steps = runs[0].steps("eval_entropy")
+        if x == "rollouts":  # rollouts drawn by each evaluation step, averaged over the seeds
+            per_seed = [np.concatenate([[0.0], h["rollouts"]])[steps.astype(int)] for h in runs]
+            xs = np.mean(per_seed, axis=0)
+        else:
+            xs = steps
+        style = dict(ls="-" if i < 10 else "--")  # the colour cycle has 10 colours
+        plot_spread(ax_h, xs, [h["eval_entropy"] for h in runs], label=label, **style)
+        plot_spread(ax_1, xs, [h["eval_pass@1"] for h in runs], label=label, **style)
+        plot_spread(ax_k, xs, [h[kmax] for h in runs], label=label, **style)
+    xlabel = "RL step" if x == "step" else "answers sampled (rollouts)"
+    ax_h.set(xlabel=xlabel, ylabel="token entropy (nats)", title="entropy")
+    ax_1.set(xlabel=xlabel, ylabel="pass@1", title="pass@1")
+    ax_k.set(xlabel=xlabel, ylabel=kmax[5:], title=f"{kmax[5:]} (exploration)")
+    ax_k.legend(fontsize=6, loc="best")
     fig.tight_layout()
     return fig
 
@@ -1421,7 +1760,7 @@ def _bandit_run(lr, group_size, eps_high, entropy_coef, intervention, steps=120,
     task = BanditTask()
     policy = TabularPolicy(task.vocab_size)
     kwargs = dict(steps=steps, prompts_per_step=1, group_size=group_size, lr=lr, optimizer="sgd",
-                  ppo_epochs=2, epsilon_high=eps_high, entropy_coef=entropy_coef, eval_every=steps,
+                  num_iterations=2, epsilon_high=eps_high, entropy_coef=entropy_coef, eval_every=steps,
                   eval_samples=8, pass_ks=(1,), seed=seed, clip_cov_ratio=0.2, clip_cov_bounds=(0.05, 5.0),
                   kl_cov_ratio=0.2)
     if intervention == "entropy bonus":

@@ -103,8 +103,8 @@ def test_rl_loop_reference_agrees_with_policy_loss(loss_type):
         lambda lp: bench.reference_policy_loss(lp, old_logp, adv, lengths, loss_type, eps_low, eps_high), logp)
     from companion.rl import policy_loss
     loss, grad = bench.loss_and_grad(
-        lambda lp: policy_loss(lp, old_logp, adv, mask, loss_type=loss_type, eps_low=eps_low,
-                               eps_high=eps_high)[0], logp)
+        lambda lp: policy_loss(lp, old_logp, adv, mask, loss_type=loss_type, epsilon=eps_low,
+                               epsilon_high=eps_high)[0], logp)
     assert float(abs(loss - ref_loss)) < 1e-12
     assert float((grad - ref_grad).abs().max()) < 1e-12
     assert float(ref_grad.abs().max()) > 0

@@ -1,4 +1,4 @@
-"""Unit tests of companion.rl: closed forms, the spec's numbers, invariances, two computations agreeing."""
+"""Unit tests of companion.rl: closed forms, the papers' numbers, invariances, two computations agreeing."""
 
 import math
 
@@ -64,12 +64,17 @@ def test_zero_variance_groups_and_rlzvp():
     r = np.array([1, 1, 1, 0, 0, 0, 1, 0, 0], dtype=float)
     assert rl.zero_variance_groups(r, 3).tolist() == [True, True, False]
     H = np.arange(18, dtype=float).reshape(9, 2) / 10
-    A = rl.rlzvp_advantages(r, H, 3, alpha=0.5)
+    A = rl.rlzvp_advantages(r, H, 3, alpha=0.5, success=1.0)
     np.testing.assert_allclose(A[:3], 0.5 * H[:3])                                    # all correct
     np.testing.assert_allclose(A[3:6], -0.5 * (H[3:6].max(1, keepdims=True) - H[3:6]))  # all wrong
     grpo = rl.group_advantages(r[6:], 3)
     np.testing.assert_allclose(A[6:], np.repeat(grpo[:, None], 2, axis=1))           # ordinary group
     assert np.all(A[3:6] <= 0) and np.all(A[:3] >= 0)
+    # success is explicit: an all-wrong batch is all wrong (the batch maximum would call it correct)
+    wrong = rl.rlzvp_advantages(np.zeros(3), H[:3], 3, alpha=0.5, success=1.0)
+    assert np.all(wrong <= 0) and np.any(wrong < 0)
+    with pytest.raises(TypeError):
+        rl.rlzvp_advantages(r, H, 3, alpha=0.5)
 
 
 # ---------------------------------------------------------------- loss
@@ -83,14 +88,14 @@ def _grad_of_loss(ratios, adv, **kw):
 
 def test_clipping_zeroes_gradient_exactly_where_it_should():
     ratios = [0.5, 0.75, 0.95, 1.05, 1.15, 1.35]  # none on a boundary of [0.8, 1.2] or [0.8, 1.28]
-    g_pos, info_pos = _grad_of_loss(ratios, 1.0, eps_low=0.2, eps_high=0.2)
+    g_pos, info_pos = _grad_of_loss(ratios, 1.0, epsilon=0.2, epsilon_high=0.2)
     assert (g_pos == 0).tolist() == [False, False, False, False, False, True]    # A > 0: only rho > 1.2
-    g_neg, info_neg = _grad_of_loss(ratios, -1.0, eps_low=0.2, eps_high=0.2)
+    g_neg, info_neg = _grad_of_loss(ratios, -1.0, epsilon=0.2, epsilon_high=0.2)
     assert (g_neg == 0).tolist() == [True, True, False, False, False, False]     # A < 0: only rho < 0.8
     assert info_pos["clip_high"] == pytest.approx(1 / 6) and info_pos["clip_low"] == 0.0
     assert info_neg["clip_low"] == pytest.approx(2 / 6) and info_neg["clip_high"] == 0.0
     # clip-higher (eps_high = 0.28) keeps the gradient of rho = 1.35? no: 1.35 > 1.28 still clipped
-    g_ch, _ = _grad_of_loss([1.25, 1.35], 1.0, eps_high=0.28)
+    g_ch, _ = _grad_of_loss([1.25, 1.35], 1.0, epsilon_high=0.28)
     assert (g_ch == 0).tolist() == [False, True]
     # where unclipped, the gradient of -rho*A w.r.t. log rho is -rho*A / (B * L)
     np.testing.assert_allclose(g_pos[:5].numpy(), -np.array(ratios[:5]) / 6)
@@ -229,6 +234,20 @@ def test_clip_cov_and_kl_cov_masks():
     assert int(m2.sum()) == 2 and bool(torch.all(m[m2]))
     top = rl.kl_cov_mask(cov, ratio=0.25)
     assert top.tolist() == [[False, False, False, True], [True, False, False, False]]
+    # as in the reference code: max(1, int(ratio * n)), so the papers' tiny fractions still pick one token
+    assert int(rl.kl_cov_mask(cov, ratio=2e-3).sum()) == 1
+    assert int(rl.clip_cov_mask(cov, ratio=2e-4, generator=torch.Generator().manual_seed(0)).sum()) == 1
+    assert int(rl.kl_cov_mask(cov, ratio=0.3).sum()) == 2          # int(2.4) = 2, rounded down
+    assert int(rl.kl_cov_mask(cov, ratio=0.0).sum()) == 0
+    # Clip-Cov leaves out tokens the PPO clip already stopped
+    clipped = torch.zeros_like(cov, dtype=torch.bool)
+    clipped[0, 1] = clipped[0, 2] = clipped[1, 0] = True
+    only = rl.clip_cov_mask(cov, ratio=1.0, clipped=clipped, generator=torch.Generator().manual_seed(0))
+    assert only.tolist() == [[False, False, False, False], [False, False, False, True]]
+    # padding is never selected
+    mask = torch.ones_like(cov)
+    mask[0, 3] = 0
+    assert not rl.kl_cov_mask(cov, mask, ratio=0.25)[0, 3]
 
 
 def test_steer_weights():
@@ -364,7 +383,9 @@ def test_figures_and_explorer():
     import matplotlib.pyplot as plt
 
     h = _bandit(steps=10, eval_every=5)
-    for fig in (rl.plot_training_curves(h), rl.plot_interventions({"a": h}), rl.plot_pass_at_k({"a": h}),
+    hs = [h, _bandit(steps=10, eval_every=5, seed=1)]
+    for fig in (rl.plot_training_curves(hs), rl.plot_interventions({"a": hs}), rl.plot_pass_at_k({"a": hs}),
+                rl.plot_interventions({"a": hs}, x="rollouts"),
                 rl.plot_entropy_prediction(rl.bandit_entropy_trace(steps=20)),
                 rl.plot_entropy_performance(np.linspace(0, 1, 5), 1 - np.exp(np.linspace(0, 1, 5)) / 10)):
         assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
@@ -465,3 +486,157 @@ def test_prompt_templates_are_validated():
         rl.TemplatedTask(rl.ModularTask(5), 2).format(torch.zeros(2, 2, dtype=torch.long), [0, 2])
     with pytest.raises(TypeError, match="TemplatedTask"):
         rl.TemplatedTask(rl.TemplatedTask(rl.ModularTask(5), 2), 2)
+
+
+# ---------------------------------------------------------------- GSPO, CISPO, KL correction (TRL's conventions)
+def _rand_batch(seed=0, B=4, T=5):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([5, 2, 4, 1])[:B]
+    mask = (torch.arange(T)[None, :] < lengths[:, None]).double()
+    logp = -torch.rand(B, T, generator=g, dtype=torch.float64) * 2
+    old = logp + 0.3 * torch.randn(B, T, generator=g, dtype=torch.float64)
+    adv = torch.randn(B, generator=g, dtype=torch.float64)
+    return logp, old, adv, mask
+
+
+def test_gspo_uses_one_ratio_per_answer():
+    logp, old, adv, mask = _rand_batch()
+    leaf = logp.clone().requires_grad_(True)
+    loss, info = rl.policy_loss(leaf, old, adv, mask, loss_type="grpo", importance_sampling_level="sequence")
+    s = torch.exp(((logp - old) * mask).sum(1) / mask.sum(1))             # the sequence ratios
+    expected = -torch.min(s * adv, torch.clamp(s, 0.8, 1.2) * adv).mean()  # every token has the answer's loss
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    # within an answer every valid token gets the same gradient; a clipped answer gets none at all
+    for i in range(4):
+        g = leaf.grad[i][mask[i] > 0]
+        assert torch.allclose(g, g[0].expand_as(g))
+    clipped = ((s > 1.2) & (adv > 0)) | ((s < 0.8) & (adv < 0))
+    assert info["clip_ratio"] == pytest.approx(float(clipped.double().mean()))
+
+
+def test_cispo_clips_and_detaches_the_ratio():
+    logp, old, adv, mask = _rand_batch(1)
+    leaf = logp.clone().requires_grad_(True)
+    loss, info = rl.policy_loss(leaf, old, adv, mask, loss_type="cispo", epsilon_high=1.1)
+    w = torch.clamp(torch.exp(logp - old), max=1.1)
+    torch.testing.assert_close(loss, -(w * adv[:, None] * logp * mask).sum() / mask.sum())
+    loss.backward()
+    # no token loses its gradient: d loss / d logp_it = -w_it A_i / N, never zero
+    torch.testing.assert_close(leaf.grad, -(w * adv[:, None] * mask) / mask.sum())
+    assert bool(torch.all(leaf.grad[mask > 0] != 0))
+    assert info["clip_high"] == pytest.approx(float((((torch.exp(logp - old) > 1.1) & (adv[:, None] > 0)).double()
+                                                      * mask).sum() / mask.sum()))
+
+
+def test_kl_bias_correction_gives_the_reverse_kl_gradient():
+    """Exact expectations over a 6-way categorical: every outcome is one token weighted by 6 * p_old.
+
+    With ``dr_grpo`` (B = 1, M = 6) the loss is (1/6) sum_t m_t l_t, so the mask 6 p_old turns
+    it into the expectation over the sampling policy of the per-token loss (here only the KL).
+    """
+    g = torch.Generator().manual_seed(4)
+    theta = torch.randn(6, dtype=torch.float64, generator=g).requires_grad_(True)
+    ref = torch.log_softmax(torch.randn(6, dtype=torch.float64, generator=g), 0)
+    logp = torch.log_softmax(theta, 0)[None, :]                                 # (1, 6)
+    weights = 6 * logp.exp().detach()
+    p = torch.softmax(theta, 0)
+    reverse, = torch.autograd.grad((p * (p.log() - ref)).sum(), theta)          # grad KL(pi_theta || pi_ref)
+    forward, = torch.autograd.grad((ref.exp() * (ref - torch.log_softmax(theta, 0))).sum(), theta)
+    for corrected, expected in ((True, reverse), (False, forward)):
+        loss, _ = rl.policy_loss(logp, logp.detach(), torch.zeros(1, dtype=torch.float64), weights,
+                                 loss_type="dr_grpo", beta=1.0, ref_logp=ref[None, :],
+                                 use_bias_correction_kl=corrected)
+        grad, = torch.autograd.grad(loss, theta, retain_graph=True)
+        torch.testing.assert_close(grad, expected)
+
+
+def test_entropy_bonus_is_a_token_mean_for_every_loss_type():
+    logp, old, adv, mask = _rand_batch(2)
+    ent = torch.rand(4, 5, dtype=torch.float64)
+    for lt in ("grpo", "dapo", "dr_grpo", "delta_l"):
+        base, _ = rl.policy_loss(logp, old, adv, mask, loss_type=lt)
+        with_bonus, _ = rl.policy_loss(logp, old, adv, mask, loss_type=lt, entropy=ent, entropy_coef=0.3)
+        assert float(base - with_bonus) == pytest.approx(0.3 * float((ent * mask).sum() / mask.sum()))
+
+
+def test_policy_loss_names_and_defaults_follow_trl():
+    assert rl.GRPOConfig().loss_type == "dapo"
+    logp, old, adv, mask = _rand_batch(3)
+    default, _ = rl.policy_loss(logp, old, adv, mask)
+    dapo, _ = rl.policy_loss(logp, old, adv, mask, loss_type="dapo", epsilon=0.2, epsilon_high=0.2)
+    torch.testing.assert_close(default, dapo)
+    with pytest.raises(ValueError, match="importance_sampling_level"):
+        rl.policy_loss(logp, old, adv, mask, importance_sampling_level="answer")
+    with pytest.raises(TypeError):
+        rl.policy_loss(logp, old, adv, mask, eps_low=0.2)
+
+
+# ---------------------------------------------------------------- variable-length answers
+def test_variable_length_task_and_mask():
+    task = rl.ModularTask(p=5, length=4, eos=True)
+    assert task.vocab_size == 6 and task.eos == 5
+    answers = torch.tensor([[1, 5, 5, 5], [2, 3, 5, 5], [1, 1, 1, 1], [5, 5, 5, 5], [4, 2, 5, 3]])
+    prompts = torch.tensor([[1, 1], [1, 0], [2, 2], [0, 0], [2, 3]])            # targets 1, 0, 4, 0, 1
+    np.testing.assert_array_equal(rl.answer_mask(task, answers).numpy(),
+                                  [[1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 1, 0]])
+    # 1 = 1; 2 + 3 = 0 (mod 5); 1+1+1+1 = 4; the empty answer is wrong; digits after the end token don't count
+    assert task.is_correct(prompts, answers).tolist() == [True, True, True, False, True]
+    gen = torch.Generator().manual_seed(0)
+    p = task.sample_prompts(500, gen)
+    a = task.sample_correct(p, gen)
+    assert task.is_correct(p, a).all()
+    lengths = rl.answer_mask(task, a).sum(1)
+    assert set(lengths.tolist()) == {2.0, 3.0, 4.0}  # 1-3 digits + end token, or 4 digits without one
+    fixed = rl.ModularTask(p=5, length=2)
+    assert fixed.eos is None and bool(torch.all(rl.answer_mask(fixed, torch.zeros(3, 2, dtype=torch.long)) == 1))
+
+
+def test_sampling_stops_after_the_end_token():
+    task = rl.ModularTask(p=5, length=4, eos=True)
+    torch.manual_seed(0)
+    pol = rl.GRUPolicy(task.vocab_size, hidden=8, embed=4)
+    a = pol.sample(task.sample_prompts(200), 4, torch.Generator().manual_seed(1), eos=task.eos)
+    ended = torch.cumsum(a == task.eos, 1) > 0
+    assert bool(torch.all(a[ended] == task.eos))                 # only end tokens after the first one
+
+
+def test_aggregation_changes_the_update_when_lengths_differ():
+    task = rl.ModularTask(p=5, length=4, eos=True)
+    torch.manual_seed(0)
+    states = {}
+    for lt in ("grpo", "dapo", "dr_grpo"):
+        torch.manual_seed(0)
+        pol = rl.GRUPolicy(task.vocab_size, hidden=8, embed=4)
+        rl.train_grpo(pol, task, show_progress=False, steps=2, prompts_per_step=4, group_size=4, loss_type=lt,
+                      eval_every=2, eval_samples=4, pass_ks=(1,), seed=0, optimizer="sgd", lr=0.5)
+        states[lt] = torch.cat([p.detach().ravel() for p in pol.parameters()])
+    assert not torch.allclose(states["grpo"], states["dapo"])
+    assert not torch.allclose(states["grpo"], states["dr_grpo"])
+
+
+# ---------------------------------------------------------------- dynamic sampling on the same population
+def test_dynamic_sampling_counts_rollouts_and_logs_the_first_draw():
+    task = rl.ModularTask(p=5, length=2)
+    torch.manual_seed(0)
+    pol = rl.GRUPolicy(task.vocab_size, hidden=16, embed=8)
+    rl.supervised_warm_start(pol, task, steps=10, batch_size=32)
+    cfg = rl.GRPOConfig(prompts_per_step=4, group_size=4, dynamic_sampling=True, max_resample=3)
+    gen = torch.Generator().manual_seed(0)
+    batch = rl.collect_rollouts(pol, task, cfg, gen)
+    assert batch.drawn in (16, 32, 48, 64) and batch.rewards.shape[0] <= 16
+    # the logged reward is the first draw's (what a run without filtering would log), not the filtered batch's
+    first = task.reward(*batch.first).double().mean()
+    assert batch.reward == pytest.approx(float(first))
+    plain = rl.collect_rollouts(pol, task, rl.GRPOConfig(prompts_per_step=4, group_size=4),
+                                torch.Generator().manual_seed(0))
+    assert plain.drawn == 16 and plain.reward == pytest.approx(batch.reward)   # same first draw
+    h = rl.train_grpo(pol, task, cfg, steps=3, eval_every=3, eval_samples=4, pass_ks=(1,), show_progress=False)
+    assert np.all(np.diff(np.concatenate([[0], h["rollouts"]])) >= 16)
+
+
+def test_train_grpo_accepts_a_device():
+    h = _bandit(steps=3, device="cpu")
+    assert len(h["reward"]) == 3
+    h2 = _bandit(steps=3, device=torch.device("cpu"))
+    np.testing.assert_array_equal(h["reward"], h2["reward"])
