@@ -497,6 +497,31 @@ def worker(modules: list[str], start_module: int, resume_after: str, out_fd: int
     out.close()
 
 
+class _LineReader:
+    """Lines from a pipe with a timeout. Unbuffered on purpose: ``select`` on a buffered
+    file object misses lines already read ahead into Python's buffer, which would let a
+    call's short deadline wait behind the long one of the line before it."""
+
+    def __init__(self, fd: int):
+        self.fd, self.buffer, self.eof = fd, b"", False
+
+    def readline(self, timeout: float):
+        """The next line (``""`` at end of file), or ``None`` when none came in ``timeout`` s."""
+        end = time.monotonic() + timeout
+        while b"\n" not in self.buffer and not self.eof:
+            ready, _, _ = select.select([self.fd], [], [], max(end - time.monotonic(), 0))
+            if not ready:
+                return None
+            chunk = os.read(self.fd, 65536)
+            self.eof = not chunk
+            self.buffer += chunk
+        line, sep, self.buffer = self.buffer.partition(b"\n")
+        return (line + sep).decode()
+
+    def close(self):
+        os.close(self.fd)
+
+
 def run_modules(modules, timeout: float = 20.0, python: str = sys.executable,
                 fast: bool = False, skip=()) -> dict[str, list[dict]]:
     """Every bad call of ``modules`` in one worker process, with a per-call ``timeout``.
@@ -521,14 +546,13 @@ def run_modules(modules, timeout: float = 20.0, python: str = sys.executable,
                                     pass_fds=(write_fd,), env=env, cwd=str(ROOT),
                                     stdout=subprocess.DEVNULL, stderr=errors)
             os.close(write_fd)
-            reader = os.fdopen(read_fd)
+            reader = _LineReader(read_fd)
             current, finished = None, False
             deadline = time.monotonic() + 180  # start-up, and the baseline calls before a first call
             while True:
-                ready, _, _ = select.select([reader], [], [], max(deadline - time.monotonic(), 0))
-                if not ready:
+                line = reader.readline(max(deadline - time.monotonic(), 0))
+                if line is None:
                     break  # timeout
-                line = reader.readline()
                 if not line:
                     break  # worker died
                 msg = json.loads(line)

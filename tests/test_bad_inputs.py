@@ -111,6 +111,22 @@ def test_classify_sorts_the_outcomes():
     assert engine.classify("fn", "none", AssertionError("wrong"), None, None, expected=(AssertionError,))[0] == "clear"
 
 
+def test_the_worker_pipe_reader_sees_lines_that_arrived_together():
+    """Two events written at once ("prepare", then "start"): the second is returned at once,
+    not after a timeout (a buffered reader under ``select`` would wait for the next write)."""
+    import os
+
+    read_fd, write_fd = os.pipe()
+    reader = engine._LineReader(read_fd)
+    os.write(write_fd, b'{"event": "prepare"}\n{"event": "start"}\n')
+    assert reader.readline(1.0) == '{"event": "prepare"}\n'
+    assert reader.readline(0.0) == '{"event": "start"}\n'
+    assert reader.readline(0.05) is None  # nothing more yet: a timeout
+    os.close(write_fd)
+    assert reader.readline(1.0) == ""  # end of file
+    reader.close()
+
+
 def test_a_hanging_call_is_reported_and_the_sweep_goes_on(tmp_path, monkeypatch):
     """A module whose NaN call sleeps: the sweep records a hang, kills the worker and
     finishes the other calls in a new one."""
