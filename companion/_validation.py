@@ -64,6 +64,7 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "is_tensor",
     "as_array",
+    "as_tensor",
     "as_labels",
     "check_int",
     "check_positive",
@@ -146,6 +147,64 @@ def as_array(x, name: str, *, ndim: int | Iterable[int] | None = None,
     if finite and np.issubdtype(arr.dtype, np.number) and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
+
+
+def as_tensor(x, name: str, *, ndim: int | Iterable[int] | None = None, dtype=None,
+              finite: bool = True):
+    """Convert a tensor, numpy array or nested list to a floating torch tensor and validate it.
+
+    The one tensor conversion of the package (the chapter modules import it). A tensor
+    keeps its device, its autograd graph and its floating dtype (integer and bool tensors
+    become ``dtype``); anything else goes through :func:`as_array` and becomes a CPU tensor.
+
+    Parameters
+    ----------
+    x : torch.Tensor or array-like
+        The value to convert.
+    name : str
+        The argument's name, used in error messages.
+    ndim : int or iterable of int, optional
+        Allowed numbers of dimensions.
+    dtype : torch dtype, optional
+        The dtype of converted input (default ``torch.float64``); a floating tensor keeps
+        its own.
+    finite : bool
+        Reject NaN and infinite entries (default True).
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not array-like or is complex.
+    ValueError
+        If the number of dimensions or the values are not as required.
+
+    Examples
+    --------
+    >>> as_tensor([[1, 2], [3, 4]], "x", ndim=2).dtype
+    torch.float64
+    >>> as_tensor(torch.ones(3), "x", ndim=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: x must have 2 dimension(s), got shape (3,)
+    """
+    dtype = torch.float64 if dtype is None else dtype
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch dtype, got {_short(dtype)}")
+    finite = _flag(finite, "finite")
+    if not is_tensor(x):
+        numpy_dtype = torch.empty((), dtype=dtype).numpy().dtype if dtype != torch.bfloat16 else np.float32
+        return torch.from_numpy(as_array(x, name, ndim=ndim, dtype=numpy_dtype, finite=finite)).to(dtype)
+    allowed = _ndims(ndim)
+    if x.is_complex():
+        raise TypeError(f"{name} must be real, got complex values")
+    if allowed is not None and x.ndim not in allowed:
+        want = " or ".join(str(a) for a in allowed)
+        raise ValueError(f"{name} must have {want} dimension(s), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        x = x.to(dtype)
+    if finite and not bool(torch.isfinite(x.detach()).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
 
 
 def _flag(value, name: str) -> bool:

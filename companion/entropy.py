@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._validation import (as_array, check_choice, check_int, check_nonnegative,
+from ._validation import (as_array, as_tensor, check_choice, check_int, check_nonnegative,
                           check_positive, is_tensor)
 from .training import History, progress, train_loop
 
@@ -98,17 +98,6 @@ def _check_dim(dim, ndim: int, name: str = "dim") -> int:
     return dim
 
 
-def _as_float_tensor(x, name: str) -> torch.Tensor:
-    """A floating torch tensor (float64 for numpy input) after the usual checks."""
-    if is_tensor(x):
-        if not torch.is_floating_point(x):
-            x = x.double()
-        if not torch.isfinite(x).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
-        return x
-    return torch.from_numpy(as_array(x, name))
-
-
 def _back(result: torch.Tensor, like):
     """Return ``result`` as the same kind of object as ``like`` (numpy array or tensor)."""
     if is_tensor(like):
@@ -144,7 +133,7 @@ def attention_entropy(attn, dim: int = -1, *, atol: float = 1e-4):
         The entropies, shape of ``attn`` without ``dim`` (a tensor for tensor input,
         differentiable).
     """
-    a = _as_float_tensor(attn, "attn")
+    a = as_tensor(attn, "attn")
     if a.ndim == 0:
         raise ValueError("attn must have at least 1 dimension, got a scalar")
     dim = _check_dim(dim, a.ndim)
@@ -171,7 +160,7 @@ def head_entropy(attn):
     -------
     ndarray or torch.Tensor, shape (heads,)
     """
-    a = _as_float_tensor(attn, "attn")
+    a = as_tensor(attn, "attn")
     if a.ndim not in (3, 4):
         raise ValueError(f"attn must have shape (batch, heads, T, T) or (heads, T, T), got {tuple(a.shape)}")
     if a.ndim == 3:
@@ -1075,7 +1064,7 @@ def stablemax(x, dim: int = -1):
     -------
     ndarray or torch.Tensor (same shape)
     """
-    t = _as_float_tensor(x, "x")
+    t = as_tensor(x, "x")
     if t.ndim == 0:
         raise ValueError("x must have at least 1 dimension, got a scalar")
     dim = _check_dim(dim, t.ndim)
@@ -1085,7 +1074,7 @@ def stablemax(x, dim: int = -1):
 
 def log_stablemax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """``log StableMax(x)`` computed as ``log s(x_i) - log sum_j s(x_j)`` (Prieto et al., 2025)."""
-    t = _as_float_tensor(x, "x")
+    t = as_tensor(x, "x")
     dim = _check_dim(dim, t.ndim)
     s = _stablemax_s(t)
     return _back(torch.log(s) - torch.log(s.sum(dim, keepdim=True)), x)
@@ -1226,8 +1215,8 @@ def perp_grad(weight, grad):
     -------
     ndarray or torch.Tensor, shape of ``grad``
     """
-    w = _as_float_tensor(weight, "weight")
-    g = _as_float_tensor(grad, "grad")
+    w = as_tensor(weight, "weight")
+    g = as_tensor(grad, "grad")
     if w.shape != g.shape:
         raise ValueError(f"weight and grad must have the same shape, got {tuple(w.shape)} and {tuple(g.shape)}")
     wf, gf = w.reshape(-1), g.reshape(-1)
@@ -1811,7 +1800,7 @@ def plot_rank_during_training(runs: dict, depth: int = 1):
 # explorer
 # ---------------------------------------------------------------------------------------
 
-def _explorer_draw(scale: float, seq_len: int):
+def _draw_entropy_explorer(scale: float, seq_len: int):
     import matplotlib.pyplot as plt
 
     attn = random_attention(seq_len, 16, scale, seed=0)
@@ -1850,5 +1839,5 @@ def entropy_explorer():
         "scale": Choice([0.5, 1, 2, 4, 8, 16, 32, 64], default=4, label="spectral scale s"),
         "seq_len": Choice([4, 8, 16, 32], default=16, label="sequence length T"),
     }
-    return Explorer(_explorer_draw, controls, title="Attention entropy vs. the spectral norm",
+    return Explorer(_draw_entropy_explorer, controls, title="Attention entropy vs. the spectral norm",
                     precompute=["scale"])

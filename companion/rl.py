@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._validation import (as_array, check_choice, check_fraction, check_int, check_nonnegative,
+from ._validation import (as_array, as_tensor, check_choice, check_fraction, check_int, check_nonnegative,
                           check_positive, is_tensor)
 from .plotting import plot_spread, subplots
 from .training import History, progress, thread_limit
@@ -68,22 +68,6 @@ INTERVENTIONS = ("none", "clip_cov", "kl_cov", "epo", "steer", "rl_zvp")
 # ----------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------
-def _as_tensor(x, name: str, *, ndim=None, dtype=torch.float64) -> torch.Tensor:
-    """A float tensor (kept on its device, gradient kept) or a validated numpy conversion."""
-    if is_tensor(x):
-        if ndim is not None:
-            allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-            if x.ndim not in allowed:
-                raise ValueError(f"{name} must have {' or '.join(map(str, allowed))} dimension(s), "
-                                 f"got shape {tuple(x.shape)}")
-        if not torch.is_floating_point(x):
-            x = x.to(dtype)
-        if not torch.all(torch.isfinite(x.detach())):
-            raise ValueError(f"{name} contains NaN or infinite values")
-        return x
-    return torch.as_tensor(as_array(x, name, ndim=ndim), dtype=dtype)
-
-
 def _like_input(result: torch.Tensor, original):
     """Return numpy when the caller passed numpy/lists, a tensor when it passed a tensor."""
     return result if is_tensor(original) else result.detach().cpu().numpy()
@@ -139,7 +123,7 @@ def group_advantages(rewards, group_size: int, scale: str = "group", *, std: str
     numpy.ndarray or torch.Tensor, shape (B,)
         Same kind as ``rewards``.
     """
-    r = _as_tensor(rewards, "rewards", ndim=1)
+    r = as_tensor(rewards, "rewards", ndim=1)
     group_size = check_int(group_size, "group_size", minimum=1)
     check_choice(scale, "scale", ("group", "batch", "none"))
     check_choice(std, "std", ("unbiased", "population"))
@@ -169,7 +153,7 @@ def zero_variance_groups(rewards, group_size: int):
 
     Returns a boolean array (or tensor) of shape ``(B / group_size,)``.
     """
-    r = _as_tensor(rewards, "rewards", ndim=1)
+    r = as_tensor(rewards, "rewards", ndim=1)
     group_size = check_int(group_size, "group_size", minimum=1)
     if r.shape[0] == 0 or r.shape[0] % group_size:
         raise ValueError(f"rewards must have a positive multiple of group_size={group_size} entries, "
@@ -212,8 +196,8 @@ def rlzvp_advantages(rewards, entropy, group_size: int, mask=None, *, success: f
     -------
     numpy.ndarray or torch.Tensor, shape (B, T)
     """
-    r = _as_tensor(rewards, "rewards", ndim=1)
-    h = _as_tensor(entropy, "entropy", ndim=2).detach().to(torch.float64)
+    r = as_tensor(rewards, "rewards", ndim=1)
+    h = as_tensor(entropy, "entropy", ndim=2).detach().to(torch.float64)
     alpha = check_nonnegative(alpha, "alpha")
     if h.shape[0] != r.shape[0]:
         raise ValueError(f"entropy must have one row per reward ({r.shape[0]}), got {h.shape[0]}")
@@ -258,8 +242,8 @@ def k3_kl(logp, ref_logp):
     ----------
     shao2024deepseekmath
     """
-    lp = _as_tensor(logp, "logp")
-    rp = _as_tensor(ref_logp, "ref_logp")
+    lp = as_tensor(logp, "logp")
+    rp = as_tensor(ref_logp, "ref_logp")
     if lp.shape != rp.shape:
         raise ValueError(f"ref_logp must have logp's shape {tuple(lp.shape)}, got {tuple(rp.shape)}")
     d = rp - lp
@@ -268,7 +252,7 @@ def k3_kl(logp, ref_logp):
 
 def token_entropy(logits):
     r"""Entropy of the softmax over the last axis, ``H = -sum_v p_v log p_v`` (differentiable)."""
-    z = _as_tensor(logits, "logits")
+    z = as_tensor(logits, "logits")
     if z.ndim < 1:
         raise ValueError("logits must have at least one dimension")
     logp = F.log_softmax(z, dim=-1)
@@ -334,11 +318,11 @@ def _check_loss_inputs(logp, old_logp, advantages, mask, ref_logp, token_weights
                        entropy, *, loss_type, epsilon, epsilon_high, importance_sampling_level, beta,
                        entropy_coef):
     """Validate :func:`policy_loss`'s arguments; return them as tensors of one dtype."""
-    lp = _as_tensor(logp, "logp", ndim=2)
-    olp = _as_tensor(old_logp, "old_logp", ndim=2).detach()
+    lp = as_tensor(logp, "logp", ndim=2)
+    olp = as_tensor(old_logp, "old_logp", ndim=2).detach()
     if olp.shape != lp.shape:
         raise ValueError(f"old_logp must have logp's shape {tuple(lp.shape)}, got {tuple(olp.shape)}")
-    adv = _as_tensor(advantages, "advantages", ndim=(1, 2)).detach()
+    adv = as_tensor(advantages, "advantages", ndim=(1, 2)).detach()
     if adv.ndim == 1:
         if adv.shape[0] != lp.shape[0]:
             raise ValueError(f"advantages must have {lp.shape[0]} entries, got {adv.shape[0]}")
@@ -356,7 +340,7 @@ def _check_loss_inputs(logp, old_logp, advantages, mask, ref_logp, token_weights
     m = _check_mask(mask, lp.shape).to(dtype=dtype, device=dev)
     ref = None
     if ref_logp is not None:
-        ref = _as_tensor(ref_logp, "ref_logp", ndim=2).detach().to(dtype)
+        ref = as_tensor(ref_logp, "ref_logp", ndim=2).detach().to(dtype)
         if ref.shape != lp.shape:
             raise ValueError(f"ref_logp must have logp's shape {tuple(lp.shape)}, got {tuple(ref.shape)}")
     elif beta > 0:
@@ -367,7 +351,7 @@ def _check_loss_inputs(logp, old_logp, advantages, mask, ref_logp, token_weights
         raise ValueError(f"extra_token_loss must be a tensor of shape {tuple(lp.shape)}")
     ent = None
     if entropy is not None:
-        ent = _as_tensor(entropy, "entropy", ndim=2).to(dtype)
+        ent = as_tensor(entropy, "entropy", ndim=2).to(dtype)
         if ent.shape != lp.shape:
             raise ValueError(f"entropy must have shape {tuple(lp.shape)}, got {tuple(ent.shape)}")
     elif entropy_coef != 0:
@@ -547,8 +531,8 @@ def first_order_entropy_change(logits, delta_logits):
     Entropy falls when the update raises the logits of actions that are already likely.
     Works on the last axis (batched states allowed).
     """
-    z = _as_tensor(logits, "logits", dtype=torch.float64).to(torch.float64)
-    dz = _as_tensor(delta_logits, "delta_logits", dtype=torch.float64).to(torch.float64)
+    z = as_tensor(logits, "logits", dtype=torch.float64).to(torch.float64)
+    dz = as_tensor(delta_logits, "delta_logits", dtype=torch.float64).to(torch.float64)
     if z.shape != dz.shape:
         raise ValueError(f"delta_logits must have logits' shape {tuple(z.shape)}, got {tuple(dz.shape)}")
     logp = F.log_softmax(z, dim=-1)
@@ -570,8 +554,8 @@ def logit_update(logits, advantages, lr: float, update: str = "vanilla"):
     (Cui et al. (2025), with advantages centred under the policy so that the
     expected update is exact.)
     """
-    z = _as_tensor(logits, "logits").to(torch.float64)
-    A = _as_tensor(advantages, "advantages").to(torch.float64)
+    z = as_tensor(logits, "logits").to(torch.float64)
+    A = as_tensor(advantages, "advantages").to(torch.float64)
     if z.shape != A.shape:
         raise ValueError(f"advantages must have logits' shape {tuple(z.shape)}, got {tuple(A.shape)}")
     lr = check_positive(lr, "lr")
@@ -584,7 +568,7 @@ def logit_update(logits, advantages, lr: float, update: str = "vanilla"):
 
 def entropy_change(logits, advantages, lr: float, update: str = "vanilla"):
     """Exact entropy change ``H(z + Delta z) - H(z)`` of one :func:`logit_update` step."""
-    z = _as_tensor(logits, "logits").to(torch.float64)
+    z = as_tensor(logits, "logits").to(torch.float64)
     dz = torch.as_tensor(logit_update(z, advantages if is_tensor(advantages) else
                                       torch.as_tensor(as_array(advantages, "advantages")), lr, update))
     out = torch.as_tensor(softmax_entropy(z + dz)) - torch.as_tensor(softmax_entropy(z))
@@ -637,8 +621,8 @@ def token_covariance(logp, advantages, mask=None):
     -------
     numpy.ndarray or torch.Tensor, shape (B, T) (zero on padding).
     """
-    lp = _as_tensor(logp, "logp", ndim=2).detach().to(torch.float64)
-    A = _as_tensor(advantages, "advantages", ndim=(1, 2)).detach().to(torch.float64)
+    lp = as_tensor(logp, "logp", ndim=2).detach().to(torch.float64)
+    A = as_tensor(advantages, "advantages", ndim=(1, 2)).detach().to(torch.float64)
     if A.ndim == 1:
         if A.shape[0] != lp.shape[0]:
             raise ValueError(f"advantages must have {lp.shape[0]} entries, got {A.shape[0]}")
@@ -686,7 +670,7 @@ def clip_cov_mask(cov, mask=None, *, ratio: float = 2e-4, bounds=(1.0, 5.0), cli
     ----------
     cui2025entropy
     """
-    c = _as_tensor(cov, "cov", ndim=2).detach()
+    c = as_tensor(cov, "cov", ndim=2).detach()
     m = _check_mask(mask, c.shape) > 0
     ratio = check_fraction(ratio, "ratio")
     lo, hi = float(bounds[0]), float(bounds[1])
@@ -724,7 +708,7 @@ def kl_cov_mask(cov, mask=None, *, ratio: float = 2e-3):
     >>> kl_cov_mask(torch.tensor([[0.5, -1.0], [2.0, 0.1]]), ratio=0.2).tolist()
     [[False, False], [True, False]]
     """
-    c = _as_tensor(cov, "cov", ndim=2).detach()
+    c = as_tensor(cov, "cov", ndim=2).detach()
     m = _check_mask(mask, c.shape) > 0
     ratio = check_fraction(ratio, "ratio")
     n = int(m.sum())
@@ -751,9 +735,9 @@ def steer_weights(advantages, old_logp, entropy, mask=None, *, w_min: float = 0.
 
     Returns a detached tensor of shape (B, T) with values in ``[w_min, 1]``.
     """
-    olp = _as_tensor(old_logp, "old_logp", ndim=2).detach().to(torch.float64)
-    H = _as_tensor(entropy, "entropy", ndim=2).detach().to(torch.float64)
-    A = _as_tensor(advantages, "advantages", ndim=(1, 2)).detach().to(torch.float64)
+    olp = as_tensor(old_logp, "old_logp", ndim=2).detach().to(torch.float64)
+    H = as_tensor(entropy, "entropy", ndim=2).detach().to(torch.float64)
+    A = as_tensor(advantages, "advantages", ndim=(1, 2)).detach().to(torch.float64)
     A = A[:, None].expand_as(olp) if A.ndim == 1 else A
     if A.shape != olp.shape or H.shape != olp.shape:
         raise ValueError(f"advantages, old_logp and entropy must share shape {tuple(olp.shape)}")
@@ -795,7 +779,7 @@ def epo_smoothing_penalty(entropy, reference: float, mask=None, *, kappa=(0.8, 1
 
     Returns a tensor of ``entropy``'s shape (zero on padding), differentiable in ``entropy``.
     """
-    H = _as_tensor(entropy, "entropy", ndim=2)
+    H = as_tensor(entropy, "entropy", ndim=2)
     ref = check_nonnegative(reference, "reference")
     kl, kr = float(kappa[0]), float(kappa[1])
     if not 0 <= kl <= kr:

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import (as_array, check_choice, check_fraction, check_int, check_nonnegative,
+from ._validation import (as_array, as_tensor, check_choice, check_fraction, check_int, check_nonnegative,
                           check_positive, is_tensor)
 from .training import History, progress, set_seed, train_loop
 
@@ -925,15 +925,9 @@ class BoostedSAE(nn.Module):
         return [BoostedSAE(b, [r[i] for r in res]).eval() for i, b in enumerate(bases)]
 
 
-def _as_float_tensor(x, name: str, ndim=2) -> torch.Tensor:
-    ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-    if is_tensor(x):
-        if x.ndim not in ndims:
-            raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimension(s), got shape {tuple(x.shape)}")
-        if not torch.isfinite(x).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
-        return x.detach().float().cpu()
-    return torch.from_numpy(as_array(x, name, ndim=ndims if len(ndims) > 1 else ndims[0], dtype=np.float32))
+def _float32_rows(x, name: str, ndim=2) -> torch.Tensor:
+    """Training data as a float32 CPU tensor (detached), after :func:`as_tensor`'s checks."""
+    return as_tensor(x, name, ndim=ndim, dtype=torch.float32).detach().float().cpu()
 
 
 def _device_of(module: nn.Module) -> torch.device:
@@ -989,10 +983,10 @@ def train_sae(sae: SparseAutoencoder, x, *, target=None, steps: int = 1000, batc
     """
     if not isinstance(sae, SparseAutoencoder):
         raise TypeError(f"sae must be a SparseAutoencoder, got {type(sae).__name__}")
-    x = _as_float_tensor(x, "x")
+    x = _float32_rows(x, "x")
     if x.shape[1] != sae.d:
         raise ValueError(f"x must have {sae.d} columns (the SAE's d), got {x.shape[1]}")
-    target_t = x if target is None else _as_float_tensor(target, "target", ndim=(2, 3))
+    target_t = x if target is None else _float32_rows(target, "target", ndim=(2, 3))
     if target_t.shape[-2:] != x.shape or (target_t.ndim == 3 and target_t.shape[0] != sae.n_models):
         raise ValueError(f"target must have the shape of x {tuple(x.shape)} (with a leading axis of "
                          f"n_models for a stack), got {tuple(target_t.shape)}")
@@ -1007,7 +1001,7 @@ def train_sae(sae: SparseAutoencoder, x, *, target=None, steps: int = 1000, batc
         batch_seeds = [check_int(s, "seed", minimum=0) for s in seed]
         if len(batch_seeds) != n_models:
             raise ValueError(f"seed must hold one seed per model ({n_models}), got {len(batch_seeds)}")
-    x_eval_t = _as_float_tensor(x_eval, "x_eval") if x_eval is not None else None
+    x_eval_t = _float32_rows(x_eval, "x_eval") if x_eval is not None else None
     device = torch.device(device) if device is not None else _device_of(sae)
     sae.to(device)
     x, target_t = x.to(device), target_t.to(device)
@@ -1099,7 +1093,7 @@ def train_residual_sae(base: SparseAutoencoder, x, n_latents: int, *, kind: str 
     if not isinstance(base, SparseAutoencoder):
         raise TypeError(f"base must be a SparseAutoencoder, got {type(base).__name__}")
     check_choice(kind, "kind", ("topk", "relu", "jumprelu"))
-    x = _as_float_tensor(x, "x")
+    x = _float32_rows(x, "x")
     n_latents = check_int(n_latents, "n_latents", minimum=1)
     base.eval()
     for p in base.parameters():
@@ -1132,7 +1126,7 @@ def reconstruct(sae: nn.Module, x, batch_size: int = 8192):
     """
     if not isinstance(sae, nn.Module):
         raise TypeError(f"sae must be a torch module, got {type(sae).__name__}")
-    x = _as_float_tensor(x, "x")
+    x = _float32_rows(x, "x")
     sae.eval()
     device = _device_of(sae)
     outs = [tuple(o.cpu() for o in sae(x[i:i + batch_size].to(device))) for i in range(0, x.shape[0], batch_size)]
@@ -1280,7 +1274,7 @@ def sae_metrics(sae: nn.Module, x):
     Returns a dict; for a stack of SAEs (or a stacked :class:`BoostedSAE`) a list of
     dicts, one per model.
     """
-    x_t = _as_float_tensor(x, "x")
+    x_t = _float32_rows(x, "x")
     x_hat, z = reconstruct(sae, x_t)
     x_np = x_t.numpy().astype(np.float64)
 

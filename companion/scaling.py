@@ -1628,7 +1628,7 @@ def plot_bootstrap(results: dict, name: str = "N_opt", truth=None):
 # ---------------------------------------------------------------------------------------
 # Explorer
 # ---------------------------------------------------------------------------------------
-def _explorer_draw(alpha, beta, width, noise):
+def _draw_scaling_explorer(alpha, beta, width, noise):
     params = ChinchillaParams(E=HOFFMANN_2022.E, A=HOFFMANN_2022.A, B=HOFFMANN_2022.B,
                               alpha=alpha, beta=beta)
     data = isoflop_grid(params, width=width, noise=noise, points_per_curve=15, seed=0)
@@ -1669,5 +1669,5 @@ def scaling_explorer():
         "width": Choice([2, 4, 8, 16], default=8, label="grid half-width factor"),
         "noise": Choice([0.0, 0.002, 0.005], default=0.0, label="relative noise"),
     }
-    return Explorer(_explorer_draw, controls, title="Approach 2 vs variable projection",
+    return Explorer(_draw_scaling_explorer, controls, title="Approach 2 vs variable projection",
                     precompute=["width", "noise"])

@@ -129,3 +129,20 @@ def test_scanner_resolves_aliases_plain_imports_paths_and_instances(tmp_path):
                                "companion.training.History", "companion.training.History.log"}
     assert scan.calls["companion.evidence.spread"][0].text == "Chapter 9, Section 1 (First)"
     assert scan.unresolved == ["companion.evidence.nope"]
+
+
+def test_no_helper_is_defined_in_more_than_one_module():
+    """Shared helpers (tensor conversion, figures, thread limits, ...) live once: every
+    top-level function or class name is defined in one module of the package only."""
+    import ast
+    import collections
+
+    package = Path(__file__).resolve().parents[1] / "companion"
+    homes = collections.defaultdict(list)
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                homes[node.name].append(str(path.relative_to(package)))
+    allowed = {"__getattr__"}  # each package's lazy import hook
+    twice = {name: where for name, where in homes.items() if len(where) > 1 and name not in allowed}
+    assert not twice, f"defined in more than one module: {twice}"
