@@ -103,6 +103,8 @@ def stratified_split(labels, test_fraction: float = 0.25, seed: int = 0):
     (6, 2)
     """
     y = as_labels(labels, "labels")
+    if y.size < 2:
+        raise ValueError(f"labels must hold at least 2 samples to split, got {y.size}")
     test_fraction = check_fraction(test_fraction, "test_fraction", inclusive=False)
     rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
     test = []

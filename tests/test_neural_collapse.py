@@ -528,6 +528,8 @@ def test_stratified_split_keeps_class_shares():
         stratified_split([0, 0, 1], 0.5)
     with pytest.raises(ValueError):
         stratified_split(y, 1.0)
+    with pytest.raises(ValueError, match="labels"):  # issue 19: no labels at all
+        stratified_split([], 0.25)
 
 
 # --------------------------------------------------------------------------------------
