@@ -202,3 +202,126 @@ def test_register_rejects_bad_implements():
         register("demo-bad", points=1, chapter="demo", implements=("slope",))
     with pytest.raises(ValueError, match="no attribute"):
         _core.resolve_implements("companion.scaling.no_such_function")
+
+
+# --------------------------------------------------------------------------------------
+# bad arguments (issue 19): the check author's mistakes name the argument; the student's
+# (a non-function, a non-number, a complex result) fail the case
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("points, error", [(0, ValueError), (-1, ValueError), (2.5, TypeError),
+                                           ("3", TypeError), (None, TypeError), (True, TypeError)])
+def test_points_must_be_a_positive_int(points, error):
+    with pytest.raises(error, match="points"):
+        ExerciseCheck("demo-points", points=points)
+    with pytest.raises(error, match="points"):
+        register("demo-points", points=points, chapter="demo")
+    assert "demo-points" not in registry
+
+
+@pytest.mark.parametrize("kwargs, error, name", [
+    ({"exercise_id": ""}, ValueError, "exercise_id"),
+    ({"exercise_id": 3}, TypeError, "exercise_id"),
+    ({"chapter": None}, TypeError, "chapter"),
+    ({"implements": None}, TypeError, "implements"),
+    ({"implements": 3.5}, TypeError, "implements"),
+    ({"implements": ("companion.scaling.compute_optimal", 3)}, ValueError, "implements"),
+])
+def test_register_names_a_bad_argument(kwargs, error, name):
+    args = {"exercise_id": "demo-args", "points": 1, "chapter": "demo", **kwargs}
+    with pytest.raises(error, match=name):
+        register(**args)
+    assert "demo-args" not in registry
+
+
+def test_exercise_check_names_a_bad_hint_or_implements():
+    with pytest.raises(TypeError, match="hint"):
+        ExerciseCheck("demo-hint", points=1, hint=3)
+    with pytest.raises(TypeError, match="implements"):
+        ExerciseCheck("demo-hint", points=1, implements=3)
+    assert ExerciseCheck("demo-hint", points=1, implements="companion._validation.check_int").forbidden
+    with pytest.raises(TypeError, match="name"):
+        _core.resolve_implements(3)
+    with pytest.raises(TypeError, match="exercise_id"):
+        _core.forbidden_functions(None)
+
+
+@pytest.mark.parametrize("kwargs, error, name", [
+    ({"rtol": float("nan")}, ValueError, "rtol"),
+    ({"rtol": -1e-6}, ValueError, "rtol"),
+    ({"atol": float("inf")}, ValueError, "atol"),
+    ({"atol": "0.1"}, TypeError, "atol"),
+    ({"atol": 1j}, TypeError, "atol"),
+    ({"rtol": None}, TypeError, "rtol"),
+    ({"expected": float("nan")}, ValueError, "expected"),
+    ({"expected": np.array([1.0, np.inf])}, ValueError, "expected"),
+    ({"expected": "1.0"}, TypeError, "expected"),
+    ({"expected": None}, TypeError, "expected"),
+    ({"expected": np.array([1 + 1j])}, TypeError, "expected"),
+])
+def test_expect_close_names_the_check_authors_bad_argument(kwargs, error, name):
+    ex = ExerciseCheck("demo-close", points=1)
+    args = {"got": 1.0, "expected": 1.0, **kwargs}
+    with pytest.raises(error, match=name):
+        ex.expect_close("case", **args)
+
+
+@pytest.mark.parametrize("got, reason", [
+    ("1.0", "expected real numbers"),            # a string that would convert to 1.0
+    (None, "expected real numbers"),
+    (np.array([1.0 + 1e-3j]), "expected real numbers"),   # the real part alone would match
+    (float("nan"), "NaN or infinity"),
+    (np.array([1.0, 1.0]), "expected shape ()"),
+])
+def test_expect_close_fails_the_case_for_a_bad_student_result(got, reason):
+    ex = ExerciseCheck("demo-close", points=1)
+    with pytest.raises(_core.ExerciseFailed, match=reason):
+        ex.expect_close("case", got, 1.0)
+
+
+def test_expect_close_accepts_tensors_ints_bools_and_lists():
+    torch = pytest.importorskip("torch")
+    ex = ExerciseCheck("demo-close", points=1)
+    ex.expect_close("tensor", torch.tensor([1.0, 2.0], requires_grad=True) * 1, np.array([1, 2]))
+    ex.expect_close("list of 0-d tensors", [torch.tensor(1.0), torch.tensor(2.0)], [1.0, 2.0])
+    ex.expect_close("bools", np.array([True, False]), [1, 0])
+    ex.expect_close("huge but equal", 1e300, 1e300)
+    with pytest.raises(_core.ExerciseFailed, match="expected"):
+        ex.expect_close("complex tensor", torch.tensor([1.0 + 0j]), 1.0)
+    assert ex.cases_passed == 4
+
+
+def test_expect_true_wants_a_verdict():
+    torch = pytest.importorskip("torch")
+    ex = ExerciseCheck("demo-true", points=1)
+    ex.expect_true("bool", True)
+    ex.expect_true("numpy bool", np.all(np.ones(3) > 0))
+    ex.expect_true("0-d tensor", torch.tensor(True))
+    with pytest.raises(_core.ExerciseFailed, match="case: why"):
+        ex.expect_true("case", np.bool_(False), "why")
+    for bad in ("yes", None, 1, np.array([True, False]), torch.ones(2, dtype=torch.bool)):
+        with pytest.raises(TypeError, match="condition"):
+            ex.expect_true("case", bad)
+    assert ex.cases_passed == 3
+
+
+def test_expect_raises_checks_its_exception_and_the_students_function():
+    ex = ExerciseCheck("demo-raises", points=1)
+    for bad in (None, 3, "ValueError", int, ()):
+        with pytest.raises(TypeError, match="exception"):
+            ex.expect_raises("case", lambda: 1 / 0, exception=bad)
+    ex.expect_raises("tuple", lambda: 1 / 0, exception=(ValueError, ZeroDivisionError))
+    with pytest.raises(_core.ExerciseFailed, match="expected ValueError or KeyError, nothing"):
+        ex.expect_raises("tuple", lambda: 1, exception=(ValueError, KeyError))
+    for bad in (None, 3):  # the student's name bound to something that is not a function
+        with pytest.raises(_core.ExerciseFailed, match="case: expected a function"):
+            ex.expect_raises("case", bad, exception=TypeError)
+        with pytest.raises(_core.ExerciseFailed, match="case: expected a function"):
+            ex.call("case", bad)
+
+
+def test_a_bad_argument_inside_a_check_is_reported_as_the_check_failing(capsys):
+    with pytest.raises(AssertionError, match="the check could not run: ValueError: rtol"):
+        with ExerciseCheck("demo-inside", points=1) as ex:
+            ex.expect_close("case", 1.0, 1.0, rtol=float("nan"))
+    assert "[FAIL] demo-inside" in capsys.readouterr().out

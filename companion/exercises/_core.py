@@ -36,6 +36,7 @@ import functools
 import importlib
 import inspect
 import json
+import numbers
 import os
 import sys
 import traceback
@@ -56,21 +57,18 @@ registry: dict[str, dict] = {}
 def register(exercise_id: str, points: int, chapter: str, implements: tuple[str, ...] = ()):
     """Decorator recording a check function in :data:`registry` (used by the grader).
 
-    ``implements`` names the companion functions the exercise asks the student to write
-    (dotted paths such as ``"companion.neural_collapse.nc_metrics"``; a class names all
-    its methods): a student function that reaches one of them, by any path, fails the
-    check (see :func:`forbidden_functions`).
+    ``points`` is an int >= 1; ``implements`` names the companion functions the exercise
+    asks the student to write (dotted paths such as
+    ``"companion.neural_collapse.nc_metrics"``, one name or a sequence of them; a class
+    names all its methods): a student function that reaches one of them, by any path,
+    fails the check (see :func:`forbidden_functions`).
     """
-    if isinstance(implements, str):
-        implements = (implements,)
-    for name in implements:
-        if not isinstance(name, str) or "." not in name:
-            raise ValueError(f"implements must be dotted names such as 'companion.scaling.compute_optimal', "
-                             f"got {name!r}")
+    exercise_id, chapter = _checked_text(exercise_id, "exercise_id"), _checked_text(chapter, "chapter")
+    points, implements = _checked_points(points), _checked_implements(implements)
 
     def wrap(fn):
         registry[exercise_id] = {"points": points, "chapter": chapter, "check": fn.__name__,
-                                 "module": fn.__module__, "implements": tuple(implements)}
+                                 "module": fn.__module__, "implements": implements}
         _FORBIDDEN.pop(exercise_id, None)
         fn.exercise_id = exercise_id
         fn.points = points
@@ -90,7 +88,7 @@ def resolve_implements(name: str):
     (so ``"companion.sae.TopKSAE.encode"`` works). Raises ``ValueError`` naming the part
     that does not exist.
     """
-    parts = name.split(".")
+    parts = _checked_text(name, "name").split(".")
     for cut in range(len(parts) - 1, 0, -1):
         try:
             obj = importlib.import_module(".".join(parts[:cut]))
@@ -141,7 +139,7 @@ def forbidden_functions(exercise_id: str) -> dict:
     passes, so that unit tests can hand it in). Returns ``{code object: dotted name}``; names that do not resolve are
     skipped with a warning (``tests/test_exercises_core.py`` fails on them).
     """
-    if exercise_id in _FORBIDDEN:
+    if _checked_text(exercise_id, "exercise_id") in _FORBIDDEN:
         return _FORBIDDEN[exercise_id]
     info = registry.get(exercise_id)
     found: dict = {}
@@ -212,11 +210,98 @@ class ExerciseFailed(Exception):
     """Raised inside a check when one case fails; turned into ``AssertionError`` on exit."""
 
 
-def _to_numpy(value):
+# ---------------------------------------------------------------------------------------
+# Argument checks. Numpy only: a check module imports without torch (a tensor can exist
+# only if torch is imported already), so these do not use companion._validation.
+# ---------------------------------------------------------------------------------------
+
+def _checked_text(value, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{name} must not be empty")
+    return value
+
+
+def _checked_points(points) -> int:
+    if isinstance(points, bool) or not isinstance(points, numbers.Integral):
+        raise TypeError(f"points must be an int >= 1, got {points!r}")
+    if points < 1:
+        raise ValueError(f"points must be an int >= 1, got {points!r}")
+    return int(points)
+
+
+def _checked_tolerance(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number >= 0, got {value!r}")
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite real number >= 0, got {value!r}")
+    return float(value)
+
+
+def _checked_implements(implements) -> tuple:
+    """``implements`` as a tuple of dotted names (one name allowed)."""
+    if isinstance(implements, str):
+        implements = (implements,)
+    if not isinstance(implements, (list, tuple, set, frozenset)):
+        raise TypeError(f"implements must be a dotted name or a sequence of them, got {implements!r}")
+    for name in implements:
+        if not isinstance(name, str) or "." not in name:
+            raise ValueError(f"implements must be dotted names such as 'companion.scaling.compute_optimal', "
+                             f"got {name!r}")
+    return tuple(implements)
+
+
+def _checked_exception(exception):
+    """An exception class, or a non-empty tuple of them (what ``except`` accepts)."""
+    classes = exception if isinstance(exception, tuple) and exception else (exception,)
+    if not all(isinstance(c, type) and issubclass(c, BaseException) for c in classes):
+        raise TypeError(f"exception must be an exception class (such as ValueError) or a tuple of them, "
+                        f"got {exception!r}")
+    return exception
+
+
+def _checked_condition(condition) -> bool:
+    """A verdict: a bool, or a bool array / tensor with one entry."""
+    if isinstance(condition, (bool, np.bool_)):
+        return bool(condition)
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(condition, torch.Tensor):
+        condition = condition.detach().cpu().numpy()
+    if isinstance(condition, np.ndarray) and condition.dtype == bool and condition.size == 1:
+        return bool(condition.item())
+    raise TypeError(f"condition must be a bool (reduce an array with all() or any()), got "
+                    f"{type(condition).__name__}")
+
+
+def _real_values(value, name: str) -> np.ndarray:
+    """``value`` (a number, array, tensor or nested list) as a float64 array; ``TypeError``
+    naming ``name`` when it is something else or complex."""
     torch = sys.modules.get("torch")  # a tensor exists only if torch is imported already
     if torch is not None and isinstance(value, torch.Tensor):
+        if value.is_complex():
+            raise TypeError(f"{name} must be real, got a complex tensor")
         return value.detach().cpu().double().numpy()
-    return np.asarray(value, dtype=float)
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number or an array of numbers, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind == "O":  # e.g. a list of 0-d tensors
+            arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number or an array of numbers, got {type(value).__name__}") from None
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must be real, got complex values")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a number or an array of numbers, got {type(value).__name__} "
+                        f"of dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def _student_callable(description, fn) -> None:
+    """The student's function must be callable: else the case fails (their answer)."""
+    if not callable(fn):
+        raise ExerciseFailed(f"{description}: expected a function, got {type(fn).__name__}")
 
 
 class ExerciseCheck:
@@ -231,20 +316,22 @@ class ExerciseCheck:
     hint : str
         One sentence shown when a case fails.
 
-    implements : sequence of str, optional
+    implements : str or sequence of str, optional
         Dotted names of functions the student's function must not reach; by default
         those registered for ``exercise_id`` (see :func:`forbidden_functions`).
     """
 
     def __init__(self, exercise_id: str, points: int, hint: str = "", implements=None):
-        self.exercise_id = exercise_id
-        self.points = int(points)
+        self.exercise_id = _checked_text(exercise_id, "exercise_id")
+        self.points = _checked_points(points)
+        if not isinstance(hint, str):
+            raise TypeError(f"hint must be a str, got {type(hint).__name__}")
         self.hint = hint
         self.cases_passed = 0
         if implements is None:
             self.forbidden = forbidden_functions(exercise_id)
         else:
-            self.forbidden = {code: name for name in ([implements] if isinstance(implements, str) else implements)
+            self.forbidden = {code: name for name in _checked_implements(implements)
                               for code in _code_objects(resolve_implements(name))}
 
     def _run(self, description, fn, args, kwargs):
@@ -270,8 +357,7 @@ class ExerciseCheck:
     # -- the assertions a check uses -------------------------------------------------
     def call(self, description: str, fn: Callable, *args, **kwargs):
         """Call the student's ``fn``; a stub or an exception fails the case with a message."""
-        if not callable(fn):
-            raise ExerciseFailed(f"expected a function, got {type(fn).__name__}")
+        _student_callable(description, fn)
         try:
             return self._run(description, fn, args, kwargs)
         except ExerciseFailed:
@@ -284,12 +370,22 @@ class ExerciseCheck:
                                  f"(line {where.lineno})") from None
 
     def expect_close(self, description: str, got, expected, *, rtol: float = 1e-6, atol: float = 1e-8):
-        """Pass when ``got`` has ``expected``'s shape and values (``np.allclose``)."""
+        """Pass when ``got`` has ``expected``'s shape and values (``np.allclose``).
+
+        ``expected`` (the check's reference) must be real and finite, ``rtol`` and ``atol``
+        finite and >= 0 (else ``ValueError``/``TypeError`` naming them); a ``got`` that is
+        not a real number or array, or holds NaN or inf, fails the case.
+        """
+        rtol, atol = _checked_tolerance(rtol, "rtol"), _checked_tolerance(atol, "atol")
+        exp_arr = _real_values(expected, "expected")
+        if not np.all(np.isfinite(exp_arr)):
+            raise ValueError("expected must contain only finite values (no NaN or inf)")
         try:
-            got_arr = _to_numpy(got)
-        except (TypeError, ValueError):
-            raise ExerciseFailed(f"{description}: expected a number or an array, got {type(got).__name__}") from None
-        exp_arr = _to_numpy(expected)
+            got_arr = _real_values(got, "got")
+        except TypeError:
+            raise ExerciseFailed(f"{description}: expected real numbers (a number or an array), got "
+                                 f"{type(got).__name__}") from None
+
         if got_arr.shape != exp_arr.shape:
             raise ExerciseFailed(f"{description}: expected shape {exp_arr.shape}, got {got_arr.shape}")
         if not np.all(np.isfinite(got_arr)):
@@ -298,20 +394,27 @@ class ExerciseCheck:
             if exp_arr.size == 1:
                 detail = f"expected {exp_arr.item():.6g}, got {got_arr.item():.6g}"
             else:
-                worst = np.argmax(np.abs(got_arr - exp_arr))
+                with np.errstate(over="ignore"):
+                    worst = np.argmax(np.abs(got_arr - exp_arr))
                 detail = (f"largest difference at flat index {worst}: expected "
                           f"{exp_arr.ravel()[worst]:.6g}, got {got_arr.ravel()[worst]:.6g}")
             raise ExerciseFailed(f"{description}: {detail}")
         self.cases_passed += 1
 
     def expect_true(self, description: str, condition: bool, detail: str = ""):
-        """Pass when ``condition`` holds."""
-        if not bool(condition):
+        """Pass when ``condition`` holds: a bool (or a one-entry bool array or tensor);
+        anything else is a ``TypeError`` naming ``condition``."""
+        if not _checked_condition(condition):
             raise ExerciseFailed(f"{description}" + (f": {detail}" if detail else ""))
         self.cases_passed += 1
 
     def expect_raises(self, description: str, fn: Callable, *args, exception=ValueError, **kwargs):
-        """Pass when ``fn(*args, **kwargs)`` raises ``exception``."""
+        """Pass when the student's ``fn(*args, **kwargs)`` raises ``exception`` (an exception
+        class or a tuple of them)."""
+        exception = _checked_exception(exception)
+        expected = exception.__name__ if isinstance(exception, type) else \
+            " or ".join(e.__name__ for e in exception)
+        _student_callable(description, fn)
         try:
             self._run(description, fn, args, kwargs)
         except ExerciseFailed:
@@ -322,9 +425,9 @@ class ExerciseCheck:
             self.cases_passed += 1
             return
         except Exception as err:
-            raise ExerciseFailed(f"{description}: expected {exception.__name__}, got "
+            raise ExerciseFailed(f"{description}: expected {expected}, got "
                                  f"{type(err).__name__}: {err}") from None
-        raise ExerciseFailed(f"{description}: expected {exception.__name__}, nothing was raised")
+        raise ExerciseFailed(f"{description}: expected {expected}, nothing was raised")
 
     # -- the verdict -------------------------------------------------------------------
     def __enter__(self):
