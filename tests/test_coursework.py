@@ -596,11 +596,39 @@ def test_cli_bad_paths_get_one_line_and_a_nonzero_exit(tmp_path, capsys, registr
         ("student", str(FIXTURES), "--exercises", "no_such_module_xyz"),
         ("student", str(tmp_path / "file.txt"), "-o", str(tmp_path / "out")),    # not a notebook
         ("student", str(tmp_path / "dir"), "-o", str(tmp_path / "out")),         # no notebook in it
+        ("student", "", "-o", str(tmp_path / "out")),                            # "" is not "."
+        ("student", str(FIXTURES), "-o", str(tmp_path / "file.txt" / "out"), "--exercises", MODULES[0]),
+        ("grade", ""),
+        ("grade", str(tmp_path / "dir"), "-o", str(tmp_path / "g.csv")),        # nothing to grade
+        ("grade", str(FIXTURES), "-o", str(tmp_path / "file.txt" / "g.csv")),   # parent is a file
+        ("grade", str(FIXTURES), "-o", str(tmp_path / "junk.csv")),             # not a grades file
+        ("grade", str(FIXTURES), "-o", str(tmp_path / "g.csv"), "--feedback", str(FIXTURES)),
+        ("grade", str(FIXTURES), "-o", str(tmp_path / "g.csv"), "--feedback", str(FIXTURES.parent)),
+        ("grade", str(FIXTURES), "--timeout", "abc"),                            # argparse, one line too
+        ("grade", str(FIXTURES), "-j", "0"),
+        ("grade", str(FIXTURES), "--cell-timeout", "nan"),
+        ("bogus",),
     ]
+    (tmp_path / "junk.csv").write_bytes(bytes(range(256)))
     for argv in cases:
         status, err = _cli(capsys, *argv)
         assert status == 2, argv
         assert err.startswith("error: ") and len(err.splitlines()) == 1, (argv, err)
+    assert not (tmp_path / "g.csv").exists()  # every case stopped before grading anything
+
+
+def test_cli_a_broken_exercise_module_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "broken_syntax_exercises.py").write_text("def check(:\n")
+    (tmp_path / "broken_import_exercises.py").write_text("raise RuntimeError('boom')\n")
+    for module, reason in (("broken_syntax_exercises", "SyntaxError"), ("broken_import_exercises", "boom"),
+                           ("no_such_module_xyz", "not found")):
+        for command in (("student", str(FIXTURES), "-o", str(tmp_path / "out")),
+                        ("grade", str(FIXTURES), "-o", str(tmp_path / "g.csv"))):
+            status, err = _cli(capsys, *command, "--exercises", module)
+            assert status == 2 and len(err.splitlines()) == 1, (module, err)
+            assert module in err and reason in err, err
+        sys.modules.pop(module, None)
 
 
 def test_cli_student_skips_a_corrupt_notebook_and_names_it(tmp_path, capsys, registry):
@@ -608,10 +636,31 @@ def test_cli_student_skips_a_corrupt_notebook_and_names_it(tmp_path, capsys, reg
     source.mkdir()
     nbformat.write(nbformat.read(CHAPTER, as_version=4), source / "01_good.ipynb")
     (source / "02_broken.ipynb").write_text('{"cells": [')
+    (source / "03_binary.ipynb").write_bytes(bytes(range(256)))
+    (source / "04_schema.ipynb").write_text('{"cells": [1, 2], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    broken = nbformat.read(CHAPTER, as_version=4)
+    _answer_cell(broken, "fx-add").source = "def add(a, b:\n    return a + b\n"
+    nbformat.write(broken, source / "05_bad_solution.ipynb")
     status = cw.main(["student", str(source), "-o", str(tmp_path / "out"), "--exercises", MODULES[0]])
-    out = capsys.readouterr().out
-    assert status == 0 and "skipped 02_broken.ipynb: not a valid notebook" in out
-    assert (tmp_path / "out" / "01_good.ipynb").exists()
+    captured = capsys.readouterr()
+    assert status == 0 and captured.err == "", captured.err
+    for name in ("02_broken", "03_binary", "04_schema"):
+        assert f"skipped {name}.ipynb: not a valid notebook" in captured.out
+    assert "skipped 05_bad_solution.ipynb: no student version (ValueError: the solution cell of fx-add" \
+        in captured.out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["01_good.ipynb"]
+
+
+def test_cli_student_on_a_folder_of_only_corrupt_notebooks_fails_in_one_line(tmp_path, capsys, registry):
+    source = tmp_path / "book"
+    source.mkdir()
+    (source / "01_broken.ipynb").write_text('{"cells": [')
+    status, err = _cli(capsys, "student", str(source), "-o", str(tmp_path / "out"), "--exercises", MODULES[0])
+    assert status == 2 and err == f"error: source {source}: no student notebook written (1 notebook(s) " \
+                                  "skipped, see above)"
+    status, err = _cli(capsys, "student", str(source / "01_broken.ipynb"), "-o", str(tmp_path / "out"),
+                       "--exercises", MODULES[0])
+    assert status == 2 and "01_broken.ipynb: not a valid notebook" in err and len(err.splitlines()) == 1
 
 
 def test_cli_student_refuses_a_leak_with_exit_1(tmp_path, capsys, chapter, registry):

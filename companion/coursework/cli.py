@@ -18,8 +18,15 @@ from .student import write_student_notebooks
 __all__ = ["main"]
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="python -m companion",
         description="Coursework tools: student notebooks and automatic grading.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,7 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0 on success, 1 when a student notebook was refused (an answer
         given away), 2 on bad arguments or input, 130 on Ctrl-C.
     """
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already reported in one line
+        return stop.code if isinstance(stop.code, int) else 2
     try:
         if args.command == "student":
             registry = exercise_registry(args.exercises)
@@ -82,11 +92,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeakError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError, ModuleNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, TypeError) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     except OSError as err:  # a path that cannot be read or written
         print(f"error: {err.strerror or err}: {err.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _one_line(err: BaseException) -> str:
+    """An error message on one line (a message may quote a multi-line value)."""
+    return " ".join(str(err).split("\n")).strip() or type(err).__name__

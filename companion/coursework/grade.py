@@ -22,8 +22,8 @@ import nbformat
 
 from . import execute as _execution
 from .execute import execute
-from .notebook import (MODULES_ENV, chapter_number, exercise_registry, find_exercises, grading_plan,
-                       identify_chapter, number_exercises, source)
+from .notebook import (MODULES_ENV, _given_path, chapter_number, exercise_registry, find_exercises,
+                       grading_plan, identify_chapter, number_exercises, source)
 from .results import KEY_ENV, PROLOGUE, read_results, sha256
 from .stubs import stub_hash
 from .tables import (CSV_FIELDS, annotate, append_rows, read_grades, row, summary, write_student_summaries,
@@ -201,10 +201,10 @@ def grade_notebook(path, root=None, *, timeout: float = 600,
         One row per exercise of the notebook's chapter, with the keys
         :data:`CSV_FIELDS`; one row with an empty exercise when the file cannot be graded.
     """
-    path = Path(path)
+    path = _given_path(path, "path")
     if not path.is_file():
         raise ValueError(f"path {path} is not a file")
-    root = Path(root) if root is not None else path.parent
+    root = _given_path(root, "root") if root is not None else path.parent
     relative = path.resolve().relative_to(Path(root).resolve())
     student, notebook, sha = _student_of(relative), relative.as_posix(), sha256(path)
     feedback_dir = feedback_dir if feedback_dir is not None else executed_dir
@@ -297,6 +297,7 @@ def _grade_job(args: tuple) -> list[dict]:
 
 
 def _check_output(path: Path, what: str, *, folder: bool = False) -> Path:
+    """Fail early (before any grading) on an output path that cannot be written."""
     if folder:
         if path.exists() and not path.is_dir():
             raise ValueError(f"{what} {path} is an existing file, not a folder")
@@ -305,6 +306,8 @@ def _check_output(path: Path, what: str, *, folder: bool = False) -> Path:
     parent = path if folder and path.exists() else path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{what} {path}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK):
         raise ValueError(f"{what} {path}: {parent} is not writable")
     return path
@@ -349,7 +352,7 @@ def grade_submissions(folder, output, *, timeout: float = 600,
     """
     from .._validation import check_int, check_positive
 
-    folder, output = Path(folder), Path(output)
+    folder, output = _given_path(folder, "folder"), _given_path(output, "output")
     if not folder.exists():
         raise ValueError(f"folder {folder} does not exist")
     jobs = check_int(jobs, "jobs", minimum=1)
@@ -360,7 +363,11 @@ def grade_submissions(folder, output, *, timeout: float = 600,
     _check_output(output, "output")
     _check_output(wide_path(output), "the wide table")
     if feedback_dir is not None:
-        feedback_dir = _check_output(Path(feedback_dir), "feedback folder", folder=True)
+        feedback_dir = _check_output(_given_path(feedback_dir, "feedback_dir"), "feedback folder", folder=True)
+        inside = folder.resolve()
+        if feedback_dir.resolve() == inside or feedback_dir.resolve() in inside.parents:
+            raise ValueError(f"feedback folder {feedback_dir} must not be or contain the submissions folder "
+                             f"{folder} (its files would not be graded)")
     registry = exercise_registry(modules)  # fail early on a bad module name
     from jupyter_client.kernelspec import NoSuchKernel, get_kernel_spec
 
@@ -373,6 +380,9 @@ def grade_submissions(folder, output, *, timeout: float = 600,
     tmp = output.with_name(output.name + ".tmp")
     exclude = [output, tmp, wide_path(output)] + ([Path(feedback_dir)] if feedback_dir else [])
     files = _submitted_files(folder, exclude)
+    if not files:
+        raise ValueError(f"folder {folder} holds no submission (no file in it but hidden ones and "
+                         "the grader's own output)")
     kept: list[dict] = []
     if output.exists() and not force:
         kept = read_grades(output)

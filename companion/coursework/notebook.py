@@ -90,15 +90,43 @@ def exercise_registry(modules: Iterable[str] = ()) -> dict:
     -------
     dict
         Exercise id to ``{"points", "chapter", "check", "module", "implements"}``.
+
+    Raises
+    ------
+    ValueError
+        When a module name is empty, is not found, or its import fails (the message names
+        the module and the error).
     """
     from companion.exercises import load_all
 
+    if isinstance(modules, (str, bytes)):
+        modules = [modules]
     names = list(modules) + [m for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
     for name in names:
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"modules must be module names, got {name!r}")
-        importlib.import_module(name.strip())
+        try:
+            importlib.import_module(name.strip())
+        except ModuleNotFoundError as err:
+            raise ValueError(f"exercise module {name.strip()!r} not found ({err})") from None
+        except Exception as err:  # a syntax error, or an error while it runs
+            detail = str(err).splitlines()[0] if str(err) else ""
+            raise ValueError(f"exercise module {name.strip()!r} cannot be imported: "
+                             f"{type(err).__name__}: {detail}") from None
     return load_all()
+
+
+def _given_path(value, name: str) -> Path:
+    """A path argument of the coursework tools: a non-empty str or path-like (an empty
+    string would silently mean the current folder)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or Path), got {type(value).__name__}")
+    text = os.fspath(value)
+    if isinstance(text, bytes) or not text.strip():
+        raise ValueError(f"{name} must be a non-empty path, got {text!r}")
+    if "\0" in text:
+        raise ValueError(f"{name} contains a NUL character: {text!r}")
+    return Path(text)
 
 
 def directive_blocks(text: str):

@@ -25,8 +25,8 @@ from pathlib import Path
 import nbformat
 
 from .leaks import LeakError, find_leaks
-from .notebook import (FENCE, STUB_TAG, Exercise, chapter_number, directive_blocks, exercise_registry,
-                       find_exercises, names_read, number_exercises, source, tags)
+from .notebook import (FENCE, STUB_TAG, Exercise, _given_path, chapter_number, directive_blocks,
+                       exercise_registry, find_exercises, names_read, number_exercises, source, tags)
 from .stubs import bound_names, stub_hash, stub_solution
 
 __all__ = ["student_notebook", "write_student_notebooks"]
@@ -261,9 +261,11 @@ def write_student_notebooks(source_path, output, *, registry: dict | None = None
                             log=print) -> list[Path]:
     """Write the student version of every chapter notebook of a folder.
 
-    A file that is not a valid notebook is skipped with a line naming it; a notebook
-    without graded exercises is skipped with a note; a notebook whose student version
-    would give an answer away is not written, and after the others are written a
+    One notebook's problem never stops the others: a file that is not a valid notebook,
+    or whose exercises cannot be turned into a student version (a solution cell that is
+    not valid Python, broken metadata), is skipped with a line naming it and the reason;
+    a notebook without graded exercises is skipped with a note; a notebook whose student
+    version would give an answer away is not written, and after the others are written a
     ``LeakError`` lists every such place.
 
     Parameters
@@ -282,8 +284,17 @@ def write_student_notebooks(source_path, output, *, registry: dict | None = None
     -------
     list of Path
         The notebooks written.
+
+    Raises
+    ------
+    ValueError
+        For a bad path (missing source, a folder without notebooks, an output that is a
+        file or the source folder), when the one notebook asked for cannot be converted,
+        and when a folder gave no student notebook at all (every one skipped).
+    LeakError
+        When a student version would give an answer away.
     """
-    source_path, output = Path(source_path), Path(output)
+    source_path, output = _given_path(source_path, "source"), _given_path(output, "output")
     if not source_path.exists():
         raise ValueError(f"source {source_path} does not exist")
     if output.exists() and not output.is_dir():
@@ -295,17 +306,21 @@ def write_student_notebooks(source_path, output, *, registry: dict | None = None
     paths = _notebooks_in(source_path)
     if not paths:
         raise ValueError(f"source {source_path} has no .ipynb notebook")
-    written, refused = [], []
+    written, refused, skipped = [], [], []
+
+    def skip(path, why):
+        if source_path.is_file():  # the one notebook asked for: an error, not a skip
+            raise ValueError(f"source {source_path}: {why}")
+        log(f"skipped {path.name}: {why}")
+        skipped.append(path)
+
     for path in paths:
         try:
             nb = nbformat.read(path, as_version=4)
             if not isinstance(nb.get("cells"), list):
                 raise ValueError("it has no list of cells")
         except Exception as err:  # JSON errors, wrong schema, binary junk, unreadable
-            detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-            if source_path.is_file():  # the one notebook asked for: an error, not a skip
-                raise ValueError(f"source {source_path} is not a valid notebook ({detail[:160]})") from None
-            log(f"skipped {path.name}: not a valid notebook ({detail[:160]})")
+            skip(path, f"not a valid notebook ({_first_line(err)})")
             continue
         try:
             student = student_notebook(nb, registry, name=path.name)
@@ -313,11 +328,13 @@ def write_student_notebooks(source_path, output, *, registry: dict | None = None
             refused.append(err)
             log(f"refused {path.name}: its student version gives answers away (see below)")
             continue
-        except ValueError as err:
-            if "no graded exercise" in str(err):
+        except Exception as err:  # a broken solution cell or metadata: this notebook only
+            if isinstance(err, ValueError) and "no graded exercise" in str(err):
                 log(f"skipped {path.name}: no graded exercise")
+                skipped.append(path)
                 continue
-            raise
+            skip(path, f"no student version ({type(err).__name__}: {_first_line(err)})")
+            continue
         output.mkdir(parents=True, exist_ok=True)
         target = output / path.name
         nbformat.write(student, target)
@@ -334,4 +351,13 @@ def write_student_notebooks(source_path, output, *, registry: dict | None = None
         error = LeakError("several notebooks", [leak for e in refused for leak in e.leaks])
         error.args = ("\n".join(str(e) for e in refused),)
         raise error
+    if not written:
+        raise ValueError(f"source {source_path}: no student notebook written "
+                         f"({len(skipped)} notebook(s) skipped, see above)")
     return written
+
+
+def _first_line(err: BaseException, limit: int = 160) -> str:
+    """The first line of an error message (its type when empty), cut to ``limit``."""
+    text = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+    return text[:limit]

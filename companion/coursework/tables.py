@@ -29,16 +29,28 @@ def row(student, notebook, chapter, exercise, points, score, passed, message, sh
 
 
 def read_grades(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or not set(CSV_FIELDS) - {"number"} <= set(reader.fieldnames):
-            raise ValueError(f"output {path} exists and is not a grades file of this tool "
-                             f"(columns {reader.fieldnames}); choose another name or use --force")
-        rows = list(reader)
-    for r in rows:  # the types grade_notebook returns
-        r["points"], r["score"] = int(r["points"] or 0), int(r["score"] or 0)
-        r["passed"] = r["passed"] == "True"
-        r["number"] = r.get("number") or ""
+    """The rows of an existing grades CSV; ``ValueError`` naming ``path`` when it is not
+    one (another CSV, binary junk, a damaged row)."""
+    def not_grades(detail):
+        return ValueError(f"output {path} exists and is not a grades file of this tool ({detail}); "
+                          "choose another name or use --force")
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            columns = reader.fieldnames
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise not_grades(f"{type(err).__name__}: {str(err)[:120]}") from None
+    if columns is None or not set(CSV_FIELDS) - {"number"} <= set(columns):
+        raise not_grades(f"columns {columns}")
+    try:
+        for r in rows:  # the types grade_notebook returns
+            r["points"], r["score"] = int(r["points"] or 0), int(r["score"] or 0)
+            r["passed"] = r["passed"] == "True"
+            r["number"] = r.get("number") or ""
+    except (ValueError, TypeError) as err:
+        raise not_grades(f"a damaged row: {str(err)[:120]}") from None
     return rows
 
 
