@@ -27,8 +27,10 @@ from typing import Callable
 import numpy as np
 import scipy.linalg  # noqa: F401  (load scipy's BLAS before thread_limit limits it)
 import scipy.optimize  # noqa: F401
+import torch
 
-from ._validation import as_array, check_int, check_nonnegative, check_positive, check_choice
+from ._validation import Array, Interval, Labels, Options, as_array, check_params, validate_params
+from .data import ChinchillaData
 from .plotting import subplots
 from .training import progress, thread_limit
 
@@ -51,6 +53,112 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------
+# Parameter constraints shared by the fits below (companion._validation)
+# ---------------------------------------------------------------------------------------
+# Functions that a graded exercise asks students to write (``register(implements=...)`` in
+# companion/exercises/scaling.py) declare their constraints in their first line,
+# ``check_params(locals(), {...})``, instead of ``@validate_params``: the grader recognises a
+# forbidden function by its code object, and every validate_params wrapper shares one.
+class _PositiveArray(Array):
+    """:class:`~companion._validation.Array` whose entries are all strictly positive."""
+
+    def _check(self, value, name, context):
+        super()._check(value, name, context)
+        arr = self._numpy(value)
+        if arr.size and np.min(arr) <= 0:
+            raise ValueError(f"{name} must have positive entries, got minimum {np.min(arr):.4g}")
+
+
+class _RealOrNaN(Interval):
+    """A finite real number, or NaN (a value that is undefined by design)."""
+
+    def __init__(self):
+        super().__init__(float)
+
+    def _check(self, value, name, context):
+        if not np.isnan(float(value)):
+            super()._check(value, name, context)
+
+
+class _DesignGroups(Array):
+    """Budget indices of a sweep's runs: ``-1`` (a plain checkpoint) or ``[0, high)``."""
+
+    def __init__(self, high, shape):
+        super().__init__(1, shape=shape, dtype="integer", low=-1)
+        self.bound = high
+
+    def _check(self, value, name, context):
+        super()._check(value, name, context)
+        arr, high = self._numpy(value), self.bound(context.arguments)
+        if arr.size and high is not None and arr.max() >= high:
+            raise ValueError(f"{name} must be below the number of budgets ({high}), got maximum {arr.max()}")
+        if arr.size and high is None and arr.max() >= 0:
+            raise ValueError(f"{name} must be -1 everywhere when there are no budgets")
+
+
+class _Exponents(Array):
+    """A search interval ``(low, high)`` with ``0 < low < high <= high`` (exponents: 50)."""
+
+    def __init__(self, high=50.0):
+        super().__init__(1, shape=(2,), high=high)
+
+    def _check(self, value, name, context):
+        super()._check(value, name, context)
+        low, high = self._numpy(value).astype(float)
+        if not 0 < low < high:
+            raise ValueError(f"{name} must satisfy 0 < low < high, got ({low:g}, {high:g})")
+
+
+#: Largest scale (N, D, C) accepted: ``6 N D`` and the squares of a least-squares fit stay finite.
+_MAX_SCALE = 1e60
+#: Largest loss accepted (losses are squared by the fits).
+_MAX_LOSS = 1e100
+_POSITIVE = Interval(float, 0, None, closed="neither")
+_SCALE = [Interval(float, 0, _MAX_SCALE, closed="neither"), _PositiveArray(max_abs=_MAX_SCALE)]
+_POINTS = {"N": [_PositiveArray(1, shape=("n",), max_abs=_MAX_SCALE)],
+           "D": [_PositiveArray(1, shape=("n",), max_abs=_MAX_SCALE)],
+           "loss": [_PositiveArray(1, shape=("n",), max_abs=_MAX_LOSS)]}
+_EXPONENT_GRID = [_PositiveArray(1, min_size=1, high=50.0), None]
+
+
+def _check_points(N, D, loss):
+    """``(N, D, loss)`` as float arrays (already validated at the entry by ``_POINTS``)."""
+    return as_array(N, "N"), as_array(D, "D"), as_array(loss, "loss")
+
+
+def _broadcast(**arrays):
+    """Raise ``ValueError`` naming the arrays when they do not broadcast together."""
+    try:
+        np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))
+    except ValueError:
+        shapes = ", ".join(f"{k} {np.shape(a)}" for k, a in arrays.items())
+        raise ValueError(f"{' and '.join(arrays)} must broadcast together, got shapes {shapes}") from None
+
+
+def _check_items(values, name, kind):
+    """``values`` must be a non-empty list or tuple of ``kind`` instances."""
+    if not isinstance(values, (list, tuple)) or not values:
+        raise TypeError(f"{name} must be a non-empty list of {kind.__name__}, got {type(values).__name__}")
+    for i, v in enumerate(values):
+        if not isinstance(v, kind):
+            raise TypeError(f"{name}[{i}] must be a {kind.__name__}, got {type(v).__name__}")
+    return list(values)
+
+
+def _check_curves(curves, name, n):
+    """``curves`` must map labels to finite 1-D arrays of length ``n``; returns them as arrays."""
+    if not isinstance(curves, dict) or not curves:
+        raise TypeError(f"{name} must be a non-empty dict of label -> values, got {type(curves).__name__}")
+    out = {}
+    for label, values in curves.items():
+        arr = as_array(values, f"{name}[{label!r}]", ndim=1)
+        if arr.shape != (n,):
+            raise ValueError(f"{name}[{label!r}] must have {n} values (one per x), got shape {arr.shape}")
+        out[label] = arr
+    return out
+
+
+# ---------------------------------------------------------------------------------------
 # Saturating power law (Henighan et al., 2020)
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -65,20 +173,38 @@ class PowerLawFit:
         The scale at which the reducible part equals one.
     alpha : float
         The exponent.
-    rms_relative_error : float
-        Root mean square of ``(prediction - y) / y`` on the fitted points.
+    rms_relative_error : float or None
+        Root mean square of ``(prediction - y) / y`` on the fitted points (None when the
+        law was not fitted).
+
+    References
+    ----------
+    - henighan2020scaling: Henighan et al. (2020), "Scaling Laws for Autoregressive Generative Modeling".
+
+    Examples
+    --------
+    >>> law = PowerLawFit(l_inf=1.0, x0=2.0, alpha=0.5)
+    >>> law.predict([2.0, 8.0])
+    array([2. , 1.5])
     """
 
     l_inf: float
     x0: float
     alpha: float
-    rms_relative_error: float = float("nan")
+    rms_relative_error: float | None = None
 
+    def __post_init__(self):
+        check_params(vars(self), {
+            "l_inf": [Interval(float)],
+            "x0": [_POSITIVE],
+            "alpha": [Interval(float, 0, 50, closed="right")],
+            "rms_relative_error": [Interval(float, 0, None), None],
+        })
+
+    @validate_params({"x": [_PositiveArray(), _POSITIVE]})
     def predict(self, x):
-        """Evaluate ``l_inf + (x0 / x)^alpha`` at ``x`` (array-like, positive)."""
+        """Evaluate ``l_inf + (x0 / x)^alpha`` elementwise at positive ``x`` (any shape)."""
         x = as_array(x, "x")
-        if np.any(x <= 0):
-            raise ValueError("x must be positive")
         return self.l_inf + (self.x0 / x) ** self.alpha
 
 
@@ -100,6 +226,12 @@ def _power_law_inner(log_x, y, alpha, fit_l_inf):
     return coef, residual
 
 
+@validate_params({
+    "x": [_PositiveArray(1, shape=("n",))],
+    "y": [_PositiveArray(1, shape=("n",), max_abs=_MAX_LOSS)],
+    "fit_l_inf": ["boolean"],
+    "alpha_bounds": [_Exponents()],
+})
 @thread_limit()
 def power_law_fit(x, y, *, fit_l_inf: bool = True, alpha_bounds=(1e-3, 5.0)) -> PowerLawFit:
     """Fit the saturating power law ``L(x) = L_inf + (x0 / x)^alpha`` of Henighan et al. (2020).
@@ -119,7 +251,7 @@ def power_law_fit(x, y, *, fit_l_inf: bool = True, alpha_bounds=(1e-3, 5.0)) -> 
     fit_l_inf : bool
         Fit the offset ``L_inf`` (default). With False, ``L_inf = 0`` (a pure power law).
     alpha_bounds : tuple of float
-        Search interval of the exponent.
+        Search interval ``(low, high)`` of the exponent, ``0 < low < high <= 50``.
 
     Returns
     -------
@@ -131,23 +263,27 @@ def power_law_fit(x, y, *, fit_l_inf: bool = True, alpha_bounds=(1e-3, 5.0)) -> 
     ValueError
         If fewer than three points (two without ``L_inf``), non-positive values, or a
         fit with no decreasing part (the best ``c`` is zero).
+
+    References
+    ----------
+    - henighan2020scaling: Henighan et al. (2020), "Scaling Laws for Autoregressive Generative Modeling".
+    - golub1973differentiation: Golub and Pereyra (1973), "The Differentiation of Pseudo-Inverses and
+      Nonlinear Least Squares Problems Whose Variables Separate".
+
+    Examples
+    --------
+    >>> x = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    >>> fit = power_law_fit(x, 1.0 + (2.0 / x) ** 0.5)
+    >>> print(f"L_inf = {fit.l_inf:.3f}, x0 = {fit.x0:.3f}, alpha = {fit.alpha:.3f}")
+    L_inf = 1.000, x0 = 2.000, alpha = 0.500
     """
     from scipy.optimize import minimize_scalar
 
-    x = as_array(x, "x", ndim=1)
-    y = as_array(y, "y", ndim=1)
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {x.shape} and {y.shape}")
+    x, y = as_array(x, "x"), as_array(y, "y")
     need = 3 if fit_l_inf else 2
     if x.size < need:
         raise ValueError(f"x must have at least {need} points, got {x.size}")
-    if np.any(x <= 0):
-        raise ValueError("x must be positive")
-    if np.any(y <= 0):
-        raise ValueError("y must be positive")
-    lo, hi = float(alpha_bounds[0]), float(alpha_bounds[1])
-    if not 0 < lo < hi:
-        raise ValueError(f"alpha_bounds must satisfy 0 < low < high, got {alpha_bounds}")
+    lo, hi = (float(b) for b in alpha_bounds)
     log_x = np.log(x)
 
     def objective(log_alpha):
@@ -179,7 +315,19 @@ class ChinchillaParams:
     """Parameters of ``L(N, D) = E + A / N^alpha + B / D^beta`` (Hoffmann et al., 2022).
 
     ``N`` is the number of parameters, ``D`` the number of training tokens, ``E`` the
-    irreducible loss.
+    irreducible loss. ``E, A, B >= 0`` and ``0 < alpha, beta <= 50``.
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+
+    Examples
+    --------
+    >>> p = ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    >>> print(p)
+    E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28
+    >>> p.as_array().tolist()
+    [1.69, 406.4, 410.7, 0.34, 0.28]
     """
 
     E: float
@@ -189,22 +337,19 @@ class ChinchillaParams:
     beta: float
 
     def __post_init__(self):
-        for name in ("E", "A", "B"):
-            check_nonnegative(getattr(self, name), name)
-        for name in ("alpha", "beta"):
-            check_positive(getattr(self, name), name)
+        coefficient, exponent = Interval(float, 0, None), Interval(float, 0, 50, closed="right")
+        check_params(vars(self), {"E": [coefficient], "A": [coefficient], "B": [coefficient],
+                                  "alpha": [exponent], "beta": [exponent]})
 
     def as_array(self) -> np.ndarray:
         """``[E, A, B, alpha, beta]`` as a float array."""
         return np.array([self.E, self.A, self.B, self.alpha, self.beta], dtype=float)
 
     @classmethod
+    @validate_params({"values": [Array(1, shape=(5,))]})
     def from_array(cls, values) -> "ChinchillaParams":
-        """Inverse of :meth:`as_array`."""
-        values = as_array(values, "values", ndim=1)
-        if values.size != 5:
-            raise ValueError(f"values must have 5 entries (E, A, B, alpha, beta), got {values.size}")
-        return cls(*(float(v) for v in values))
+        """Inverse of :meth:`as_array`: ``values`` is ``[E, A, B, alpha, beta]``."""
+        return cls(*(float(v) for v in as_array(values, "values")))
 
     def __str__(self) -> str:
         return (f"E={self.E:.4g}, A={self.A:.4g}, B={self.B:.4g}, "
@@ -230,32 +375,35 @@ BESIROGLU_2024_HUBER = ChinchillaParams(E=1.8172, A=477.84, B=2143.86, alpha=0.3
 BESIROGLU_2024_SE = ChinchillaParams(E=0.026, A=124.5, B=1293.0, alpha=0.015, beta=0.021)
 
 
-def _check_params(params) -> ChinchillaParams:
-    if not isinstance(params, ChinchillaParams):
-        raise TypeError(f"params must be a ChinchillaParams, got {type(params).__name__}")
-    return params
-
-
 def _positive_array(x, name):
-    arr = as_array(x, name)
-    if np.any(arr <= 0):
-        raise ValueError(f"{name} must be positive")
-    return arr
+    """``x`` as a float array (validated at the entry as positive)."""
+    return as_array(x, name)
 
 
+@validate_params({"N": [Interval(float, 0, None, closed="neither"), _PositiveArray()],
+                  "D": [Interval(float, 0, None, closed="neither"), _PositiveArray()],
+                  "params": [ChinchillaParams]})
 def chinchilla_loss(N, D, params: ChinchillaParams = HOFFMANN_2022):
     """The Chinchilla loss surface ``L(N, D) = E + A / N^alpha + B / D^beta``.
 
     Hoffmann et al. (2022), eq. (2). ``N`` (parameters) and ``D`` (tokens) are positive
-    scalars or arrays that broadcast together.
+    scalars or arrays of any shape that broadcast together.
 
     Returns
     -------
     float or ndarray
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+
+    Examples
+    --------
+    >>> round(chinchilla_loss(70e9, 1.4e12, HOFFMANN_2022), 4)
+    1.9366
     """
-    params = _check_params(params)
-    N = _positive_array(N, "N")
-    D = _positive_array(D, "D")
+    _broadcast(N=N, D=D)
+    N, D = as_array(N, "N"), as_array(D, "D")
     loss = params.E + params.A * N ** -params.alpha + params.B * D ** -params.beta
     return float(loss) if loss.ndim == 0 else loss
 
@@ -265,11 +413,21 @@ def optimal_exponents(params: ChinchillaParams):
 
     ``a = beta / (alpha + beta)``, ``b = alpha / (alpha + beta)`` and
     ``G = (alpha A / (beta B))^(1 / (alpha + beta))``.
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+
+    Examples
+    --------
+    >>> G, a, b = optimal_exponents(HOFFMANN_2022)
+    >>> print(f"G = {G:.4f}, a = {a:.4f}, b = {b:.4f}")
+    G = 1.3447, a = 0.4516, b = 0.5484
     """
-    params = _check_params(params)
-    s = params.alpha + params.beta
+    check_params(locals(), {"params": [ChinchillaParams]})
     if params.B == 0 or params.A == 0:
         raise ValueError("params.A and params.B must be > 0 for a compute-optimal allocation")
+    s = params.alpha + params.beta
     G = (params.alpha * params.A / (params.beta * params.B)) ** (1.0 / s)
     return float(G), params.beta / s, params.alpha / s
 
@@ -287,15 +445,25 @@ def compute_optimal(C, params: ChinchillaParams = HOFFMANN_2022):
     Parameters
     ----------
     C : float or array-like
-        Training compute in FLOP (positive).
+        Training compute in FLOP (positive, at most 1e60).
     params : ChinchillaParams
 
     Returns
     -------
     N_opt, D_opt, loss : float or ndarray
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+
+    Examples
+    --------
+    >>> n, d, loss = compute_optimal(5.76e23, HOFFMANN_2022)
+    >>> print(f"N* = {n:.3g}, D* = {d:.3g}, L* = {loss:.4f}")
+    N* = 3.22e+10, D* = 2.98e+12, L* = 1.9307
     """
-    params = _check_params(params)
-    C = _positive_array(C, "C")
+    check_params(locals(), {"C": _SCALE, "params": [ChinchillaParams]})
+    C = as_array(C, "C")
     G, a, b = optimal_exponents(params)
     n_opt = G * (C / 6.0) ** a
     d_opt = (C / 6.0) ** b / G
@@ -321,8 +489,16 @@ class IsoflopData:
     group: np.ndarray
     budgets: np.ndarray
 
+    def __post_init__(self):
+        values = {"budgets": self.budgets, "N": self.N, "D": self.D, "loss": self.loss, "group": self.group}
+        check_params(values, {"budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE)], **_POINTS,
+                              "group": [Labels(high=lambda args: len(args["budgets"]), shape=("n",))]})
+
     def __len__(self) -> int:
         return len(self.loss)
+
+
+_GRID_WIDTH = Interval(float, 1, 1e4, closed="neither")
 
 
 def isoflop_grid(params: ChinchillaParams = HOFFMANN_2022, budgets=(1e17, 1e18, 1e19, 1e20, 1e21),
@@ -339,32 +515,46 @@ def isoflop_grid(params: ChinchillaParams = HOFFMANN_2022, budgets=(1e17, 1e18, 
     ----------
     params : ChinchillaParams
         The true surface.
-    budgets : array-like
+    budgets : array-like, shape (k,)
         Compute budgets in FLOP.
     points_per_curve : int
         Model sizes per budget (at least 3).
     width : float
-        Half-width factor ``w > 1`` of the grid in N (a grid over ``[N*/w, w N*]``).
+        Half-width factor ``1 < w <= 1e4`` of the grid in N (a grid over ``[N*/w, w N*]``).
     centre : float
-        Factor by which the grid's centre misses the optimum (1 = centred).
+        Factor by which the grid's centre misses the optimum (1 = centred), in ``[1e-6, 1e6]``.
     noise : float
-        Relative noise on the losses.
+        Relative noise on the losses, in ``[0, 1)``.
     seed : int
         Seed of the noise.
 
     Returns
     -------
     IsoflopData
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+
+    Examples
+    --------
+    >>> data = isoflop_grid(HOFFMANN_2022, budgets=[1e18, 1e19], points_per_curve=5)
+    >>> len(data), data.budgets.tolist()
+    (10, [1e+18, 1e+19])
+    >>> bool(np.allclose(6 * data.N * data.D, data.budgets[data.group]))
+    True
     """
-    params = _check_params(params)
-    budgets = _positive_array(budgets, "budgets").ravel()
-    points_per_curve = check_int(points_per_curve, "points_per_curve", minimum=3)
-    width = check_positive(width, "width")
-    if width <= 1:
-        raise ValueError(f"width must be > 1, got {width}")
-    centre = check_positive(centre, "centre")
-    noise = check_nonnegative(noise, "noise")
-    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+    check_params(locals(), {
+        "params": [ChinchillaParams],
+        "budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE)],
+        "points_per_curve": [Interval(int, 3, None)],
+        "width": [_GRID_WIDTH],
+        "centre": [Interval(float, 1e-6, 1e6)],
+        "noise": [Interval(float, 0, 1, closed="left")],
+        "seed": [Interval(int, 0, None)],
+    })
+    budgets = as_array(budgets, "budgets")
+    rng = np.random.default_rng(seed)
     n_opt, _, _ = compute_optimal(budgets, params)
     n_opt = np.atleast_1d(n_opt) * centre
     N = np.concatenate([np.logspace(np.log10(n / width), np.log10(n * width), points_per_curve)
@@ -397,12 +587,15 @@ class ScalingFit:
         ``k_N`` and ``k_D`` above.
     params : ChinchillaParams or None
         The fitted surface (None for Approach 2).
-    objective : float
-        The minimised objective.
-    seconds : float
+    objective : float or None
+        The minimised objective (None for Approach 2, which minimises one per parabola).
+    seconds : float or None
         Wall-clock time of the fit.
     info : dict
         Method-specific details (vertices of the parabolas, number of starts, ...).
+
+    A direct fit in which one term vanished (``A = 0`` or ``B = 0``) has no interior
+    optimum: its ``a``, ``b`` and intercepts are NaN by design.
     """
 
     method: str
@@ -411,10 +604,22 @@ class ScalingFit:
     log10_n_intercept: float
     log10_d_intercept: float
     params: ChinchillaParams | None = None
-    objective: float = float("nan")
-    seconds: float = float("nan")
+    objective: float | None = None
+    seconds: float | None = None
     info: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self):
+        frontier = [_RealOrNaN()]  # NaN: a degenerate direct fit (see above)
+        check_params(vars(self), {
+            "method": [Options(("approach2", "approach3", "variable_projection"))],
+            "a": frontier, "b": frontier, "log10_n_intercept": frontier, "log10_d_intercept": frontier,
+            "params": [ChinchillaParams, None],
+            "objective": [Interval(float, 0, None), None],
+            "seconds": [Interval(float, 0, None), None],
+            "info": [dict],
+        })
+
+    @validate_params({"C": _SCALE})
     def optimal_loss(self, C):
         """The predicted loss of the compute-optimal run at budget(s) ``C``.
 
@@ -439,6 +644,7 @@ class ScalingFit:
                 loss = np.exp(intercept + slope * np.log(C))
         return float(loss) if np.ndim(loss) == 0 else np.asarray(loss)
 
+    @validate_params({"C": _SCALE})
     def optimal(self, C):
         """The implied compute-optimal ``(N*, D*)`` at budget(s) ``C``."""
         C = _positive_array(C, "C")
@@ -460,16 +666,6 @@ def _fit_from_params(method, params, objective, seconds, info=None) -> ScalingFi
     return ScalingFit(method=method, a=a, b=b, log10_n_intercept=float(k_n),
                       log10_d_intercept=float(k_d), params=params, objective=float(objective),
                       seconds=float(seconds), info=info or {})
-
-
-def _check_points(N, D, loss):
-    N = _positive_array(N, "N")
-    D = _positive_array(D, "D")
-    loss = _positive_array(loss, "loss")
-    if N.ndim != 1 or N.shape != D.shape or N.shape != loss.shape:
-        raise ValueError(f"N, D and loss must be 1-D of equal length, got shapes "
-                         f"{N.shape}, {D.shape}, {loss.shape}")
-    return N, D, loss
 
 
 def _budget_groups(N, D, decimals=3):
@@ -505,18 +701,26 @@ def fit_approach2(N, D, loss, groups=None) -> ScalingFit:
         ``info`` holds the budgets, the vertices ``N_opt``, ``D_opt``, the vertex losses
         ``L_opt``, which :meth:`ScalingFit.optimal_loss` extrapolates with a saturating
         power law in ``C`` (Approach 2 itself gives no loss surface).
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+
+    Examples
+    --------
+    >>> data = isoflop_grid(HOFFMANN_2022, width=2.0)
+    >>> fit = fit_approach2(data.N, data.D, data.loss, data.group)
+    >>> print(f"a = {fit.a:.3f} (true {optimal_exponents(HOFFMANN_2022)[1]:.3f})")
+    a = 0.452 (true 0.452)
     """
+    check_params(locals(), {**_POINTS, "groups": [Array(1, shape=("n",), dtype=None), None]})
     start = time.perf_counter()
     N, D, loss = _check_points(N, D, loss)
-    if groups is None:
-        groups = _budget_groups(N, D)
-    else:
-        groups = as_array(groups, "groups", ndim=1, dtype=None)
-        if groups.shape != N.shape:
-            raise ValueError(f"groups must have one label per point, got shape {groups.shape}")
+    groups = _budget_groups(N, D) if groups is None else as_array(groups, "groups", dtype=None)
     labels = np.unique(groups)
     if labels.size < 2:
-        raise ValueError("need at least two compute budgets (groups) for Approach 2")
+        raise ValueError("groups must hold at least two compute budgets for Approach 2, "
+                         f"got {labels.size}")
     budgets, d_opt, l_opt = [], [], []
     for label in labels:
         mask = groups == label
@@ -545,8 +749,31 @@ def approach2_bias(params: ChinchillaParams, width: float, *, target_compute: fl
 
     Simulates :func:`isoflop_grid`, fits :func:`fit_approach2` and compares its frontier at
     ``target_compute`` with :func:`compute_optimal`: returns
-    ``(N*_fit / N*_true - 1, D*_fit / D*_true - 1)``.
+    ``(N*_fit / N*_true - 1, D*_fit / D*_true - 1)``. The arguments are those of
+    :func:`isoflop_grid` (at least two budgets).
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
+
+    Examples
+    --------
+    >>> p = ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.465, beta=0.155)
+    >>> n_err, d_err = approach2_bias(p, width=8.0)
+    >>> print(f"D* off by {100 * d_err:+.1f}% at 1e24 FLOP")
+    D* off by -13.9% at 1e24 FLOP
     """
+    check_params(locals(), {
+        "params": [ChinchillaParams],
+        "width": [_GRID_WIDTH],
+        "target_compute": [Interval(float, 0, _MAX_SCALE, closed="neither")],
+        "budgets": [_PositiveArray(1, min_size=2, max_abs=_MAX_SCALE)],
+        "points_per_curve": [Interval(int, 3, None)],
+        "centre": [Interval(float, 1e-6, 1e6)],
+        "noise": [Interval(float, 0, 1, closed="left")],
+        "seed": [Interval(int, 0, None)],
+    })
     data = isoflop_grid(params, budgets, points_per_curve, width, centre, noise, seed)
     fit = fit_approach2(data.N, data.D, data.loss, data.group)
     n_fit, d_fit = fit.optimal(target_compute)
@@ -583,14 +810,23 @@ def _approach3_objective(theta, log_n, log_d, log_loss, delta):
     return float(value.sum()), grad
 
 
+@validate_params({"kind": [Options(("full", "small"))]})
 def approach3_start_grid(kind: str = "full") -> np.ndarray:
     """Starting points ``(a, b, e, alpha, beta)`` of the Approach 3 grid (Besiroglu et al., 2024).
 
     ``"full"``: ``a, b`` in ``0, 5, ..., 25``, ``e`` in ``-1, -0.5, ..., 1``, ``alpha, beta`` in
     ``0, 0.5, ..., 2`` (4500 starts), the grid of Epoch's replication. ``"small"``: ``a, b`` in
     ``0, 5, 10``, ``e`` in ``-1, 0, 1``, ``alpha, beta`` in ``0, 0.5, 1`` (243 starts).
+
+    References
+    ----------
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
+
+    Examples
+    --------
+    >>> approach3_start_grid("full").shape, approach3_start_grid("small").shape
+    ((4500, 5), (243, 5))
     """
-    check_choice(kind, "kind", ("full", "small"))
     if kind == "full":
         ab, e, ex = np.arange(0, 30, 5.0), np.arange(-1, 1.5, 0.5), np.arange(0, 2.5, 0.5)
     else:
@@ -605,7 +841,18 @@ def load_approach3_grid() -> dict:
     ``tools/chinchilla_approach3_grid.py`` (:func:`fit_approach3` from every start of
     ``approach3_start_grid("full")``, Besiroglu et al., 2024). Returns arrays ``start``
     (index into the grid), ``objective`` (the Huber objective reached), ``E``, ``alpha``,
-    ``beta`` (where the start ended) and the header line ``made_by``.
+    ``beta`` (where the start ended) and the header line ``made_by``. A start whose run
+    failed has objective ``inf`` and NaN parameters (as the script wrote them).
+
+    References
+    ----------
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
+
+    Examples
+    --------
+    >>> grid = load_approach3_grid()
+    >>> grid["start"].size
+    4500
     """
     from importlib import resources
 
@@ -630,6 +877,14 @@ def _theta_to_params(theta) -> ChinchillaParams:
                             alpha=float(alpha), beta=float(beta))
 
 
+_STARTS = Array(2, shape=(None, 5), min_size=1, max_abs=100.0)
+
+
+@validate_params({**_POINTS,
+                  "starts": [_STARTS, Array(1, shape=(5,), max_abs=100.0), ChinchillaParams,
+                             Options(("full", "small")), None],
+                  "delta": [Interval(float, 0, None, closed="neither")],
+                  "show_progress": ["boolean", None]})
 @thread_limit()
 def fit_approach3(N, D, loss, starts=None, *, delta: float = 1e-3, show_progress=None) -> ScalingFit:
     """Chinchilla Approach 3: a robust direct fit of the loss surface from a grid of starts.
@@ -647,10 +902,10 @@ def fit_approach3(N, D, loss, starts=None, *, delta: float = 1e-3, show_progress
     Parameters
     ----------
     N, D, loss : array-like, shape (n,)
-    starts : array-like, shape (k, 5), ChinchillaParams, or str, optional
-        Starting values of ``theta``; ``"full"`` or ``"small"`` for
-        :func:`approach3_start_grid`; a ``ChinchillaParams`` for a single start (e.g. a
-        variable-projection solution). Default ``"full"`` (4500 starts: minutes).
+    starts : array-like, shape (k, 5) or (5,), ChinchillaParams, or str, optional
+        Starting values of ``theta`` (entries of magnitude at most 100); ``"full"`` or
+        ``"small"`` for :func:`approach3_start_grid`; a ``ChinchillaParams`` for a single
+        start (e.g. a variable-projection solution). Default ``"full"`` (4500 starts: minutes).
     delta : float
         Huber threshold on log-loss residuals (1e-3 as in both papers).
     show_progress : bool, optional
@@ -662,23 +917,32 @@ def fit_approach3(N, D, loss, starts=None, *, delta: float = 1e-3, show_progress
         ``info["starts"]`` is the number of starts, ``info["theta"]`` the best ``theta`` and
         ``info["start_objectives"]`` the objective reached from each start and
         ``info["start_thetas"]`` the ``theta`` each start ended at (NaN where it failed).
+        L-BFGS stops after 2000 iterations; a start that has not converged by then keeps
+        where it is (its objective is compared with the others as it stands).
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
+    - huber1964robust: Huber (1964), "Robust Estimation of a Location Parameter".
+
+    Examples
+    --------
+    >>> data = isoflop_grid(HOFFMANN_2022, width=4.0)
+    >>> fit = fit_approach3(data.N, data.D, data.loss, starts=HOFFMANN_2022, show_progress=False)
+    >>> print(fit.params)
+    E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28
     """
     from scipy.optimize import minimize
 
     begin = time.perf_counter()
     N, D, loss = _check_points(N, D, loss)
-    delta = check_positive(delta, "delta")
-    if starts is None:
-        starts = "full"
-    if isinstance(starts, str):
-        starts = approach3_start_grid(starts)
+    if starts is None or isinstance(starts, str):
+        starts = approach3_start_grid(starts or "full")
     elif isinstance(starts, ChinchillaParams):
         starts = _params_to_theta(starts)[None, :]
     else:
-        starts = as_array(starts, "starts", ndim=(1, 2))
-        starts = np.atleast_2d(starts)
-        if starts.shape[1] != 5:
-            raise ValueError(f"starts must have 5 columns (a, b, e, alpha, beta), got {starts.shape}")
+        starts = np.atleast_2d(as_array(starts, "starts"))
     args = (np.log(N), np.log(D), np.log(loss), delta)
     best = None
     values = np.full(len(starts), np.inf)
@@ -710,8 +974,9 @@ def _huber_newton(X, target, delta, coef, iterations=50):
 
     The objective is convex and piecewise quadratic; with the partition of residuals into
     small (quadratic) and large (linear) fixed, the Newton step is exact, so the
-    iteration ends once the partition stops changing. Returns (coef, value) or None when
-    the quadratic part is singular.
+    iteration ends once the partition stops changing. Returns (coef, value), or None when
+    the quadratic part is singular or ``iterations`` steps did not settle the partition
+    (the caller then falls back to iteratively reweighted NNLS).
     """
     residual = X @ coef - target
     value = float(np.sum(_huber(residual, delta)[0]))
@@ -738,16 +1003,25 @@ def _huber_newton(X, target, delta, coef, iterations=50):
         coef, residual, value = new_coef, new_residual, new_value
         if done and t == 1.0:
             break
+    else:  # the iteration cap: no settled partition
+        return None
     return coef, value
 
 
-def _vp_inner(exponents, log_n, log_d, loss, delta=None):
+#: Iteration caps of the iteratively reweighted NNLS of the robust inner solve: inside the
+#: search over exponents (the value reached is an upper bound of the projected objective,
+#: each step lowers it), and for the final coefficients (not converged: RuntimeError).
+_IRLS_SEARCH_ITER, _IRLS_FINAL_ITER = 30, 2000
+
+
+def _vp_inner(exponents, log_n, log_d, loss, delta=None, max_iter=_IRLS_SEARCH_ITER, strict=False):
     """Best (E, A, B) >= 0 for fixed (alpha, beta) on relative residuals.
 
     Squared loss when ``delta`` is None (one NNLS solve); Huber loss otherwise, by Newton
     steps from the least-squares solution (:func:`_huber_newton`), falling back to
-    iteratively reweighted NNLS when a coefficient would turn negative. Returns
-    (coef, residuals, objective).
+    iteratively reweighted NNLS (at most ``max_iter`` steps) when a coefficient would turn
+    negative. Returns (coef, residuals, objective). With ``strict``, a reweighting that
+    has not converged within ``max_iter`` steps raises ``RuntimeError``.
     """
     from scipy.optimize import nnls
 
@@ -763,7 +1037,7 @@ def _vp_inner(exponents, log_n, log_d, loss, delta=None):
         residual = X @ coef - 1.0
         return coef, residual, newton[1]
     value = float(np.sum(_huber(residual, delta)[0]))
-    for _ in range(30):  # IRLS: each step decreases the Huber objective
+    for _ in range(max_iter):  # IRLS: each step decreases the Huber objective
         weights = np.sqrt(np.minimum(1.0, delta / np.maximum(np.abs(residual), 1e-300)))
         new_coef, _ = nnls(X * weights[:, None], target * weights, maxiter=50)
         new_residual = X @ new_coef - 1.0
@@ -773,6 +1047,10 @@ def _vp_inner(exponents, log_n, log_d, loss, delta=None):
                 coef, residual, value = new_coef, new_residual, new_value
             break
         coef, residual, value = new_coef, new_residual, new_value
+    else:
+        if strict:
+            raise RuntimeError(f"the robust solve for (E, A, B) did not converge in {max_iter} "
+                               f"reweighting steps at alpha={exponents[0]:.4g}, beta={exponents[1]:.4g}")
     return coef, residual, value
 
 
@@ -804,23 +1082,49 @@ def fit_variable_projection(N, D, loss, *, robust: bool = True, delta: float = 1
         Huber loss on the relative residuals (default) or squared loss.
     delta : float
         Huber threshold (1e-3, as in Approach 3).
-    alpha_grid, beta_grid : array-like, optional
-        Grids of the exponents (default 30 values each over ``[0.05, 1.5]``).
+    alpha_grid, beta_grid : array-like, shape (k,), optional
+        Grids of the exponents, in ``(0, 50]`` (default 30 values each over ``[0.05, 1.5]``).
 
     Returns
     -------
     ScalingFit
+
+    Notes
+    -----
+    Every iteration is capped: Nelder-Mead at 1000 iterations (the best of the refined
+    point and the grid point is kept); the robust inner solve at 50 Newton steps, then 30
+    reweighting steps during the search (each step lowers the objective, so a capped value
+    is an upper bound of the projected objective) and 2000 for the final ``(E, A, B)``,
+    which raise ``RuntimeError`` when they do not converge.
+
+    References
+    ----------
+    - golub1973differentiation: Golub and Pereyra (1973), "The Differentiation of Pseudo-Inverses and
+      Nonlinear Least Squares Problems Whose Variables Separate".
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+    - huber1964robust: Huber (1964), "Robust Estimation of a Location Parameter".
+
+    Examples
+    --------
+    >>> data = isoflop_grid(HOFFMANN_2022, width=4.0)
+    >>> grid = np.linspace(0.1, 0.6, 6)
+    >>> fit = fit_variable_projection(data.N, data.D, data.loss, robust=False,
+    ...                               alpha_grid=grid, beta_grid=grid)
+    >>> print(fit.params)
+    E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28
     """
+    check_params(locals(), {**_POINTS, "robust": ["boolean"], "delta": [Interval(float, 0, None, closed="neither")],
+                            "alpha_grid": _EXPONENT_GRID, "beta_grid": _EXPONENT_GRID})
     from scipy.optimize import least_squares, minimize
 
     begin = time.perf_counter()
     N, D, loss = _check_points(N, D, loss)
     if N.size < 5:
-        raise ValueError(f"need at least 5 points to fit five parameters, got {N.size}")
-    delta = check_positive(delta, "delta") if robust else None
+        raise ValueError(f"N must have at least 5 points to fit five parameters, got {N.size}")
+    delta = delta if robust else None
     default = np.linspace(0.05, 1.5, 30)
-    alpha_grid = default if alpha_grid is None else _positive_array(alpha_grid, "alpha_grid").ravel()
-    beta_grid = default if beta_grid is None else _positive_array(beta_grid, "beta_grid").ravel()
+    alpha_grid = default if alpha_grid is None else as_array(alpha_grid, "alpha_grid")
+    beta_grid = default if beta_grid is None else as_array(beta_grid, "beta_grid")
     log_n, log_d = np.log(N), np.log(D)
 
     def projected(x):
@@ -842,7 +1146,7 @@ def fit_variable_projection(N, D, loss, *, robust: bool = True, delta: float = 1
                                gtol=1e-15, method="trf")
         if 2 * polish.cost <= projected(exponents):
             exponents = polish.x
-    coef, _, value = _vp_inner(exponents, log_n, log_d, loss, delta)
+    coef, _, value = _vp_inner(exponents, log_n, log_d, loss, delta, max_iter=_IRLS_FINAL_ITER, strict=True)
     params = ChinchillaParams(E=float(coef[0]), A=float(coef[1]), B=float(coef[2]),
                               alpha=float(exponents[0]), beta=float(exponents[1]))
     return _fit_from_params("variable_projection", params, value, time.perf_counter() - begin,
@@ -854,6 +1158,17 @@ def fit_variable_projection(N, D, loss, *, robust: bool = True, delta: float = 1
 # Prediction of a held-out budget: the test of a scaling law
 # ---------------------------------------------------------------------------------------
 METHODS = ("Approach 2", "Approach 3", "variable projection")
+
+
+def _check_extra(extra):
+    """``extra = (N, D, loss)`` of further runs, validated like the points of a fit."""
+    if len(extra) != 3:
+        raise ValueError(f"extra must be a tuple (N, D, loss), got {len(extra)} entries")
+    try:
+        check_params(dict(zip(("N", "D", "loss"), extra)), _POINTS)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"extra: {err}") from None
+    return _check_points(*extra)
 
 
 def predict_held_out(iso: IsoflopData, held_out, *, extra=None, approach3_starts=None,
@@ -880,15 +1195,29 @@ def predict_held_out(iso: IsoflopData, held_out, *, extra=None, approach3_starts
     dict
         ``{method: {"N_opt": float, "L_opt": float, "fit": ScalingFit, "failure": str}}`` for
         the methods in :data:`METHODS`; when Approach 2 cannot be fitted (a parabola opens
-        downwards) its predictions are NaN, ``fit`` is None and ``failure`` says why.
+        downwards) its predictions are NaN by design, ``fit`` is None and ``failure`` says why.
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
+
+    Examples
+    --------
+    >>> iso = isoflop_grid(HOFFMANN_2022, budgets=[1e17, 1e18, 1e19, 1e20], points_per_curve=7)
+    >>> grid = np.linspace(0.1, 0.6, 6)
+    >>> pred = predict_held_out(iso, 1e20, vp_kwargs=dict(robust=False, alpha_grid=grid, beta_grid=grid))
+    >>> n_true = compute_optimal(1e20, HOFFMANN_2022)[0]
+    >>> print(f"{pred['variable projection']['N_opt'] / n_true:.4f}")
+    1.0000
     """
-    if not isinstance(iso, IsoflopData):
-        raise TypeError(f"iso must be an IsoflopData, got {type(iso).__name__}")
-    held_out = check_positive(held_out, "held_out")
+    check_params(locals(), {"iso": [IsoflopData], "held_out": [Interval(float, 0, _MAX_SCALE, closed="neither")],
+                            "extra": [tuple, list, None], "approach3_starts": [_STARTS, None],
+                            "vp_kwargs": [dict, None]})
     budgets = np.asarray(iso.budgets, dtype=float)
     fit_groups = np.flatnonzero(budgets < held_out * (1 - 1e-9))
     if fit_groups.size < 2:
-        raise ValueError("need at least two budgets below held_out to fit")
+        raise ValueError(f"held_out must exceed at least two budgets of iso, got {held_out:g}")
     m = np.isin(iso.group, fit_groups)
     N, D, L = iso.N[m], iso.D[m], iso.loss[m]
     try:
@@ -896,7 +1225,7 @@ def predict_held_out(iso: IsoflopData, held_out, *, extra=None, approach3_starts
     except ValueError as err:  # e.g. a noisy IsoFLOP curve whose parabola opens downwards
         fit2, failure = None, str(err)
     if extra is not None:
-        eN, eD, eL = _check_points(*extra)
+        eN, eD, eL = _check_extra(extra)
         keep = 6.0 * eN * eD <= budgets[fit_groups].max() * 1.05
         N, D, L = np.concatenate([N, eN[keep]]), np.concatenate([D, eD[keep]]), np.concatenate([L, eL[keep]])
     vp = fit_variable_projection(N, D, L, **(vp_kwargs or {}))
@@ -931,6 +1260,11 @@ class BootstrapResult:
     level: float
     failures: int = 0
 
+    def __post_init__(self):
+        check_params(vars(self), {"samples": [dict], "budget": [_POSITIVE],
+                                  "level": [Interval(float, 0, 1, closed="neither")],
+                                  "failures": [Interval(int, 0, None)]})
+
     def interval(self, name: str):
         """Percentile interval ``(low, high)`` of ``name`` at the result's ``level``."""
         values = self._values(name)
@@ -952,6 +1286,11 @@ class BootstrapResult:
         return values
 
 
+@validate_params({"fit": ["callable"], **_POINTS, "n_resamples": [Interval(int, 2, None)],
+                  "budget": [Interval(float, 0, _MAX_SCALE, closed="neither")],
+                  "level": [Interval(float, 0, 1, closed="neither")],
+                  "strata": [Array(1, shape=("n",), dtype=None), None], "seed": [Interval(int, 0, None)],
+                  "show_progress": ["boolean", None]})
 @thread_limit()
 def bootstrap(fit: Callable, N, D, loss, *, n_resamples: int = 100, budget: float = 1e24,
               level: float = 0.95, strata=None, seed: int = 0, show_progress=None,
@@ -985,22 +1324,28 @@ def bootstrap(fit: Callable, N, D, loss, *, n_resamples: int = 100, budget: floa
     Returns
     -------
     BootstrapResult
+        Resamples whose fit raised ``ValueError`` or ``RuntimeError`` (a degenerate
+        resample, an inner solve that did not converge) are counted in ``failures``.
+
+    References
+    ----------
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
+
+    Examples
+    --------
+    >>> data = isoflop_grid(HOFFMANN_2022, width=4.0, noise=0.003, seed=1)
+    >>> result = bootstrap(fit_approach2, data.N, data.D, data.loss, n_resamples=20,
+    ...                    strata=data.group, show_progress=False)
+    >>> low, high = result.interval("a")
+    >>> bool(low < optimal_exponents(HOFFMANN_2022)[1] < high), result.failures
+    (True, 0)
     """
-    if not callable(fit):
-        raise TypeError(f"fit must be callable, got {type(fit).__name__}")
     N, D, loss = _check_points(N, D, loss)
-    n_resamples = check_int(n_resamples, "n_resamples", minimum=2)
-    budget = check_positive(budget, "budget")
-    level = check_positive(level, "level")
-    if level >= 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
-    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+    rng = np.random.default_rng(seed)
     if strata is None:
         blocks = [np.arange(N.size)]
     else:
-        strata = as_array(strata, "strata", ndim=1, dtype=None)
-        if strata.shape != N.shape:
-            raise ValueError(f"strata must have one label per point, got shape {strata.shape}")
+        strata = as_array(strata, "strata", dtype=None)
         blocks = [np.flatnonzero(strata == s) for s in np.unique(strata)]
     names = ("a", "b", "N_opt", "D_opt", "E", "A", "B", "alpha", "beta")
     samples = {name: [] for name in names}
@@ -1013,7 +1358,7 @@ def bootstrap(fit: Callable, N, D, loss, *, n_resamples: int = 100, budget: floa
             kwargs["groups"] = strata[idx]
         try:
             result = fit(N[idx], D[idx], loss[idx], **kwargs)
-        except ValueError:
+        except (ValueError, RuntimeError):
             failures += 1
             continue
         n_opt, d_opt = result.optimal(budget)
@@ -1030,15 +1375,28 @@ def bootstrap(fit: Callable, N, D, loss, *, n_resamples: int = 100, budget: floa
 # ---------------------------------------------------------------------------------------
 # Teacher-student regression with a power-law spectrum (Bahri et al., 2024)
 # ---------------------------------------------------------------------------------------
+_SPECTRUM = [_PositiveArray(1, min_size=1, max_abs=1e100)]
+
+
+@validate_params({"num_features": [Interval(int, 1, None)],
+                  "exponent": [Interval(float, 0, 50, closed="right")]})
 def power_law_spectrum(num_features: int, exponent: float) -> np.ndarray:
     """Eigenvalues ``lambda_k = k^-exponent`` for ``k = 1 .. num_features``.
 
     A kernel (or feature covariance) with this spectrum gives power-law learning curves
     (Bahri et al., 2024): with a teacher of unit weight per mode the test error after
     ``n`` samples is about the tail ``sum_{k > n} lambda_k ~ n^-(exponent - 1)``.
+    ``0 < exponent <= 50``.
+
+    References
+    ----------
+    - bahri2024explaining: Bahri et al. (2024), "Explaining Neural Scaling Laws".
+
+    Examples
+    --------
+    >>> power_law_spectrum(4, 2.0).tolist()
+    [1.0, 0.25, 0.1111111111111111, 0.0625]
     """
-    num_features = check_int(num_features, "num_features", minimum=1)
-    exponent = check_positive(exponent, "exponent")
     return np.arange(1, num_features + 1, dtype=float) ** -exponent
 
 
@@ -1066,6 +1424,12 @@ def _teacher_student_once(seed, trial, spectrum, n_train, n_features, noise, rid
     return float(diff @ (spectrum * diff))
 
 
+_TEACHER_STUDENT = {"spectrum": _SPECTRUM, "n_features": [Interval(int, 1, None), None],
+                    "noise": [Interval(float, 0, 1e3)], "ridge": [Interval(float, 0, 1e6)],
+                    "trials": [Interval(int, 1, None)], "seed": [Interval(int, 0, None)]}
+
+
+@validate_params({"n_train": [Interval(int, 1, None), None], **_TEACHER_STUDENT})
 @thread_limit()
 def teacher_student_risk(n_train, spectrum, *, n_features=None, noise: float = 0.0,
                          ridge: float = 1e-8, trials: int = 4, seed: int = 0) -> float:
@@ -1084,27 +1448,45 @@ def teacher_student_risk(n_train, spectrum, *, n_features=None, noise: float = 0
     This is the solvable model of Bahri et al. (2024): resolution-limited scaling
     ``~ n^-(a - 1)`` for ``lambda_k = k^-a`` while ``n`` is below the width, and
     variance-limited ``~ 1/n`` corrections once ``n`` exceeds it.
+
+    ``spectrum`` holds positive variances of magnitude at most 1e100 (larger ones overflow
+    the kernel); ``0 <= noise <= 1e3`` and ``0 <= ridge <= 1e6``.
+
+    References
+    ----------
+    - bahri2024explaining: Bahri et al. (2024), "Explaining Neural Scaling Laws".
+
+    Examples
+    --------
+    >>> spectrum = power_law_spectrum(200, 2.0)
+    >>> risks = [teacher_student_risk(n, spectrum, trials=2) for n in (8, 32)]
+    >>> print(f"{risks[0]:.3f} -> {risks[1]:.3f}")
+    0.248 -> 0.062
     """
-    spectrum = as_array(spectrum, "spectrum", ndim=1)
-    if np.any(spectrum <= 0):
-        raise ValueError("spectrum must be positive")
-    if n_train is not None:
-        n_train = check_int(n_train, "n_train", minimum=1)
-    if n_features is not None:
-        n_features = check_int(n_features, "n_features", minimum=1)
-    noise = check_nonnegative(noise, "noise")
-    ridge = check_nonnegative(ridge, "ridge")
-    trials = check_int(trials, "trials", minimum=1)
-    seed = check_int(seed, "seed", minimum=0)
+    spectrum = as_array(spectrum, "spectrum")
     return float(np.mean([_teacher_student_once(seed, t, spectrum, n_train, n_features, noise, ridge)
                           for t in range(trials)]))
 
 
+@validate_params({"n_values": [Array(1, dtype="integer", min_size=1, low=1)], **_TEACHER_STUDENT})
 @thread_limit()
 def teacher_student_sweep(n_values, spectrum, *, n_features=None, noise: float = 0.0,
                           ridge: float = 1e-8, trials: int = 4, seed: int = 0) -> np.ndarray:
-    """:func:`teacher_student_risk` for every ``n`` in ``n_values`` (same seed for each)."""
-    n_values = [check_int(int(n), "n_values") for n in np.atleast_1d(n_values)]
+    """:func:`teacher_student_risk` for every ``n`` in ``n_values`` (same seed for each).
+
+    ``n_values`` is a 1-D integer array of training-set sizes (each at least 1).
+
+    References
+    ----------
+    - bahri2024explaining: Bahri et al. (2024), "Explaining Neural Scaling Laws".
+
+    Examples
+    --------
+    >>> risks = teacher_student_sweep([8, 16, 32], power_law_spectrum(200, 2.0), trials=2)
+    >>> risks.shape, bool(np.all(np.diff(risks) < 0))
+    ((3,), True)
+    """
+    n_values = [int(n) for n in as_array(n_values, "n_values", dtype=None)]
     return np.array([teacher_student_risk(n, spectrum, n_features=n_features, noise=noise,
                                           ridge=ridge, trials=trials, seed=seed)
                      for n in progress(n_values, desc="teacher-student")])
@@ -1138,6 +1520,10 @@ def _width_gap_once(seed, trial, spectrum, n_train, widths, ridge):
     return np.array(gaps)
 
 
+@validate_params({"n_train": [Interval(int, 1, None)], "spectrum": _SPECTRUM,
+                  "widths": [Array(1, dtype="integer", min_size=1, low=1)],
+                  "ridge": [Interval(float, 0, 1e6, closed="right")], "trials": [Interval(int, 1, None)],
+                  "seed": [Interval(int, 0, None)]})
 @thread_limit()
 def teacher_student_width_gap(n_train, spectrum, widths, *, ridge: float = 1e-3, trials: int = 16,
                               seed: int = 0) -> np.ndarray:
@@ -1158,11 +1544,12 @@ def teacher_student_width_gap(n_train, spectrum, widths, *, ridge: float = 1e-3,
     n_train : int
         Training samples (fixed).
     spectrum : array-like, shape (P,)
-        Eigenvalues of the input covariance (:func:`power_law_spectrum`).
-    widths : array-like of int
+        Eigenvalues of the input covariance (:func:`power_law_spectrum`), positive, at
+        most 1e100.
+    widths : array-like of int, shape (k,)
         Student widths ``M``.
     ridge : float
-        Ridge, relative to the mean kernel diagonal.
+        Ridge, relative to the mean kernel diagonal, in ``(0, 1e6]``.
     trials, seed : int
         Draws of teacher, sample and features averaged; trial ``t`` uses seed ``(seed, t)``.
 
@@ -1170,15 +1557,19 @@ def teacher_student_width_gap(n_train, spectrum, widths, *, ridge: float = 1e-3,
     -------
     ndarray, shape (len(widths),)
         The estimated ``E[R(M)] - R(inf)`` per width.
+
+    References
+    ----------
+    - bahri2024explaining: Bahri et al. (2024), "Explaining Neural Scaling Laws".
+
+    Examples
+    --------
+    >>> gap = teacher_student_width_gap(8, power_law_spectrum(50, 2.0), [16, 64], trials=4)
+    >>> gap.shape
+    (2,)
     """
-    spectrum = as_array(spectrum, "spectrum", ndim=1)
-    if np.any(spectrum <= 0):
-        raise ValueError("spectrum must be positive")
-    n_train = check_int(n_train, "n_train", minimum=1)
-    widths = [check_int(int(m), "widths", minimum=1) for m in np.atleast_1d(widths)]
-    ridge = check_positive(ridge, "ridge")
-    trials = check_int(trials, "trials", minimum=1)
-    seed = check_int(seed, "seed", minimum=0)
+    spectrum = as_array(spectrum, "spectrum")
+    widths = [int(m) for m in as_array(widths, "widths", dtype=None)]
     return np.mean([_width_gap_once(seed, t, spectrum, n_train, widths, ridge) for t in range(trials)],
                    axis=0)
 
@@ -1206,6 +1597,18 @@ class SweepResult:
     budgets: np.ndarray | None = None
     seed: int | None = None
 
+    def __post_init__(self):
+        values = {"budgets": self.budgets, **{k: getattr(self, k) for k in ("N", "D", "loss", "width", "group")},
+                  "noise_floor": self.noise_floor, "seed": self.seed}
+        budget_count = (lambda args: None if args["budgets"] is None else len(args["budgets"]))
+        check_params(values, {
+            "budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE), None], **_POINTS,
+            "width": [Array(1, shape=("n",), dtype="integer", low=1)],
+            "group": [_DesignGroups(budget_count, shape=("n",)), None],
+            "noise_floor": [Interval(float, 0, None)],
+            "seed": [Interval(int, 0, None), None],
+        })
+
     def __len__(self) -> int:
         return len(self.loss)
 
@@ -1217,12 +1620,13 @@ class SweepResult:
         return IsoflopData(N=self.N[m], D=self.D[m], loss=self.loss[m], group=self.group[m],
                            budgets=np.asarray(self.budgets, dtype=float))
 
+    @validate_params({"budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE)]})
     def isoflop(self, budgets) -> IsoflopData:
         """IsoFLOP slices: each width's loss interpolated (log-log) at ``D = C / (6 N)``.
 
         Only budgets inside a width's range of checkpoints contribute a point.
         """
-        budgets = _positive_array(budgets, "budgets").ravel()
+        budgets = as_array(budgets, "budgets")
         rows = []
         for g, C in enumerate(budgets):
             for w in np.unique(self.width):
@@ -1240,8 +1644,6 @@ class SweepResult:
 
 
 def _sweep_target(input_dim, num_terms, frequency, generator):
-    import torch
-
     scale = torch.arange(1, num_terms + 1, dtype=torch.float32)
     omega = torch.randn(num_terms, input_dim, generator=generator) * scale.sqrt()[:, None] * frequency
     phase = torch.rand(num_terms, generator=generator) * 2 * np.pi
@@ -1256,6 +1658,31 @@ def _sweep_target(input_dim, num_terms, frequency, generator):
     return lambda x: (target(x) - mean.to(x.device)) / std.to(x.device)
 
 
+def _torch_device(device):
+    """``device`` (None: the CPU) as a ``torch.device``; an unknown name raises ``ValueError``."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"device must name a torch device ('cpu', 'cuda', 'cuda:0', ...), got {device!r}: "
+                         f"{err}") from None
+
+
+_SEED_LIST = Array(1, dtype="integer", min_size=1, low=0)
+_WIDTHS = Array(1, dtype="integer", min_size=1, low=1)
+
+
+@validate_params({
+    "seed_list": [_SEED_LIST], "widths": [_WIDTHS],
+    "steps": [Interval(int, 1, None)], "batch_size": [Interval(int, 1, None)],
+    "lr": [Interval(float, 0, 1, closed="right")], "input_dim": [Interval(int, 1, None)],
+    "noise": [Interval(float, 0, 1e3)], "checkpoints": [Interval(int, 1, None)],
+    "min_samples": [Interval(int, 1, None)], "frequency": [Interval(float, 0, 1e3, closed="right")],
+    "test_size": [Interval(int, 1, None)],
+    "budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE), None],
+    "device": ["string", torch.device, None], "show_progress": ["boolean", None],
+})
 @thread_limit()
 def training_sweeps(seed_list, widths=(4, 8, 16, 32, 64), *, steps: int = 1500, batch_size: int = 128,
                     lr: float = 1e-2, input_dim: int = 4, noise: float = 0.1,
@@ -1286,35 +1713,49 @@ def training_sweeps(seed_list, widths=(4, 8, 16, 32, 64), *, steps: int = 1500, 
     seed_list : list of int
         One independent run of every width per seed (``companion.training.seeds(3)``).
     widths : sequence of int
+        Hidden widths (each at least 1).
+    steps, batch_size : int
+        Adam steps, and fresh samples per step.
+    lr : float
+        Initial learning rate, in ``(0, 1]``.
+    input_dim, noise, frequency : int, float, float
+        The task: input dimension, label-noise standard deviation (at most 1e3) and the
+        cosines' frequency scale (in ``(0, 1e3]``).
+    checkpoints, min_samples, test_size : int
+        Log-spaced checkpoints from ``min_samples`` (below ``steps * batch_size``) on, and
+        the number of test points.
     budgets : array-like, optional
         Compute budgets ``C = 6 N D`` of the IsoFLOP design.
     device : torch.device or str, optional
         Where to train (default the CPU). These models are tiny: on a GPU the run is
         bound by per-step overhead, so the CPU is usually as fast.
+    show_progress : bool, optional
+        Progress bar over the steps.
 
     Returns
     -------
     list of SweepResult
         One per seed, in the order of ``seed_list``.
-    """
-    import torch
 
-    seed_list = [check_int(int(sd), "seed_list", minimum=0) for sd in np.atleast_1d(seed_list)]
-    if not seed_list:
-        raise ValueError("seed_list must contain at least one seed")
-    widths = [check_int(int(w), "widths", minimum=1) for w in np.atleast_1d(widths)]
-    steps = check_int(steps, "steps", minimum=1)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    lr = check_positive(lr, "lr")
-    input_dim = check_int(input_dim, "input_dim", minimum=1)
-    noise = check_nonnegative(noise, "noise")
-    checkpoints = check_int(checkpoints, "checkpoints", minimum=1)
-    min_samples = check_int(min_samples, "min_samples", minimum=1)
+    References
+    ----------
+    - kaplan2020scaling: Kaplan et al. (2020), "Scaling Laws for Neural Language Models".
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+
+    Examples
+    --------
+    >>> sweeps = training_sweeps([0, 1], (2, 4), steps=20, batch_size=8, min_samples=16,
+    ...                          checkpoints=3, test_size=64, show_progress=False)
+    >>> len(sweeps), sorted(set(sweeps[0].width.tolist()))
+    (2, [2, 4])
+    """
+    seed_list = [int(sd) for sd in as_array(seed_list, "seed_list", dtype=None)]
+    widths = [int(w) for w in as_array(widths, "widths", dtype=None)]
     if min_samples >= steps * batch_size:
         raise ValueError(f"min_samples must be below steps * batch_size = {steps * batch_size}")
-    device = torch.device("cpu") if device is None else torch.device(device)
+    device = _torch_device(device)
     task_generator = torch.Generator().manual_seed(seed_list[0])
-    target = _sweep_target(input_dim, 64, check_positive(frequency, "frequency"), task_generator)
+    target = _sweep_target(input_dim, 64, frequency, task_generator)
     x_test = (torch.rand(test_size, input_dim, generator=task_generator) * 2 - 1).to(device)
     y_test = target(x_test)
 
@@ -1343,7 +1784,7 @@ def training_sweeps(seed_list, widths=(4, 8, 16, 32, 64), *, steps: int = 1500, 
     regular = set(np.unique(np.round(np.geomspace(min_samples / batch_size, steps, checkpoints))).astype(int))
     design = {}  # (step, width index) -> budget index
     if budgets is not None:
-        budgets = _positive_array(budgets, "budgets").ravel()
+        budgets = as_array(budgets, "budgets")
         for g, C in enumerate(budgets):
             for i, n in enumerate(n_params):
                 t = int(round(C / (6.0 * n * batch_size)))
@@ -1385,17 +1826,22 @@ def training_sweeps(seed_list, widths=(4, 8, 16, 32, 64), *, steps: int = 1500, 
     return results
 
 
+@validate_params({"widths": [_WIDTHS], "seed": [Interval(int, 0, None)]})
 def training_sweep(widths=(4, 8, 16, 32, 64), *, seed: int = 0, **kwargs) -> SweepResult:
     """One seed of :func:`training_sweeps` (same arguments; ``seed`` draws task and run)."""
-    return training_sweeps([check_int(seed, "seed", minimum=0)], widths, **kwargs)[0]
+    return training_sweeps([seed], widths, **kwargs)[0]
 
 
 # ---------------------------------------------------------------------------------------
 # Figures (one function per figure, each returns the Figure)
 # ---------------------------------------------------------------------------------------
+_XY = {"x": [_PositiveArray(1, shape=("n",), min_size=1)], "y": [_PositiveArray(1, shape=("n",))]}
+
+
+@validate_params({**_XY, "fit": [PowerLawFit], "xlabel": ["string"], "ylabel": ["string"]})
 def plot_power_law_fit(x, y, fit: PowerLawFit, *, xlabel: str = "scale x", ylabel: str = "loss"):
     """Data and a fitted :class:`PowerLawFit` on log-log axes, with ``L_inf`` dashed."""
-    x, y = as_array(x, "x", ndim=1), as_array(y, "y", ndim=1)
+    x, y = as_array(x, "x"), as_array(y, "y")
     fig, (ax,) = subplots(width=5.0, height=3.8)
     grid = np.geomspace(x.min(), x.max(), 200)
     ax.loglog(x, y, "o", label="data")
@@ -1410,6 +1856,9 @@ def plot_power_law_fit(x, y, fit: PowerLawFit, *, xlabel: str = "scale x", ylabe
     return fig
 
 
+@validate_params({"n_values": [_PositiveArray(1, min_size=1)], "curves": [dict],
+                  "reference_slope": [Interval(float, -50, 50), None], "xlabel": ["string"],
+                  "ylabel": ["string"]})
 def plot_teacher_student(n_values, curves: dict, *, reference_slope=None, xlabel="training samples n",
                          ylabel="excess test risk"):
     """Learning curves of the teacher-student model on log-log axes.
@@ -1417,12 +1866,13 @@ def plot_teacher_student(n_values, curves: dict, *, reference_slope=None, xlabel
     ``curves`` maps a label to risks (one per ``n``); ``reference_slope`` draws a dotted
     power law ``n^slope`` through the first curve's first point.
     """
-    n_values = as_array(n_values, "n_values", ndim=1)
+    n_values = as_array(n_values, "n_values")
+    curves = _check_curves(curves, "curves", n_values.size)
     fig, (ax,) = subplots(width=5.0, height=3.8)
     for label, risks in curves.items():
-        ax.loglog(n_values, as_array(risks, "curves"), "o-", label=label)
+        ax.loglog(n_values, risks, "o-", label=label)
     if reference_slope is not None:
-        first = as_array(next(iter(curves.values())), "curves")
+        first = next(iter(curves.values()))
         ax.loglog(n_values, first[0] * (n_values / n_values[0]) ** reference_slope, ":", color="k",
                   label=f"slope {reference_slope:.2g}")
     ax.set_xlabel(xlabel)
@@ -1432,6 +1882,8 @@ def plot_teacher_student(n_values, curves: dict, *, reference_slope=None, xlabel
     return fig
 
 
+@validate_params({"sweep": [SweepResult], "fit": [ScalingFit],
+                  "budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE), None]})
 def plot_training_sweep(sweep: SweepResult, fit: ScalingFit, budgets=None):
     """Left: test loss vs samples seen per width, with the fitted surface. Right: IsoFLOP
     slices of the sweep (loss vs N at fixed ``C = 6 N D``) with the fit's optimum."""
@@ -1473,12 +1925,20 @@ def plot_training_sweep(sweep: SweepResult, fit: ScalingFit, budgets=None):
     return fig
 
 
+@validate_params({"sweeps": [list, tuple], "fits": [list, tuple]})
 def plot_sweep_seeds(sweeps, fits):
     """Left: test loss against samples seen per width, mean and min-max band over seeds
-    (regular checkpoints). Right: each seed's fitted compute-optimal ``N*(C)``."""
+    (regular checkpoints). Right: each seed's fitted compute-optimal ``N*(C)``.
+
+    ``sweeps`` (one :class:`SweepResult` per seed, same widths and checkpoints) and
+    ``fits`` (one :class:`ScalingFit` each) are lists of equal length."""
     import matplotlib.pyplot as plt
 
     from .plotting import plot_spread
+
+    sweeps, fits = _check_items(sweeps, "sweeps", SweepResult), _check_items(fits, "fits", ScalingFit)
+    if len(fits) != len(sweeps):
+        raise ValueError(f"fits must have one fit per sweep ({len(sweeps)}), got {len(fits)}")
 
     fig, (ax, bx) = subplots(2, width=5.0, height=3.8)
     first = sweeps[0]
@@ -1511,12 +1971,27 @@ def plot_sweep_seeds(sweeps, fits):
     return fig
 
 
+@validate_params({"designs": [list, tuple], "predictions": [list, tuple],
+                  "held_out": [Interval(float, 0, _MAX_SCALE, closed="neither")], "labels": [list, tuple, None]})
 def plot_held_out(designs, predictions, held_out, labels=None):
     """The held-out IsoFLOP curve of each seed (markers) with the direct fits' predicted
     curves ``L(N, C / 6N)`` and every method's predicted optimum (one panel per seed,
-    titled by ``labels``)."""
+    titled by ``labels``).
+
+    ``designs`` are :class:`IsoflopData` (e.g. :meth:`SweepResult.design`), ``predictions``
+    the matching results of :func:`predict_held_out` at ``held_out``, ``labels`` one title
+    each (default "run k")."""
+    designs = _check_items(designs, "designs", IsoflopData)
+    predictions = _check_items(predictions, "predictions", dict)
+    if len(predictions) != len(designs):
+        raise ValueError(f"predictions must have one entry per design ({len(designs)}), got {len(predictions)}")
+    for k, pred in enumerate(predictions):
+        if set(pred) != set(METHODS):
+            raise ValueError(f"predictions[{k}] must be a result of predict_held_out (keys {list(METHODS)})")
+    if labels is not None and len(labels) != len(designs):
+        raise ValueError(f"labels must have one label per design ({len(designs)}), got {len(labels)}")
     fig, axes = subplots(len(designs), width=3.6, height=3.4)
-    labels = [f"run {k + 1}" for k in range(len(designs))] if labels is None else list(labels)
+    labels = [f"run {k + 1}" for k in range(len(designs))] if labels is None else [str(v) for v in labels]
     styles = {"Approach 2": ("v", "C1"), "Approach 3": ("s", "C2"), "variable projection": ("*", "C3")}
     for ax, iso, pred, label in zip(axes, designs, predictions, labels):
         g = int(np.argmin(np.abs(np.log(np.asarray(iso.budgets) / held_out))))
@@ -1543,8 +2018,12 @@ def plot_held_out(designs, predictions, held_out, labels=None):
     return fig
 
 
+@validate_params({"data": [IsoflopData], "fit": [ScalingFit], "params": [ChinchillaParams, None]})
 def plot_isoflop_fits(data: IsoflopData, fit: ScalingFit, params: ChinchillaParams | None = None):
-    """IsoFLOP curves with their parabolas (in log D) and vertices; true optima as stars."""
+    """IsoFLOP curves with their parabolas (in log D) and vertices; true optima as stars.
+
+    The parabolas are refitted per budget from ``data`` (as :func:`fit_approach2` does);
+    ``fit`` is the Approach 2 fit they belong to (not drawn)."""
     import matplotlib.pyplot as plt
 
     fig, (ax,) = subplots(width=6, height=3.8)
@@ -1570,13 +2049,15 @@ def plot_isoflop_fits(data: IsoflopData, fit: ScalingFit, params: ChinchillaPara
     return fig
 
 
+@validate_params({"widths": [_PositiveArray(1, min_size=1)], "errors": [dict]})
 def plot_approach2_bias(widths, errors: dict):
     """Approach 2's relative error in extrapolated ``D*`` (percent) against the grid's
-    half-width factor, one line per label in ``errors``."""
-    widths = as_array(widths, "widths", ndim=1)
+    half-width factor, one line per label in ``errors`` (one value per width)."""
+    widths = as_array(widths, "widths")
+    errors = _check_curves(errors, "errors", widths.size)
     fig, (ax,) = subplots(width=5.0, height=3.8)
     for label, values in errors.items():
-        ax.semilogx(widths, 100 * as_array(values, "errors"), "o-", label=label)
+        ax.semilogx(widths, 100 * values, "o-", label=label)
     ax.axhline(0, color="gray", lw=0.8)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("grid half-width factor w (grid over [N*/w, w N*])")
@@ -1586,9 +2067,13 @@ def plot_approach2_bias(widths, errors: dict):
     return fig
 
 
+@validate_params({"data": [ChinchillaData], "fits": [dict], "compute": [_Exponents(high=_MAX_SCALE)]})
 def plot_chinchilla_fits(data, fits: dict, compute=(1e18, 1e26)):
     """Left: the Chinchilla points (loss vs N, colour = compute). Right: the compute-optimal
-    ``N*(C)`` implied by each fit in ``fits`` (label -> ScalingFit or ChinchillaParams)."""
+    ``N*(C)`` implied by each fit in ``fits`` (label -> ScalingFit or ChinchillaParams)
+    over ``compute = (low, high)`` FLOP."""
+    if not fits or not all(isinstance(f, (ScalingFit, ChinchillaParams)) for f in fits.values()):
+        raise TypeError("fits must be a non-empty dict of label -> ScalingFit or ChinchillaParams")
     fig, (ax, bx) = subplots(2, width=5.0, height=3.8)
     sc = ax.scatter(data.N, data.loss, c=np.log10(data.C), s=8, cmap="viridis")
     fig.colorbar(sc, ax=ax, label="log10 C (FLOP)")
@@ -1609,9 +2094,12 @@ def plot_chinchilla_fits(data, fits: dict, compute=(1e18, 1e26)):
     return fig
 
 
+@validate_params({"results": [dict], "name": ["string"], "truth": [Interval(float), None]})
 def plot_bootstrap(results: dict, name: str = "N_opt", truth=None):
-    """Histograms of bootstrap replicates of ``name`` (one per label in ``results``),
-    with the true value as a vertical line."""
+    """Histograms of bootstrap replicates of ``name`` (one per label in ``results``,
+    each a :class:`BootstrapResult`), with the true value as a vertical line."""
+    if not results or not all(isinstance(r, BootstrapResult) for r in results.values()):
+        raise TypeError("results must be a non-empty dict of label -> BootstrapResult")
     fig, (ax,) = subplots(width=5.0, height=3.8)
     for label, result in results.items():
         values = result._values(name)

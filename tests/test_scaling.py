@@ -364,5 +364,5 @@ def test_training_sweeps_batch_seeds_and_record_an_isoflop_design():
     assert np.all(design.D >= 640)
     single = sc.training_sweep(seed=3, **kwargs)
     np.testing.assert_allclose(single.loss, runs[0].loss, rtol=1e-5)
-    with pytest.raises(ValueError, match="seed_list"):
+    with pytest.raises((TypeError, ValueError), match="seed_list"):
         sc.training_sweeps([], widths=(4,))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import scaling
+from .._validation import Array, Interval, as_array, check_params
 from ._core import ExerciseCheck, register
 
 __all__ = ["check_compute_optimal", "check_parabola_vertex", "check_linear_coefficients",
@@ -47,10 +48,45 @@ def check_compute_optimal(student_fn):
     return True
 
 
+# Bounds that keep the least-squares solves finite (LAPACK can spin on values whose squares
+# overflow): log10 D is a logarithm, losses are O(1). The reference solutions check them with
+# check_params in their first line, not @validate_params: the grader recognises a reference
+# function by its code object, and every validate_params wrapper shares one.
+_LOG10_D = Array(1, shape=("n",), min_size=3, max_abs=1e3)
+_LOSS = Array(1, shape=("n",), max_abs=1e100)
+_POINTS = {"N": [scaling._PositiveArray(1, shape=("n",), min_size=3, max_abs=scaling._MAX_SCALE)],
+           "D": [scaling._PositiveArray(1, shape=("n",), max_abs=scaling._MAX_SCALE)],
+           "loss": [scaling._PositiveArray(1, shape=("n",), max_abs=scaling._MAX_LOSS)]}
+_EXPONENT = Interval(float, 0, 10, closed="right")
+
+
 def reference_parabola_vertex(log10_d, loss):
-    """``10^v`` with ``v`` the vertex of the least-squares parabola of ``loss`` in ``log10_d``."""
+    """``10^v`` with ``v`` the vertex of the least-squares parabola of ``loss`` in ``log10_d``.
+
+    ``log10_d`` (at least three distinct values, magnitudes at most 1e3) and ``loss`` are
+    1-D arrays of equal length; the parabola must open upwards.
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+
+    Examples
+    --------
+    >>> x = np.linspace(8.0, 10.0, 5)
+    >>> print(f"{np.log10(reference_parabola_vertex(x, 3.0 + (x - 9.2) ** 2)):.3f}")
+    9.200
+    """
+    check_params(locals(), {"log10_d": [_LOG10_D], "loss": [_LOSS]})
+    log10_d, loss = as_array(log10_d, "log10_d"), as_array(loss, "loss")
+    if np.unique(log10_d).size < 3:
+        raise ValueError("log10_d must hold at least three distinct values to fit a parabola")
     c2, c1, _ = np.polyfit(log10_d, loss, 2)
-    return 10.0 ** (-c1 / (2.0 * c2))
+    if not c2 > 0:
+        raise ValueError("loss must curve upwards in log10_d (the fitted parabola has no minimum)")
+    vertex = -c1 / (2.0 * c2)
+    if abs(vertex) > 300:
+        raise ValueError(f"loss puts the parabola's vertex at log10 D = {vertex:.3g}, beyond the float range")
+    return 10.0 ** vertex
 
 
 @register("sc-vertex", points=2, chapter="scaling")
@@ -76,7 +112,25 @@ def check_parabola_vertex(student_fn):
 
 
 def reference_linear_coefficients(N, D, loss, alpha, beta):
-    """Least-squares ``(E, A, B)`` of relative residuals ``(E + A N^-alpha + B D^-beta) / L - 1``."""
+    """Least-squares ``(E, A, B)`` of relative residuals ``(E + A N^-alpha + B D^-beta) / L - 1``.
+
+    ``N``, ``D`` and ``loss`` are positive 1-D arrays of equal length (at least 3);
+    ``0 < alpha, beta <= 10``.
+
+    References
+    ----------
+    - golub1973differentiation: Golub and Pereyra (1973), "The Differentiation of Pseudo-Inverses and
+      Nonlinear Least Squares Problems Whose Variables Separate".
+
+    Examples
+    --------
+    >>> data = scaling.isoflop_grid(scaling.HOFFMANN_2022, width=4.0)
+    >>> coef = reference_linear_coefficients(data.N, data.D, data.loss, 0.34, 0.28)
+    >>> coef.round(2).tolist()
+    [1.69, 406.4, 410.7]
+    """
+    check_params(locals(), {**_POINTS, "alpha": [_EXPONENT], "beta": [_EXPONENT]})
+    N, D, loss = as_array(N, "N"), as_array(D, "D"), as_array(loss, "loss")
     X = np.column_stack([np.ones_like(N), N ** -alpha, D ** -beta]) / loss[:, None]
     return np.linalg.lstsq(X, np.ones_like(loss), rcond=None)[0]
 
@@ -111,9 +165,21 @@ def reference_vertex_offset(alpha, beta, width, points=15):
     shape at every budget, scaled by ``K`` and shifted by ``E``. Neither moves a
     least-squares parabola's vertex, and the fit is invariant to the affine change of
     abscissa to ``log10 D = const - x / ln 10``, so the vertex sits at the same ``x_v`` on
-    every budget and ``D*_parabola / D*_true = exp(-x_v)``.
+    every budget and ``D*_parabola / D*_true = exp(-x_v)``. ``0 < alpha, beta <= 10``,
+    ``1 < width <= 1e4``, ``points >= 3``.
+
+    References
+    ----------
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
+
+    Examples
+    --------
+    >>> print(f"{reference_vertex_offset(0.465, 0.155, 8.0):.4f}")
+    0.8609
     """
-    x = np.linspace(-np.log(width), np.log(width), int(points))
+    check_params(locals(), {"alpha": [_EXPONENT], "beta": [_EXPONENT], "width": [Interval(float, 1, 1e4, closed="neither")],
+                      "points": [Interval(int, 3, None)]})
+    x = np.linspace(-np.log(width), np.log(width), points)
     shape = np.exp(-alpha * x) / alpha + np.exp(beta * x) / beta
     c2, c1, _ = np.polyfit(x, shape, 2)
     return float(np.exp(c1 / (2.0 * c2)))
@@ -149,7 +215,24 @@ def check_vertex_offset(student_fn):
 
 
 def reference_predict_budget(N, D, loss, C):
-    """Predict ``(N*, L*)`` at budget ``C`` from a direct (variable-projection) fit."""
+    """Predict ``(N*, L*)`` at budget ``C`` from a direct (variable-projection) fit.
+
+    ``N``, ``D`` and ``loss`` as for :func:`companion.scaling.fit_variable_projection`
+    (at least 5 points); ``C`` a positive budget in FLOP.
+
+    References
+    ----------
+    - golub1973differentiation: Golub and Pereyra (1973), "The Differentiation of Pseudo-Inverses and
+      Nonlinear Least Squares Problems Whose Variables Separate".
+
+    Examples
+    --------
+    >>> data = scaling.isoflop_grid(scaling.HOFFMANN_2022, budgets=[1e17, 1e18, 1e19], points_per_curve=5)
+    >>> n_opt, l_opt = reference_predict_budget(data.N, data.D, data.loss, 1e21)
+    >>> print(f"{n_opt / scaling.compute_optimal(1e21)[0]:.3f}")
+    1.000
+    """
+    check_params(locals(), {**_POINTS, "C": [Interval(float, 0, 1e60, closed="neither")]})
     fit = scaling.fit_variable_projection(N, D, loss, robust=False,
                                           alpha_grid=np.linspace(0.1, 1.0, 10),
                                           beta_grid=np.linspace(0.1, 1.0, 10))
