@@ -21,6 +21,12 @@ an alias (``from companion.scaling import compute_optimal as co``), a module att
 companion function that calls it internally: that is the same answer, so it counts
 too). Every other companion function stays usable.
 
+Two kinds of bad input are told apart: a mistake of the check's author (``points`` that
+is not an int >= 1, a NaN ``rtol``, a non-finite or complex ``expected``, a ``condition``
+that is not a bool) raises ``ValueError``/``TypeError`` naming the argument, while
+whatever the student hands in (not a function, a string or complex result, NaN) fails
+the case with a message.
+
 Writing a check::
 
     def check_nc1(student_nc1):
@@ -50,7 +56,11 @@ __all__ = ["ExerciseCheck", "ExerciseFailed", "RESULTS_ENV", "registry", "regist
 
 RESULTS_ENV = "COMPANION_RESULTS"
 
-#: exercise id -> (points, check function name); filled by :func:`register`.
+# ---------------------------------------------------------------------------------------
+# The registry: which check grades which exercise
+# ---------------------------------------------------------------------------------------
+
+#: exercise id -> {"points", "chapter", "check", "module", "implements"}; filled by :func:`register`.
 registry: dict[str, dict] = {}
 
 
@@ -76,6 +86,10 @@ def register(exercise_id: str, points: int, chapter: str, implements: tuple[str,
 
     return wrap
 
+
+# ---------------------------------------------------------------------------------------
+# What a solution must not reach: the course's own answer, watched with sys.setprofile
+# ---------------------------------------------------------------------------------------
 
 #: exercise id -> {code object: dotted name}, filled on first use by :func:`forbidden_functions`
 _FORBIDDEN: dict[str, dict] = {}
@@ -303,6 +317,10 @@ def _student_callable(description, fn) -> None:
     if not callable(fn):
         raise ExerciseFailed(f"{description}: expected a function, got {type(fn).__name__}")
 
+
+# ---------------------------------------------------------------------------------------
+# The check: cases, assertions and the verdict
+# ---------------------------------------------------------------------------------------
 
 class ExerciseCheck:
     """Context manager collecting the verdict of one exercise.
