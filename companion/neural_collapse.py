@@ -1,19 +1,27 @@
 """Neural collapse: metrics, the simplex ETF, unconstrained-features models and experiments.
 
-Everything Chapter 1 calls lives here:
+Everything Chapter 1 calls lives here, in the order the chapter teaches it:
 
-- :func:`simplex_etf` builds the simplex equiangular tight frame (ETF);
-- :func:`nc_metrics` measures NC1-NC4 of features (and of a linear classifier), and
+- Section 1: :func:`simplex_etf` builds the simplex equiangular tight frame (ETF);
+  :func:`nc_metrics` measures NC1-NC4 of features (and of a linear classifier), and
   :class:`NCTracker` measures the same numbers streaming over batches, with memory that
   does not grow with the number of samples;
-- :func:`ufm_ce_solution`, :func:`ufm_mse_solution` and :func:`imbalanced_mse_solution`
-  are the closed-form global minimisers of the unconstrained features model (UFM), and
+- Sections 2-3: :class:`MLPClassifier` and :func:`train_mlp_nc` train a small network while
+  tracking the collapse metrics, :class:`StackedMLP` and :func:`train_mlp_nc_seeds` train
+  several seeds (or weight decays) as one batch;
+- Sections 4-5: :func:`ufm_ce_solution`, :func:`ufm_mse_solution` and
+  :func:`imbalanced_mse_solution` are the closed-form global minimisers of the
+  unconstrained features model (UFM), with their one-dimensional reductions
+  (:func:`ufm_ce_reduced_objective`, :func:`minority_collapse_threshold`), and
   :func:`train_ufm` finds them by gradient-based optimisation;
-- :func:`perturbed_ufm` is the perturbation view of Tirer, Huang & Niles-Weed (2023);
-- :class:`MLPClassifier` and :func:`train_mlp_nc` train a small network while tracking the
-  collapse metrics;
-- the ``plot_*`` functions draw the chapter's figures and :func:`nc_explorer` is its
-  interactive explorer.
+- Section 6: :func:`perturbed_ufm` is the perturbation view of Tirer, Huang & Niles-Weed (2023);
+- the ``plot_*`` functions draw the chapter's figures and :func:`nc_explorer` (Section 7)
+  is its interactive explorer.
+
+Every public function checks its arguments at its entry (declared with
+:func:`companion._validation.validate_params` where the constraints fit a declaration), so
+bad input raises ``ValueError`` or ``TypeError`` naming the argument, and the bodies read
+like the papers' formulas.
 
 Conventions (stated once, used everywhere): features are rows, ``H`` has shape
 ``(N, d)``; a classifier ``W`` has shape ``(C, d)`` (one row per class) and bias ``b`` shape
@@ -30,8 +38,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import (as_array, as_labels, check_choice, check_int, check_nonnegative,
-                          check_positive, is_tensor)
+from ._validation import (Array, Interval, Labels, Options, as_array, as_labels, check_choice,
+                          check_int, check_magnitude, check_nonnegative, check_params, is_tensor,
+                          validate_params)
 from .plotting import plot_spread, pyplot, subplots
 from .training import History, set_seed, thread_limit, train_loop
 
@@ -40,6 +49,10 @@ __all__ = [
     "NCMetrics",
     "nc_metrics",
     "NCTracker",
+    "MLPClassifier",
+    "train_mlp_nc",
+    "StackedMLP",
+    "train_mlp_nc_seeds",
     "UFMSolution",
     "ImbalancedSolution",
     "ufm_ce_solution",
@@ -52,16 +65,12 @@ __all__ = [
     "train_ufm",
     "PerturbedUFM",
     "perturbed_ufm",
-    "MLPClassifier",
-    "train_mlp_nc",
-    "StackedMLP",
-    "train_mlp_nc_seeds",
     "plot_etf",
     "plot_nc_history",
-    "plot_weight_decay_sweep",
     "plot_layer_collapse",
-    "plot_ce_minority_collapse",
+    "plot_weight_decay_sweep",
     "plot_ufm_check",
+    "plot_ce_minority_collapse",
     "plot_minority_collapse",
     "plot_perturbation",
     "plot_geometry",
@@ -70,7 +79,67 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------
-# The simplex equiangular tight frame
+# Input checks shared by the functions below
+# ---------------------------------------------------------------------------------------
+#: Largest magnitude accepted in arrays and scales whose squares and products the formulas
+#: form (``1e308`` is finite, its square is not): features, classifiers, regularisation.
+_MAX_ABS = 1e100
+#: Largest input magnitude the float32 training functions accept (beyond it the float32
+#: conversion overflows; large but smaller inputs are caught when the loss diverges).
+_MAX_INPUT = 1e30
+
+
+def _num_classes_of(labels: np.ndarray) -> int:
+    """``C = max(labels) + 1`` after checking that every class ``0..C-1`` has a sample, ``C >= 2``."""
+    counts = np.bincount(labels)
+    if counts.size < 2:
+        raise ValueError("labels must hold at least two classes (num_classes >= 2), got only class 0")
+    missing = np.flatnonzero(counts == 0)
+    if missing.size:
+        shown = ", ".join(map(str, missing[:5])) + (", ..." if missing.size > 5 else "")
+        raise ValueError(f"labels must hold every class 0..{counts.size - 1} (classes are 0..max(labels)); "
+                         f"class(es) {shown} have no samples")
+    return int(counts.size)
+
+
+def _classifier_rows(args) -> int | None:
+    """The bound on labels: ``num_classes`` if given, else the rows of ``weights`` (if any: fewer
+    than two rows are reported as the weights' error, not the labels')."""
+    if isinstance(args.get("num_classes"), (int, np.integer)):
+        return int(args["num_classes"])
+    w = args.get("weights")
+    if (isinstance(w, np.ndarray) or is_tensor(w)) and w.ndim == 2 and w.shape[0] >= 2:
+        return int(w.shape[0])
+    return None
+
+
+def _check_positive_entries(arr: np.ndarray, name: str) -> np.ndarray:
+    """Entries drawn on a log axis or used as regularisation must be > 0."""
+    if arr.size and np.min(arr) <= 0:
+        raise ValueError(f"{name} must have positive entries, got minimum {np.min(arr):.3g}")
+    return arr
+
+
+def _check_batch(x, name: str, in_dim: int, *, stacked: int | None = None) -> torch.Tensor:
+    """A batch of inputs of a network: a real tensor ``(N, in_dim)`` (or ``(S, N, in_dim)`` for a
+    stack of ``S`` models), at least one row, finite."""
+    if not is_tensor(x):
+        raise TypeError(f"{name} must be a torch tensor of shape (N, {in_dim}), got {type(x).__name__}")
+    if x.is_complex():
+        raise TypeError(f"{name} must be real, got complex values")
+    ndims = (2,) if stacked is None else (2, 3)
+    if x.dim() not in ndims or x.shape[-1] != in_dim or (x.dim() == 3 and x.shape[0] != stacked):
+        want = f"(N, {in_dim})" + ("" if stacked is None else f" or ({stacked}, N, {in_dim})")
+        raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
+    if x.shape[-2] == 0:
+        raise ValueError(f"{name} must hold at least one row, got shape {tuple(x.shape)}")
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+# ---------------------------------------------------------------------------------------
+# Section 1: the simplex equiangular tight frame
 # ---------------------------------------------------------------------------------------
 def _orthonormal_complement_of_ones(num_classes: int) -> np.ndarray:
     """A (C, C-1) matrix whose orthonormal columns span the vectors orthogonal to 1."""
@@ -111,6 +180,19 @@ def simplex_etf(num_classes: int, dim: int | None = None, seed: int | None = Non
     -------
     ndarray, shape (dim, C)
         The frame, one vector per column.
+
+    References
+    ----------
+    - papyan2020prevalence: Papyan et al. (2020), "Prevalence of neural collapse during the
+      terminal phase of deep learning training".
+
+    Examples
+    --------
+    >>> m = simplex_etf(3)                  # (dim, C) = (3, 3)
+    >>> np.round(m.T @ m, 3)                # unit norms, cosines -1/(C-1)
+    array([[ 1. , -0.5, -0.5],
+           [-0.5,  1. , -0.5],
+           [-0.5, -0.5,  1. ]])
     """
     num_classes = check_int(num_classes, "num_classes", minimum=2)
     dim = num_classes if dim is None else check_int(dim, "dim", minimum=num_classes - 1)
@@ -128,7 +210,7 @@ def simplex_etf(num_classes: int, dim: int | None = None, seed: int | None = Non
 
 
 # ---------------------------------------------------------------------------------------
-# The metrics
+# Section 1: the metrics (and their streaming version, used layer by layer in Section 2)
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class NCMetrics:
@@ -181,9 +263,11 @@ def _as_classifier(weights, bias, num_classes: int, dim: int):
             raise ValueError("bias was given without weights")
         return None, None
     w = as_array(weights, "weights", ndim=2)
+    check_magnitude(w, "weights", _MAX_ABS)
     if w.shape != (num_classes, dim):
         raise ValueError(f"weights must have shape (num_classes, dim) = {(num_classes, dim)}, got {w.shape}")
     b = np.zeros(num_classes) if bias is None else as_array(bias, "bias", ndim=1)
+    check_magnitude(b, "bias", _MAX_ABS)
     if b.shape != (num_classes,):
         raise ValueError(f"bias must have shape ({num_classes},), got {b.shape}")
     return w, b
@@ -192,7 +276,8 @@ def _as_classifier(weights, bias, num_classes: int, dim: int):
 def _check_counts(counts: np.ndarray) -> None:
     empty = np.flatnonzero(counts == 0)
     if empty.size:
-        raise ValueError(f"class(es) {empty.tolist()} have no samples: every class needs at least one "
+        shown = ", ".join(map(str, empty[:5])) + (", ..." if empty.size > 5 else "")
+        raise ValueError(f"labels: class(es) {shown} have no samples: every class needs at least one "
                          "sample to have a class mean")
 
 
@@ -262,12 +347,15 @@ def _ncc_disagreements(features, means, weights, bias=None, logits=None) -> int:
     return int(np.sum(np.argmax(logits, axis=1) != nearest))
 
 
-def _features_and_labels(features, labels):
-    h = as_array(features, "features", ndim=2, min_rows=1)
-    y = as_labels(labels, "labels", n=h.shape[0])
-    return h, y
-
-
+@validate_params({
+    # NaN, inf and entries beyond _MAX_ABS are caught chunk by chunk (NCTracker.update), so
+    # that checking them costs no copy of the whole features
+    "features": [Array(ndim=2, shape=("n", "d"), min_rows=1, finite=False)],
+    "labels": [Labels(high=_classifier_rows, shape=("n",))],
+    "weights": [Array(ndim=2, shape=("num_classes", "d"), min_rows=2, max_abs=_MAX_ABS), None],
+    "bias": [Array(ndim=1, shape=("num_classes",), max_abs=_MAX_ABS), None],
+    "num_classes": [Interval(int, 2, None), None],
+})
 def nc_metrics(features, labels, weights=None, bias=None, *, num_classes: int | None = None) -> NCMetrics:
     """Neural-collapse metrics NC1-NC4 of features, with or without a linear classifier.
 
@@ -320,17 +408,34 @@ def nc_metrics(features, labels, weights=None, bias=None, *, num_classes: int | 
     ------
     ValueError
         Fewer than two classes, a class without samples, shapes that do not match, NaN or
-        infinite values, labels out of range, or coinciding class means.
+        infinite values (or entries beyond ``1e100``, whose squares overflow), labels out of
+        range, or coinciding class means.
+    TypeError
+        Labels that are not integers, complex values, or input that is not an array.
+
+    References
+    ----------
+    - papyan2020prevalence: Papyan et al. (2020), "Prevalence of neural collapse during the
+      terminal phase of deep learning training".
+    - galanti2022role: Galanti et al. (2022), "On the Role of Neural Collapse in Transfer Learning".
+
+    Examples
+    --------
+    Features sitting exactly on their class means, with the classifier equal to the means:
+    every metric is zero.
+
+    >>> means = simplex_etf(3).T                      # (C, d): one mean per class
+    >>> labels = np.repeat(np.arange(3), 4)           # (N,)
+    >>> m = nc_metrics(means[labels], labels, weights=means)
+    >>> round(m.nc1, 6), round(m.max_angle, 6), round(m.self_duality, 6), m.ncc_mismatch
+    (0.0, 0.0, 0.0, 0.0)
     """
-    h = as_array(features, "features", ndim=2, min_rows=1, dtype=None, finite=False)
+    h = as_array(features, "features", dtype=None, finite=False)  # checked chunk by chunk below
     if h.dtype not in (np.float32, np.float64):
-        h = as_array(h, "features", ndim=2, min_rows=1, finite=False)  # ints, float16, ...: float64
-    y = as_labels(labels, "labels", n=h.shape[0])
+        h = h.astype(np.float64)  # ints, float16, ...: float64
+    y = as_labels(labels, "labels")
     if num_classes is None:
-        num_classes = (as_array(weights, "weights", ndim=2).shape[0] if weights is not None
-                       else int(y.max()) + 1)
-    num_classes = check_int(num_classes, "num_classes", minimum=2)
-    y = as_labels(y, "labels", num_classes=num_classes)
+        num_classes = as_array(weights, "weights").shape[0] if weights is not None else _num_classes_of(y)
     w, b = _as_classifier(weights, bias, num_classes, h.shape[1])
     # The statistics are NCTracker's, fed chunks of rows of the features (numpy, so on the
     # CPU): each chunk is converted to float64 on its own, so no N x d copy is ever made.
@@ -375,8 +480,26 @@ class NCTracker:
     dim : int
         Feature dimension ``d``.
 
+    References
+    ----------
+    - papyan2020prevalence: Papyan et al. (2020), "Prevalence of neural collapse during the
+      terminal phase of deep learning training".
+
     Examples
     --------
+    Three batches give the numbers of :func:`nc_metrics` on all twelve samples:
+
+    >>> rng = np.random.default_rng(0)
+    >>> labels = np.repeat(np.arange(3), 4)                      # (N,)
+    >>> h = simplex_etf(3).T[labels] + 0.1 * rng.standard_normal((12, 3))  # (N, d)
+    >>> tracker = NCTracker(num_classes=3, dim=3)
+    >>> for rows in np.split(np.arange(12), 3):
+    ...     tracker = tracker.update(h[rows], labels[rows])
+    >>> bool(np.isclose(tracker.compute().nc1, nc_metrics(h, labels).nc1))
+    True
+
+    With a model and a data loader (the chapter's use):
+
     >>> tracker = NCTracker(num_classes=10, dim=64)
     >>> for x, y in loader:                       # doctest: +SKIP
     ...     tracker.update(model.features(x), y)
@@ -405,6 +528,8 @@ class NCTracker:
 
     def _to_tensor(self, x, name: str, ndim: int) -> torch.Tensor:
         if is_tensor(x):
+            if x.is_complex():
+                raise TypeError(f"{name} must be real, got complex values")
             t = x.detach()
             if self._device is None:
                 self._device = t.device if t.device.type != "mps" else torch.device("cpu")
@@ -418,8 +543,12 @@ class NCTracker:
                 t = t.to(torch.float64)
         if t.dim() != ndim:
             raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}")
-        if is_tensor(x) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{name} contains NaN or infinite values")
+        if t.is_floating_point() and t.numel():
+            largest = float(t.abs().max())  # one reduction: NaN propagates
+            if not math.isfinite(largest):
+                raise ValueError(f"{name} contains NaN or infinite values")
+            if largest > _MAX_ABS:
+                raise ValueError(f"{name} must have entries of magnitude at most {_MAX_ABS:g}, got {largest:.3g}")
         return t
 
     def _labels(self, labels, n: int) -> torch.Tensor:
@@ -431,7 +560,7 @@ class NCTracker:
         else:
             y = torch.as_tensor(as_labels(labels, "labels"), device=self._device)
         if y.dim() != 1 or y.shape[0] != n:
-            raise ValueError(f"labels must have {n} entries (one per sample), got shape {tuple(y.shape)}")
+            raise ValueError(f"labels must have {n} entries (one per row of features), got shape {tuple(y.shape)}")
         if n and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
             raise ValueError(f"labels must lie in [0, {self.num_classes - 1}], got range "
                              f"[{int(y.min())}, {int(y.max())}]")
@@ -521,13 +650,448 @@ class NCTracker:
             if self._ncc_seen != int(n):
                 raise ValueError(f"the NC4 pass saw {self._ncc_seen} samples but the first pass saw "
                                  f"{int(n)}: feed the same samples to update_ncc")
-            mismatch = self._ncc_wrong / n
+            mismatch = float(self._ncc_wrong / n)
         return _metrics_from_statistics(counts, means, sigma_w, np.maximum(class_variances, 0.0),
                                         w, b, mismatch)
 
 
 # ---------------------------------------------------------------------------------------
-# Closed forms of the unconstrained features model
+# Sections 2-3: a small network, trained with collapse tracking
+# ---------------------------------------------------------------------------------------
+class MLPClassifier(nn.Module):
+    """A ReLU MLP whose last hidden layer is the "feature" layer, then a linear classifier.
+
+    ``in_dim -> width -> ... -> width -> feature_dim -> num_classes``, ReLU after every
+    hidden layer (the setting of Papyan et al. 2020, scaled down). ``features(x)`` returns
+    the penultimate activations ``h``; ``forward(x)`` returns the logits ``W h + b``.
+    Every method takes a real tensor ``x`` of shape ``(N, in_dim)`` with ``N >= 1`` and
+    finite entries (integer or other floating dtypes are converted to the weights' dtype).
+    """
+
+    def __init__(self, in_dim: int, num_classes: int, width: int = 256, feature_dim: int = 64,
+                 hidden_layers: int = 2):
+        super().__init__()
+        in_dim = check_int(in_dim, "in_dim", minimum=1)
+        num_classes = check_int(num_classes, "num_classes", minimum=2)
+        width = check_int(width, "width", minimum=1)
+        feature_dim = check_int(feature_dim, "feature_dim", minimum=1)
+        hidden_layers = check_int(hidden_layers, "hidden_layers", minimum=1)
+        sizes = [in_dim] + [width] * hidden_layers + [feature_dim]
+        blocks = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            blocks += [nn.Linear(a, b), nn.ReLU()]
+        self.body = nn.Sequential(*blocks)
+        self.classifier = nn.Linear(feature_dim, num_classes)
+        self.in_dim = in_dim
+
+    def _input(self, x) -> torch.Tensor:
+        """``x`` checked (see the class docstring), in the weights' dtype."""
+        return _check_batch(x, "x", self.in_dim).to(self.classifier.weight.dtype)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features ``h`` (N, feature_dim)."""
+        return self.body(self._input(x))
+
+    def layer_outputs(self, x: torch.Tensor) -> list:
+        """The input and the output of every hidden layer (after its ReLU), features last.
+
+        ``[x, relu(L1 x), relu(L2 relu(L1 x)), ..., h]``: the representations whose collapse
+        :class:`NCTracker` can measure layer by layer.
+        """
+        x = self._input(x)
+        outputs = [x]
+        for module in self.body:
+            x = module(x)
+            if isinstance(module, nn.ReLU):
+                outputs.append(x)
+        return outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``W h + b`` (N, num_classes)."""
+        return self.classifier(self.body(self._input(x)))
+
+
+def _log_grid(num_steps: int, points: int) -> list[int]:
+    grid = np.unique(np.round(np.logspace(0, np.log10(max(num_steps, 1)), points)).astype(int))
+    return [int(g) for g in grid if 1 <= g <= num_steps]
+
+
+#: The parameters that train_mlp_nc and train_mlp_nc_seeds share, declared once.
+_TRAINING_CONSTRAINTS = {
+    "features": [Array(ndim=2, shape=("n", None), min_rows=2, max_abs=_MAX_INPUT)],
+    "labels": [Labels(shape=("n",))],
+    "epochs": [Interval(int, 1, None)],
+    "lr": [Interval(float, 0, 1e6, closed="right")],
+    "momentum": [Interval(float, 0, 1, closed="left")],
+    "width": [Interval(int, 1, None)],
+    "feature_dim": [Interval(int, 1, None)],
+    "hidden_layers": [Interval(int, 1, None)],
+    "eval_points": [Interval(int, 1, None)],
+    "desc": [str, None],
+}
+_WEIGHT_DECAY = Interval(float, 0, 1e6)
+
+
+def _diverged(epoch: int, model: str = "") -> ValueError:
+    """The error for a loss that is no longer finite: the inputs or the step size are too large."""
+    return ValueError(f"training diverged{model}: the loss is not finite at epoch {epoch}; "
+                      "standardise features or lower lr or weight_decay")
+
+
+@validate_params({**_TRAINING_CONSTRAINTS, "loss": [Options(("mse", "ce"))], "weight_decay": [_WEIGHT_DECAY],
+                  "seed": [Interval(int, 0, None)]})
+def train_mlp_nc(features, labels, *, loss: str = "mse", epochs: int = 500, lr: float = 0.1,
+                 momentum: float = 0.9, weight_decay: float = 5e-3, width: int = 256,
+                 feature_dim: int = 64, hidden_layers: int = 2, eval_points: int = 25,
+                 seed: int = 0, device=None, desc: str | None = None):
+    """Train an :class:`MLPClassifier` full-batch and track the collapse metrics per epoch.
+
+    Full-batch SGD with momentum and weight decay on the whole training set (the terminal
+    phase of training of Papyan et al. 2020 on a CPU budget). ``loss="ce"`` is the
+    cross-entropy; ``loss="mse"`` is the squared error to one-hot targets,
+    ``(1/N) sum_i ||f(x_i) - e_{y_i}||^2`` (Han, Papyan & Donoho 2022). The metrics of
+    :func:`nc_metrics` on the training features (with the classifier), the loss and the
+    training error are logged at initialisation and on a log-spaced grid of about
+    ``eval_points`` epochs, through :func:`companion.training.train_loop`.
+
+    Parameters
+    ----------
+    features : array-like, shape (N, in_dim)
+        Entries at most ``1e30`` in magnitude (standardised inputs train best).
+    labels : array-like, shape (N,)
+        Every class ``0..max(labels)`` needs a sample.
+    loss : {"mse", "ce"}
+    epochs : int
+        Full-batch steps.
+    lr, momentum, weight_decay : float
+        SGD hyper-parameters (weight decay on every parameter, as ``torch.optim.SGD`` does):
+        ``lr`` in ``(0, 1e6]``, ``momentum`` in ``[0, 1)``, ``weight_decay`` in ``[0, 1e6]``.
+        A run whose loss stops being finite raises ``ValueError``.
+    width, feature_dim, hidden_layers : int
+        Architecture (see :class:`MLPClassifier`).
+    eval_points : int
+        Approximate number of evaluations.
+    seed : int
+    device : torch.device or str, optional
+        Default: the CPU.
+    desc : str, optional
+        Progress-bar label.
+
+    Returns
+    -------
+    model : MLPClassifier
+    history : companion.training.History
+        Keys ``loss``, ``train_error`` and every field of :class:`NCMetrics`.
+
+    References
+    ----------
+    - papyan2020prevalence: Papyan et al. (2020), "Prevalence of neural collapse during the
+      terminal phase of deep learning training".
+    - han2022neural: Han et al. (2022), "Neural Collapse Under MSE Loss: Proximity to and
+      Dynamics on the Central Path".
+    """
+    x = as_array(features, "features", dtype=np.float32)
+    y = as_labels(labels, "labels")
+    num_classes = _num_classes_of(y)
+    lr, momentum, weight_decay = float(lr), float(momentum), float(weight_decay)
+    device = torch.device("cpu") if device is None else torch.device(device)
+    set_seed(seed)
+    model = MLPClassifier(x.shape[1], num_classes, width, feature_dim, hidden_layers).to(device)
+    xt, yt = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
+    target = nn.functional.one_hot(yt, num_classes).float()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+    def criterion(logits):
+        if loss == "ce":
+            return nn.functional.cross_entropy(logits, yt)
+        return ((logits - target) ** 2).sum(dim=1).mean()
+
+    def step(_):
+        opt.zero_grad()
+        value = criterion(model(xt))
+        value.backward()
+        opt.step()
+        return {"loss": value.item()}
+
+    def evaluate(i):
+        with torch.no_grad():
+            h = model.features(xt)
+            logits = model.classifier(h)
+            if not bool(torch.isfinite(criterion(logits))):
+                raise _diverged(i)
+            metrics = nc_metrics(h, yt, model.classifier.weight, model.classifier.bias)
+            error = (logits.argmax(dim=1) != yt).double().mean().item()
+        return {"eval_loss": criterion(logits).item(), "train_error": error, **metrics.as_dict()}
+
+    with thread_limit():  # tiny matrices: one thread (COMPANION_THREADS overrides) beats two on a busy CPU
+        history = train_loop(step, epochs, evaluate=evaluate, eval_every=epochs + 1,
+                             eval_at=_log_grid(epochs, eval_points), desc=desc or f"MLP ({loss})")
+    return model, history
+
+
+class StackedMLP(nn.Module):
+    """Several independent :class:`MLPClassifier` trained as one model (a batch of models).
+
+    The weights of ``S`` models with the same architecture are stored stacked, ``(S, out, in)``,
+    and every layer is one batched matrix product, so the seeds (or the weight decays) of an
+    experiment train together at the cost of one larger model. Model ``k`` computes exactly
+    what ``models[k]`` computes; :meth:`unstack` gives it back as an :class:`MLPClassifier`.
+
+    Parameters
+    ----------
+    models : sequence of MLPClassifier
+        The models to stack (same architecture), e.g. freshly initialised with different seeds.
+
+    Inputs ``x`` are real tensors ``(N, in_dim)`` (the same inputs for every model) or
+    ``(S, N, in_dim)`` (one batch per model), ``N >= 1``, finite.
+    """
+
+    def __init__(self, models: Sequence[MLPClassifier]):
+        super().__init__()
+        if isinstance(models, nn.Module) or not isinstance(models, (list, tuple, nn.ModuleList)):
+            raise TypeError(f"models must be a non-empty sequence of MLPClassifier, got {type(models).__name__}")
+        models = list(models)
+        if not models or not all(isinstance(m, MLPClassifier) for m in models):
+            raise TypeError("models must be a non-empty sequence of MLPClassifier")
+        layers = [[mod for mod in m.body if isinstance(mod, nn.Linear)] + [m.classifier] for m in models]
+        shapes = [[tuple(lin.weight.shape) for lin in ls] for ls in layers]
+        if any(sh != shapes[0] for sh in shapes):
+            raise ValueError("models must all have the same architecture")
+        self.weights = nn.ParameterList(
+            [nn.Parameter(torch.stack([ls[j].weight.detach() for ls in layers]).clone()) for j in range(len(shapes[0]))])
+        self.biases = nn.ParameterList(
+            [nn.Parameter(torch.stack([ls[j].bias.detach() for ls in layers]).clone()) for j in range(len(shapes[0]))])
+        self._sizes = (shapes[0][0][1], shapes[0][0][0], shapes[0][-2][0], shapes[0][-1][0], len(shapes[0]) - 2)
+
+    @property
+    def num_models(self) -> int:
+        """``S``, the number of stacked models."""
+        return int(self.weights[0].shape[0])
+
+    def _input(self, x, name: str, layer: int) -> torch.Tensor:
+        """``x`` checked as the input of ``layer`` (2-D shared or 3-D per model), in the weights' dtype."""
+        w = self.weights[layer]
+        return _check_batch(x, name, int(w.shape[2]), stacked=self.num_models).to(w.dtype)
+
+    def _linear(self, j: int, x: torch.Tensor) -> torch.Tensor:
+        w, b = self.weights[j], self.biases[j]
+        if x.dim() == 2:   # the same inputs for every model: (N, in) x (S, in, out)
+            return torch.matmul(x, w.transpose(1, 2)) + b[:, None, :]
+        return torch.baddbmm(b[:, None, :], x, w.transpose(1, 2))
+
+    def _layers(self, x: torch.Tensor) -> list:
+        outputs = [x]
+        for j in range(len(self.weights) - 1):
+            x = torch.relu(self._linear(j, x))  # (S, N, width)
+            outputs.append(x)
+        return outputs
+
+    def _classify(self, h: torch.Tensor) -> torch.Tensor:
+        return self._linear(len(self.weights) - 1, h)  # (S, N, C)
+
+    def layer_outputs(self, x: torch.Tensor) -> list:
+        """``[x, hidden_1, ..., features]`` with shapes ``(S, N, width)`` (``x`` as given)."""
+        return self._layers(self._input(x, "x", 0))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features of every model, ``(S, N, feature_dim)``."""
+        return self._layers(self._input(x, "x", 0))[-1]
+
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits ``(S, N, C)`` from stacked features ``(S, N, feature_dim)``."""
+        return self._classify(self._input(h, "h", len(self.weights) - 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(S, N, C)`` of every model."""
+        return self._classify(self.features(x))
+
+    def unstack(self, k: int) -> MLPClassifier:
+        """Model ``k`` as a plain :class:`MLPClassifier` (a copy, on the same device)."""
+        k = check_int(k, "k", minimum=0, maximum=self.num_models - 1)
+        in_dim, width, feature_dim, num_classes, hidden = self._sizes
+        model = MLPClassifier(in_dim, num_classes, width, feature_dim, hidden).to(self.weights[0].device)
+        linears = [mod for mod in model.body if isinstance(mod, nn.Linear)] + [model.classifier]
+        with torch.no_grad():
+            for j, lin in enumerate(linears):
+                lin.weight.copy_(self.weights[j][k])
+                lin.bias.copy_(self.biases[j][k])
+        return model
+
+
+def _per_model(value, name: str, count: int, convert):
+    """A scalar broadcast to ``count`` models, or a sequence with one entry per model."""
+    if isinstance(value, (str, int, float, np.floating, np.integer)):
+        return [convert(value, name)] * count
+    values = list(np.asarray(value).tolist() if isinstance(value, np.ndarray) else value)
+    if len(values) != count:
+        raise ValueError(f"{name} must be one value or one per model ({count}), got {len(values)}")
+    return [convert(v, name) for v in values]
+
+
+def _check_test_set(test, in_dim: int, num_classes: int):
+    """``test = (features, labels)``: held-out data with the training set's columns and classes."""
+    if len(test) != 2:
+        raise ValueError(f"test must be a pair (features, labels), got {len(test)} entries")
+    check_params({"test[0]": test[0]}, {"test[0]": [Array(ndim=2, shape=(None, in_dim), min_rows=1,
+                                                          max_abs=_MAX_INPUT)]})
+    xt = as_array(test[0], "test[0]", dtype=np.float32)
+    return xt, as_labels(test[1], "test[1]", n=xt.shape[0], num_classes=num_classes)
+
+
+def _loss_gradient_norm(logits: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
+    """Mean over samples of ``||d loss_i / d logits_i||``: how hard the loss still pushes."""
+    if loss == "ce":
+        return (torch.softmax(logits, dim=-1) - target).norm(dim=-1).mean()
+    return (2 * (logits - target)).norm(dim=-1).mean()
+
+
+@validate_params({
+    **_TRAINING_CONSTRAINTS,
+    "seeds": [Array(ndim=1, dtype=None, min_size=1), range],
+    "loss": [Options(("mse", "ce")), list, tuple],
+    "weight_decay": [_WEIGHT_DECAY, Array(ndim=1, low=0, high=1e6)],
+    "test": [tuple, None],
+})
+def train_mlp_nc_seeds(features, labels, seeds: Sequence[int], *, loss="mse", epochs: int = 500,
+                       lr: float = 0.1, momentum: float = 0.9, weight_decay=5e-3, width: int = 256,
+                       feature_dim: int = 64, hidden_layers: int = 2, eval_points: int = 25,
+                       test=None, device=None, desc: str | None = None):
+    """Train one :class:`MLPClassifier` per seed, all together, tracking the collapse metrics.
+
+    The batched version of :func:`train_mlp_nc`: model ``k`` is initialised exactly as
+    ``train_mlp_nc(..., seed=seeds[k])`` initialises its model and follows the same
+    full-batch SGD with momentum (``buf = momentum * buf + grad + wd * p; p -= lr * buf``,
+    the update of ``torch.optim.SGD``), so each model is an independent run; they share only
+    the matrix products (:class:`StackedMLP`). ``loss`` and ``weight_decay`` may differ from
+    model to model (one entry per seed), so a weight-decay sweep over several seeds, or
+    cross-entropy and MSE runs, train as one batch.
+
+    Logged at initialisation and on a log-spaced grid of epochs, for every model: every
+    field of :class:`NCMetrics` on the training features (with the classifier),
+    ``train_error``, ``eval_loss``, ``feature_norm`` (mean ``||h_i||``) and ``loss_grad``
+    (the mean over samples of ``||d loss_i / d z_i||``, the size of the push the loss
+    still gives each sample's logits ``z_i``); with ``test=(x, y)`` also ``test_error`` and
+    the metrics of the held-out features as ``test_<field>`` (class means of the held-out
+    set, same classifier).
+
+    Parameters
+    ----------
+    features : array-like, shape (N, in_dim)
+        Entries at most ``1e30`` in magnitude (standardised inputs train best).
+    labels : array-like, shape (N,)
+        Every class ``0..max(labels)`` needs a sample.
+    seeds : sequence of int
+        One model per entry (repeat a seed to train it under several settings).
+    loss : {"mse", "ce"} or sequence of them (one per model)
+    epochs : int
+    lr, momentum : float
+        ``lr`` in ``(0, 1e6]``, ``momentum`` in ``[0, 1)``.
+    weight_decay : float or sequence of float (one per model)
+        In ``[0, 1e6]``. A model whose loss stops being finite raises ``ValueError``.
+    width, feature_dim, hidden_layers : int
+    eval_points : int
+    test : tuple (features, labels), optional
+        Held-out data, evaluated at the same epochs (not trained on).
+    device : torch.device or str, optional
+        Default: the CPU.
+    desc : str, optional
+
+    Returns
+    -------
+    model : StackedMLP
+    histories : list of companion.training.History, one per model
+
+    References
+    ----------
+    - papyan2020prevalence: Papyan et al. (2020), "Prevalence of neural collapse during the
+      terminal phase of deep learning training".
+    - han2022neural: Han et al. (2022), "Neural Collapse Under MSE Loss: Proximity to and
+      Dynamics on the Central Path".
+    - hui2022limitations: Hui et al. (2022), "Limitations of Neural Collapse for Understanding
+      Generalization in Deep Learning".
+    """
+    x = as_array(features, "features", dtype=np.float32)
+    y = as_labels(labels, "labels")
+    num_classes = _num_classes_of(y)
+    seeds = [check_int(s, "seeds", minimum=0) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must contain at least one seed")
+    count = len(seeds)
+    losses = _per_model(loss, "loss", count, lambda v, n: check_choice(v, n, ("mse", "ce")))
+    decays = _per_model(weight_decay, "weight_decay", count, check_nonnegative)
+    lr, momentum = float(lr), float(momentum)
+    if test is not None:
+        xt_np, yt_np = _check_test_set(test, x.shape[1], num_classes)
+    device = torch.device("cpu") if device is None else torch.device(device)
+
+    models = []
+    for s in seeds:  # the same initialisation as train_mlp_nc(seed=s)
+        set_seed(s)
+        models.append(MLPClassifier(x.shape[1], num_classes, width, feature_dim, hidden_layers))
+    model = StackedMLP(models).to(device)
+    params = list(model.parameters())
+    buffers = [torch.zeros_like(p) for p in params]
+    wd = torch.tensor(decays, dtype=torch.float32, device=device)
+    is_ce = torch.tensor([l == "ce" for l in losses], device=device)
+    xd, yd = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
+    target = nn.functional.one_hot(yd, num_classes).float()
+    sets = [("", xd, yd, target)]
+    if test is not None:
+        yt = torch.as_tensor(yt_np, device=device)
+        sets.append(("test_", torch.as_tensor(xt_np, device=device), yt,
+                     nn.functional.one_hot(yt, num_classes).float()))
+
+    def per_model_loss(logits, yy, tt):
+        ce = nn.functional.cross_entropy(logits.reshape(-1, num_classes), yy.repeat(count),
+                                         reduction="none").view(count, -1).mean(dim=1)
+        mse = ((logits - tt) ** 2).sum(dim=-1).mean(dim=1)
+        return torch.where(is_ce, ce, mse)
+
+    def step(_):
+        for p in params:
+            p.grad = None
+        total = per_model_loss(model(xd), yd, target).sum()
+        total.backward()
+        with torch.no_grad():
+            for p, buf in zip(params, buffers):
+                decay = wd.view(-1, *([1] * (p.dim() - 1)))
+                buf.mul_(momentum).add_(p.grad + decay * p)
+                p.sub_(lr * buf)
+        return None
+
+    histories = [History() for _ in range(count)]
+
+    def evaluate(i):
+        with torch.no_grad():
+            for prefix, xx, yy, tt in sets:
+                h = model.features(xx)        # (S, N, feature_dim)
+                logits = model._classify(h)   # (S, N, C); h may have diverged, checked below
+                values = per_model_loss(logits, yy, tt)
+                if not prefix and not bool(torch.isfinite(values).all()):
+                    k = int(torch.nonzero(~torch.isfinite(values))[0])
+                    raise _diverged(i, f" (model {k}: seed {seeds[k]}, loss {losses[k]}, "
+                                       f"weight_decay {decays[k]:g})")
+                for k in range(count):
+                    row = {f"{prefix}error": (logits[k].argmax(dim=1) != yy).double().mean().item()}
+                    w, b = model.weights[-1][k], model.biases[-1][k]
+                    metrics = nc_metrics(h[k], yy, w, b, num_classes=num_classes).as_dict()
+                    row.update({f"{prefix}{key}": v for key, v in metrics.items()})
+                    if not prefix:
+                        row["train_error"] = row.pop("error")
+                        row["eval_loss"] = values[k].item()
+                        row["feature_norm"] = h[k].norm(dim=1).mean().item()
+                        row["loss_grad"] = _loss_gradient_norm(logits[k], tt, losses[k]).item()
+                    histories[k].log(i, row)
+        return {}
+
+    with thread_limit():  # tiny matrices: one thread (COMPANION_THREADS overrides) beats two on a busy CPU
+        train_loop(step, epochs, evaluate=evaluate, eval_every=epochs + 1,
+                   eval_at=_log_grid(epochs, eval_points), desc=desc or f"{count} MLPs")
+    return model, histories
+
+
+# ---------------------------------------------------------------------------------------
+# Sections 4-5: closed forms of the unconstrained features model and its 1-D reductions
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class UFMSolution:
@@ -564,9 +1128,15 @@ class UFMSolution:
     objective: float
 
 
+#: lam_w, lam_h, beta: positive, and neither their products nor their powers over- or underflow
+_REGULARISATION = Interval(float, 1 / _MAX_ABS, _MAX_ABS)
+
+
 def _check_ufm_args(num_classes, n_per_class, lam_w, lam_h):
-    return (check_int(num_classes, "num_classes", minimum=2), check_int(n_per_class, "n_per_class", minimum=1),
-            check_positive(lam_w, "lam_w"), check_positive(lam_h, "lam_h"))
+    check_params({"num_classes": num_classes, "n_per_class": n_per_class, "lam_w": lam_w, "lam_h": lam_h},
+                 {"num_classes": [Interval(int, 2, None)], "n_per_class": [Interval(int, 1, None)],
+                  "lam_w": [_REGULARISATION], "lam_h": [_REGULARISATION]})
+    return int(num_classes), int(n_per_class), float(lam_w), float(lam_h)
 
 
 def ufm_ce_solution(num_classes: int, n_per_class: int, lam_w: float, lam_h: float) -> UFMSolution:
@@ -593,9 +1163,27 @@ def ufm_ce_solution(num_classes: int, n_per_class: int, lam_w: float, lam_h: flo
     where ``x*`` is the logit gap between the true class and each other class. When
     ``s >= 1/K`` the minimiser is ``W = 0, H = 0``.
 
+    Parameters
+    ----------
+    num_classes, n_per_class : int
+        ``K >= 2`` classes of ``n >= 1`` samples.
+    lam_w, lam_h : float
+        Regularisation strengths in ``[1e-100, 1e100]``.
+
     Returns
     -------
     UFMSolution
+
+    References
+    ----------
+    - zhu2021geometric: Zhu et al. (2021), "A Geometric Analysis of Neural Collapse with
+      Unconstrained Features".
+
+    Examples
+    --------
+    >>> sol = ufm_ce_solution(4, 5, 5e-3, 5e-3)
+    >>> round(sol.margin, 4), round(sol.weight_norm_sq, 4), sol.collapsed
+    (4.4595, 7.4788, False)
     """
     k, n, lam_w, lam_h = _check_ufm_args(num_classes, n_per_class, lam_w, lam_h)
     s = math.sqrt(n * lam_w * lam_h)
@@ -610,7 +1198,7 @@ def ufm_ce_solution(num_classes: int, n_per_class: int, lam_w: float, lam_h: flo
 
 
 def ufm_mse_solution(num_classes: int, n_per_class: int, lam_w: float, lam_h: float) -> UFMSolution:
-    """Closed-form global minimiser of the balanced, bias-free MSE UFM (Han et al. 2022; Zhou et al. 2022).
+    """Closed-form global minimiser of the balanced, bias-free MSE UFM (Tirer & Bruna 2022; Zhou et al. 2022).
 
     The objective is ``(1/2N) ||W H - Y||_F^2 + lam_W/2 ||W||_F^2 + lam_H/2 ||H||_F^2`` with
     one-hot targets ``Y`` and ``d >= K``. With ``p = 1 - K sqrt(n lam_W lam_H)``, when
@@ -624,9 +1212,29 @@ def ufm_mse_solution(num_classes: int, n_per_class: int, lam_w: float, lam_h: fl
 
     when ``p <= 0`` the minimiser is zero. The ``margin`` field holds ``p``.
 
+    Parameters
+    ----------
+    num_classes, n_per_class : int
+        ``K >= 2`` classes of ``n >= 1`` samples.
+    lam_w, lam_h : float
+        Regularisation strengths in ``[1e-100, 1e100]``.
+
     Returns
     -------
     UFMSolution
+
+    References
+    ----------
+    - tirer2022extended: Tirer and Bruna (2022), "Extended Unconstrained Features Model for
+      Exploring Deep Neural Collapse".
+    - zhou2022optimization: Zhou et al. (2022), "On the Optimization Landscape of Neural
+      Collapse under MSE Loss: Global Optimality with Unconstrained Features".
+
+    Examples
+    --------
+    >>> sol = ufm_mse_solution(4, 5, 5e-3, 5e-3)
+    >>> round(sol.margin, 4), round(sol.feature_norm_sq, 4), sol.collapsed    # margin is p
+    (0.9553, 0.4272, False)
     """
     k, n, lam_w, lam_h = _check_ufm_args(num_classes, n_per_class, lam_w, lam_h)
     p = 1.0 - k * math.sqrt(n * lam_w * lam_h)
@@ -679,6 +1287,7 @@ class ImbalancedSolution:
 
 
 def _check_counts_arg(n_per_class) -> np.ndarray:
+    """Samples per class: positive integers (any size: they are counts, not class ids)."""
     n = as_array(n_per_class, "n_per_class", ndim=1, min_rows=2)
     if np.any(n < 1) or np.any(n != np.round(n)):
         raise ValueError(f"n_per_class must hold positive integers, got {n.tolist()}")
@@ -687,14 +1296,19 @@ def _check_counts_arg(n_per_class) -> np.ndarray:
 
 def _largest_root(b_over_n: float, depth: int) -> float:
     """Largest real root of ``b/n = M x^(M-1) / (x^M + 1)^2`` on ``x > 0`` (0 if none)."""
-    g = lambda x: depth * x ** (depth - 1) / (x**depth + 1) ** 2  # noqa: E731
+    def g(x):  # written in 1/x beyond 1, so that no power overflows
+        if x <= 1:
+            return depth * x ** (depth - 1) / (x**depth + 1) ** 2
+        return depth * x ** (-depth - 1) / (1 + x ** (-depth)) ** 2
     if depth == 1:
         return max(1.0 / math.sqrt(b_over_n) - 1.0, 0.0)
     peak = ((depth - 1) / (depth + 1)) ** (1.0 / depth)  # g is increasing before, decreasing after
     if g(peak) < b_over_n:
         return 0.0
     lo, hi = peak, max(2.0 * peak, 1.0)
-    while g(hi) > b_over_n:
+    for _ in range(2100):  # doubling reaches the float limit in ~1030 steps, where g is 0 or NaN
+        if not g(hi) > b_over_n:
+            break
         hi *= 2.0
     for _ in range(200):  # bisection on the decreasing branch
         mid = 0.5 * (lo + hi)
@@ -737,19 +1351,34 @@ def imbalanced_mse_solution(n_per_class, lam_w: float, lam_h: float, depth: int 
     n_per_class : sequence of int
         Samples per class (at least two classes).
     lam_w, lam_h : float
-        Regularisation strengths (> 0).
+        Regularisation strengths in ``[1e-100, 1e100]``.
     depth : int
         Number of weight matrices ``M >= 1``.
 
     Returns
     -------
     ImbalancedSolution
+
+    References
+    ----------
+    - dang2023neural: Dang et al. (2023), "Neural Collapse in Deep Linear Networks: From
+      Balanced to Imbalanced Data".
+
+    Examples
+    --------
+    The smallest class (two samples) has collapsed to zero, the others have not:
+
+    >>> sol = imbalanced_mse_solution([20, 10, 5, 2], 0.05, 0.05)
+    >>> np.round(sol.p, 3), sol.collapsed
+    (array([0.586, 0.415, 0.173, 0.   ]), array([False, False, False,  True]))
     """
     n = _check_counts_arg(n_per_class)
-    lam_w, lam_h = check_positive(lam_w, "lam_w"), check_positive(lam_h, "lam_h")
-    depth = check_int(depth, "depth", minimum=1)
+    check_params({"lam_w": lam_w, "lam_h": lam_h, "depth": depth},
+                 {"lam_w": [_REGULARISATION], "lam_h": [_REGULARISATION], "depth": [Interval(int, 1, None)]})
+    lam_w, lam_h, depth = float(lam_w), float(lam_h), int(depth)
     total = float(n.sum())
-    b = depth * total * (total * lam_w**depth * lam_h) ** (1.0 / depth)
+    with np.errstate(over="ignore"):  # b = M N (N lam_W^M lam_H)^(1/M), in logs: lam_W^M may overflow
+        b = float(depth * total * np.exp((np.log(total) + depth * np.log(lam_w) + np.log(lam_h)) / depth))
     x = np.array([_largest_root(b / nk, depth) for nk in n])
     xm = x**depth
     s = (total * lam_h * xm) ** (1.0 / (2 * depth))
@@ -793,12 +1422,18 @@ def minority_collapse_threshold(n_per_class, depth: int = 1) -> np.ndarray:
     Parameters
     ----------
     n_per_class : sequence of int
+        Samples per class (positive counts of any size; at least two classes).
     depth : int
         Number of weight matrices ``M >= 1``.
 
     Returns
     -------
     ndarray, shape (K,)
+
+    References
+    ----------
+    - dang2023neural: Dang et al. (2023), "Neural Collapse in Deep Linear Networks: From
+      Balanced to Imbalanced Data".
 
     Examples
     --------
@@ -844,6 +1479,11 @@ def ufm_ce_reduced_objective(x, num_classes: int, n_per_class: int, lam_w: float
     float or ndarray
         ``f(x)``, with the shape of ``x``.
 
+    References
+    ----------
+    - zhu2021geometric: Zhu et al. (2021), "A Geometric Analysis of Neural Collapse with
+      Unconstrained Features".
+
     Examples
     --------
     >>> round(float(ufm_ce_reduced_objective(0.0, 4, 5, 5e-3, 5e-3)), 6)   # log K at x = 0
@@ -866,7 +1506,12 @@ def mean_pairwise_cosine(vectors) -> float:
     Parameters
     ----------
     vectors : array-like, shape (K, d)
-        At least two nonzero rows.
+        At least two nonzero rows (entries at most ``1e100`` in magnitude).
+
+    References
+    ----------
+    - fang2021exploring: Fang et al. (2021), "Exploring deep neural networks via layer-peeled
+      model: Minority collapse in imbalanced training".
 
     Examples
     --------
@@ -874,6 +1519,7 @@ def mean_pairwise_cosine(vectors) -> float:
     -0.333333
     """
     v = as_array(vectors, "vectors", ndim=2, min_rows=2)
+    check_magnitude(v, "vectors", _MAX_ABS)
     norms = np.linalg.norm(v, axis=1)
     if np.any(norms == 0):
         raise ValueError("vectors: a row is zero, its cosine is undefined")
@@ -883,7 +1529,7 @@ def mean_pairwise_cosine(vectors) -> float:
 
 
 # ---------------------------------------------------------------------------------------
-# The unconstrained features model, optimised
+# Sections 4-5: the unconstrained features model, optimised
 # ---------------------------------------------------------------------------------------
 @dataclass
 class UFMResult:
@@ -924,6 +1570,17 @@ class UFMResult:
         return nc_metrics(self.features, self.labels, self.weights, self.bias)
 
 
+@validate_params({
+    "lam_w": [_REGULARISATION],
+    "lam_h": [_REGULARISATION],
+    "loss": [Options(("ce", "mse"))],
+    "dim": [Interval(int, 1, None), None],
+    "bias": ["boolean", None],
+    "depth": [Interval(int, 1, None)],
+    "steps": [Interval(int, 1, None)],
+    "seed": [Interval(int, 0, None)],
+    "init_scale": [Interval(float, 0, 100, closed="right")],
+})
 def train_ufm(n_per_class, lam_w: float, lam_h: float, *, loss: str = "ce", dim: int | None = None,
               bias: bool | None = None, depth: int = 1, steps: int = 300, seed: int = 0,
               init_scale: float = 0.1) -> UFMResult:
@@ -947,9 +1604,10 @@ def train_ufm(n_per_class, lam_w: float, lam_h: float, *, loss: str = "ce", dim:
     Parameters
     ----------
     n_per_class : sequence of int
-        Samples per class, e.g. ``[5] * 4`` for four balanced classes of five samples.
+        Samples per class, e.g. ``[5] * 4`` for four balanced classes of five samples
+        (positive counts: the optimisation has one free feature per sample).
     lam_w, lam_h : float
-        Regularisation strengths.
+        Regularisation strengths in ``[1e-100, 1e100]``.
     loss : {"ce", "mse"}
     dim : int, optional
         Feature dimension (default: the number of classes).
@@ -962,25 +1620,29 @@ def train_ufm(n_per_class, lam_w: float, lam_h: float, *, loss: str = "ce", dim:
     seed : int
         Seed of the random initialisation.
     init_scale : float
-        Standard deviation of the initial entries.
+        Standard deviation of the initial entries, in ``(0, 100]``.
 
     Returns
     -------
     UFMResult
+
+    References
+    ----------
+    - mixon2022neural: Mixon et al. (2022), "Neural collapse with unconstrained features".
+    - zhu2021geometric: Zhu et al. (2021), "A Geometric Analysis of Neural Collapse with
+      Unconstrained Features".
+    - dang2023neural: Dang et al. (2023), "Neural Collapse in Deep Linear Networks: From
+      Balanced to Imbalanced Data".
     """
     n = _check_counts_arg(n_per_class)
-    lam_w, lam_h = check_positive(lam_w, "lam_w"), check_positive(lam_h, "lam_h")
-    loss = check_choice(loss, "loss", ("ce", "mse"))
     k = n.size
     dim = k if dim is None else check_int(dim, "dim", minimum=k - 1 if loss == "ce" else k)
-    depth = check_int(depth, "depth", minimum=1)
-    steps = check_int(steps, "steps", minimum=1)
-    init_scale = check_positive(init_scale, "init_scale")
+    lam_w, lam_h, init_scale = float(lam_w), float(lam_h), float(init_scale)
     use_bias = (loss == "ce") if bias is None else bool(bias)
     labels = np.repeat(np.arange(k), n)
     total = labels.size
 
-    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    gen = torch.Generator().manual_seed(int(seed))
     def param(*shape):  # noqa: E306
         return (init_scale * torch.randn(*shape, generator=gen, dtype=torch.float64)).requires_grad_()
     layers = [param(dim, dim) for _ in range(depth - 1)] + [param(k, dim)]
@@ -1025,7 +1687,7 @@ def train_ufm(n_per_class, lam_w: float, lam_h: float, *, loss: str = "ce", dim:
 
 
 # ---------------------------------------------------------------------------------------
-# The perturbation view (Tirer, Huang & Niles-Weed 2023)
+# Section 6: the perturbation view (Tirer, Huang & Niles-Weed 2023)
 # ---------------------------------------------------------------------------------------
 @dataclass
 class PerturbedUFM:
@@ -1044,6 +1706,14 @@ class PerturbedUFM:
     objective: float
 
 
+@validate_params({
+    "inputs": [Array(ndim=2, shape=("n", None), min_rows=2, max_abs=_MAX_ABS)],
+    "labels": [Labels(high="num_classes", shape=("n",))],
+    "lam_w": [_REGULARISATION],
+    "beta": [_REGULARISATION],
+    "num_classes": [Interval(int, 2, None), None],
+    "iterations": [Interval(int, 1, None)],
+})
 def perturbed_ufm(inputs, labels, lam_w: float, beta: float, *, num_classes: int | None = None,
                   iterations: int = 200) -> PerturbedUFM:
     """Features that fit one-hot targets while staying near fixed inputs (Tirer et al. 2023).
@@ -1068,27 +1738,39 @@ def perturbed_ufm(inputs, labels, lam_w: float, beta: float, *, num_classes: int
     Parameters
     ----------
     inputs : array-like, shape (N, d)
-        The fixed features ``H0`` (rows).
+        The fixed features ``H0`` (rows; entries at most ``1e100`` in magnitude).
     labels : array-like, shape (N,)
     lam_w : float
-        Classifier regularisation (> 0).
+        Classifier regularisation, in ``[1e-100, 1e100]``.
     beta : float
-        Strength of the pull toward ``H0`` (> 0).
+        Strength of the pull toward ``H0``, in ``[1e-100, 1e100]``.
     num_classes : int, optional
-        Default ``max(labels) + 1``.
+        Default ``max(labels) + 1`` (then every class ``0..max(labels)`` needs a sample).
     iterations : int
         Alternating steps.
 
     Returns
     -------
     PerturbedUFM
+
+    References
+    ----------
+    - tirer2023perturbation: Tirer et al. (2023), "Perturbation Analysis of Neural Collapse".
+
+    Examples
+    --------
+    The optimised features keep much less within-class variability than the inputs:
+
+    >>> rng = np.random.default_rng(0)
+    >>> labels = np.repeat(np.arange(3), 4)                              # (N,)
+    >>> h0 = np.eye(3)[labels] + 0.3 * rng.standard_normal((12, 3))      # (N, d)
+    >>> result = perturbed_ufm(h0, labels, lam_w=1e-3, beta=0.1)
+    >>> round(nc_metrics(h0, labels).nc1, 4), round(nc_metrics(result.features, labels).nc1, 4)
+    (0.0863, 0.0009)
     """
-    h0 = as_array(inputs, "inputs", ndim=2, min_rows=2)
-    y = as_labels(labels, "labels", n=h0.shape[0])
-    k = int(y.max()) + 1 if num_classes is None else check_int(num_classes, "num_classes", minimum=2)
-    y = as_labels(y, "labels", num_classes=k)
-    lam_w, beta = check_positive(lam_w, "lam_w"), check_positive(beta, "beta")
-    iterations = check_int(iterations, "iterations", minimum=1)
+    h0 = as_array(inputs, "inputs")
+    y = as_labels(labels, "labels")
+    k = _num_classes_of(y) if num_classes is None else int(num_classes)
     n, d = h0.shape
     target = np.eye(k)[y].T  # (K, N)
     hmat = h0.T.copy()       # (d, N)
@@ -1102,351 +1784,7 @@ def perturbed_ufm(inputs, labels, lam_w: float, beta: float, *, num_classes: int
 
 
 # ---------------------------------------------------------------------------------------
-# A small network, trained with collapse tracking
-# ---------------------------------------------------------------------------------------
-class MLPClassifier(nn.Module):
-    """A ReLU MLP whose last hidden layer is the "feature" layer, then a linear classifier.
-
-    ``in_dim -> width -> ... -> width -> feature_dim -> num_classes``, ReLU after every
-    hidden layer (the setting of Papyan et al. 2020, scaled down). ``features(x)`` returns
-    the penultimate activations ``h``; ``forward(x)`` returns the logits ``W h + b``.
-    """
-
-    def __init__(self, in_dim: int, num_classes: int, width: int = 256, feature_dim: int = 64,
-                 hidden_layers: int = 2):
-        super().__init__()
-        in_dim = check_int(in_dim, "in_dim", minimum=1)
-        num_classes = check_int(num_classes, "num_classes", minimum=2)
-        width = check_int(width, "width", minimum=1)
-        feature_dim = check_int(feature_dim, "feature_dim", minimum=1)
-        hidden_layers = check_int(hidden_layers, "hidden_layers", minimum=1)
-        sizes = [in_dim] + [width] * hidden_layers + [feature_dim]
-        blocks = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            blocks += [nn.Linear(a, b), nn.ReLU()]
-        self.body = nn.Sequential(*blocks)
-        self.classifier = nn.Linear(feature_dim, num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate-layer features ``h`` (N, feature_dim)."""
-        return self.body(x)
-
-    def layer_outputs(self, x: torch.Tensor) -> list:
-        """The input and the output of every hidden layer (after its ReLU), features last.
-
-        ``[x, relu(L1 x), relu(L2 relu(L1 x)), ..., h]``: the representations whose collapse
-        :class:`NCTracker` can measure layer by layer.
-        """
-        outputs = [x]
-        for module in self.body:
-            x = module(x)
-            if isinstance(module, nn.ReLU):
-                outputs.append(x)
-        return outputs
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.body(x))
-
-
-def _log_grid(num_steps: int, points: int) -> list[int]:
-    grid = np.unique(np.round(np.logspace(0, np.log10(max(num_steps, 1)), points)).astype(int))
-    return [int(g) for g in grid if 1 <= g <= num_steps]
-
-
-def train_mlp_nc(features, labels, *, loss: str = "mse", epochs: int = 500, lr: float = 0.1,
-                 momentum: float = 0.9, weight_decay: float = 5e-3, width: int = 256,
-                 feature_dim: int = 64, hidden_layers: int = 2, eval_points: int = 25,
-                 seed: int = 0, device=None, desc: str | None = None):
-    """Train an :class:`MLPClassifier` full-batch and track the collapse metrics per epoch.
-
-    Full-batch SGD with momentum and weight decay on the whole training set (the terminal
-    phase of training of Papyan et al. 2020 on a CPU budget). ``loss="ce"`` is the
-    cross-entropy; ``loss="mse"`` is the squared error to one-hot targets,
-    ``(1/N) sum_i ||f(x_i) - e_{y_i}||^2`` (Han, Papyan & Donoho 2022). The metrics of
-    :func:`nc_metrics` on the training features (with the classifier), the loss and the
-    training error are logged at initialisation and on a log-spaced grid of about
-    ``eval_points`` epochs, through :func:`companion.training.train_loop`.
-
-    Parameters
-    ----------
-    features : array-like, shape (N, in_dim)
-    labels : array-like, shape (N,)
-    loss : {"mse", "ce"}
-    epochs : int
-        Full-batch steps.
-    lr, momentum, weight_decay : float
-        SGD hyper-parameters (weight decay on every parameter, as ``torch.optim.SGD`` does).
-    width, feature_dim, hidden_layers : int
-        Architecture (see :class:`MLPClassifier`).
-    eval_points : int
-        Approximate number of evaluations.
-    seed : int
-    device : torch.device or str, optional
-        Default: the CPU.
-    desc : str, optional
-        Progress-bar label.
-
-    Returns
-    -------
-    model : MLPClassifier
-    history : companion.training.History
-        Keys ``loss``, ``train_error`` and every field of :class:`NCMetrics`.
-    """
-    x = as_array(features, "features", ndim=2, min_rows=2, dtype=np.float32)
-    y = as_labels(labels, "labels", n=x.shape[0])
-    loss = check_choice(loss, "loss", ("mse", "ce"))
-    epochs = check_int(epochs, "epochs", minimum=1)
-    lr, weight_decay = check_positive(lr, "lr"), check_nonnegative(weight_decay, "weight_decay")
-    momentum = check_nonnegative(momentum, "momentum")
-    num_classes = int(y.max()) + 1
-    device = torch.device("cpu") if device is None else torch.device(device)
-    set_seed(seed)
-    model = MLPClassifier(x.shape[1], num_classes, width, feature_dim, hidden_layers).to(device)
-    xt, yt = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
-    target = nn.functional.one_hot(yt, num_classes).float()
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-
-    def criterion(logits):
-        if loss == "ce":
-            return nn.functional.cross_entropy(logits, yt)
-        return ((logits - target) ** 2).sum(dim=1).mean()
-
-    def step(_):
-        opt.zero_grad()
-        value = criterion(model(xt))
-        value.backward()
-        opt.step()
-        return {"loss": value.item()}
-
-    def evaluate(_):
-        with torch.no_grad():
-            h = model.features(xt)
-            logits = model.classifier(h)
-            metrics = nc_metrics(h, yt, model.classifier.weight, model.classifier.bias)
-            error = (logits.argmax(dim=1) != yt).double().mean().item()
-        return {"eval_loss": criterion(logits).item(), "train_error": error, **metrics.as_dict()}
-
-    with thread_limit():  # tiny matrices: one thread (COMPANION_THREADS overrides) beats two on a busy CPU
-        history = train_loop(step, epochs, evaluate=evaluate, eval_every=epochs + 1,
-                             eval_at=_log_grid(epochs, eval_points), desc=desc or f"MLP ({loss})")
-    return model, history
-
-
-class StackedMLP(nn.Module):
-    """Several independent :class:`MLPClassifier` trained as one model (a batch of models).
-
-    The weights of ``S`` models with the same architecture are stored stacked, ``(S, out, in)``,
-    and every layer is one batched matrix product, so the seeds (or the weight decays) of an
-    experiment train together at the cost of one larger model. Model ``k`` computes exactly
-    what ``models[k]`` computes; :meth:`unstack` gives it back as an :class:`MLPClassifier`.
-
-    Parameters
-    ----------
-    models : sequence of MLPClassifier
-        The models to stack (same architecture), e.g. freshly initialised with different seeds.
-    """
-
-    def __init__(self, models: Sequence[MLPClassifier]):
-        super().__init__()
-        models = list(models)
-        if not models or not all(isinstance(m, MLPClassifier) for m in models):
-            raise TypeError("models must be a non-empty sequence of MLPClassifier")
-        layers = [[mod for mod in m.body if isinstance(mod, nn.Linear)] + [m.classifier] for m in models]
-        shapes = [[tuple(lin.weight.shape) for lin in ls] for ls in layers]
-        if any(sh != shapes[0] for sh in shapes):
-            raise ValueError("models must all have the same architecture")
-        self.weights = nn.ParameterList(
-            [nn.Parameter(torch.stack([ls[j].weight.detach() for ls in layers]).clone()) for j in range(len(shapes[0]))])
-        self.biases = nn.ParameterList(
-            [nn.Parameter(torch.stack([ls[j].bias.detach() for ls in layers]).clone()) for j in range(len(shapes[0]))])
-        self._sizes = (shapes[0][0][1], shapes[0][0][0], shapes[0][-2][0], shapes[0][-1][0], len(shapes[0]) - 2)
-
-    @property
-    def num_models(self) -> int:
-        return int(self.weights[0].shape[0])
-
-    def _linear(self, j: int, x: torch.Tensor) -> torch.Tensor:
-        w, b = self.weights[j], self.biases[j]
-        if x.dim() == 2:   # the same inputs for every model: (N, in) x (S, in, out)
-            return torch.matmul(x, w.transpose(1, 2)) + b[:, None, :]
-        return torch.baddbmm(b[:, None, :], x, w.transpose(1, 2))
-
-    def layer_outputs(self, x: torch.Tensor) -> list:
-        """``[x, hidden_1, ..., features]`` with shapes ``(S, N, width)`` (``x`` as given)."""
-        outputs = [x]
-        for j in range(len(self.weights) - 1):
-            x = torch.relu(self._linear(j, x))
-            outputs.append(x)
-        return outputs
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate features of every model, ``(S, N, feature_dim)``."""
-        return self.layer_outputs(x)[-1]
-
-    def classify(self, h: torch.Tensor) -> torch.Tensor:
-        """Logits ``(S, N, C)`` from stacked features ``(S, N, feature_dim)``."""
-        return self._linear(len(self.weights) - 1, h)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(x))
-
-    def unstack(self, k: int) -> MLPClassifier:
-        """Model ``k`` as a plain :class:`MLPClassifier` (a copy, on the same device)."""
-        k = check_int(k, "k", minimum=0, maximum=self.num_models - 1)
-        in_dim, width, feature_dim, num_classes, hidden = self._sizes
-        model = MLPClassifier(in_dim, num_classes, width, feature_dim, hidden).to(self.weights[0].device)
-        linears = [mod for mod in model.body if isinstance(mod, nn.Linear)] + [model.classifier]
-        with torch.no_grad():
-            for j, lin in enumerate(linears):
-                lin.weight.copy_(self.weights[j][k])
-                lin.bias.copy_(self.biases[j][k])
-        return model
-
-
-def _per_model(value, name: str, count: int, convert):
-    """A scalar broadcast to ``count`` models, or a sequence with one entry per model."""
-    if isinstance(value, (str, int, float, np.floating, np.integer)):
-        return [convert(value, name)] * count
-    values = list(value)
-    if len(values) != count:
-        raise ValueError(f"{name} must be one value or one per model ({count}), got {len(values)}")
-    return [convert(v, name) for v in values]
-
-
-def _loss_gradient_norm(logits: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
-    """Mean over samples of ``||d loss_i / d logits_i||``: how hard the loss still pushes."""
-    if loss == "ce":
-        return (torch.softmax(logits, dim=-1) - target).norm(dim=-1).mean()
-    return (2 * (logits - target)).norm(dim=-1).mean()
-
-
-def train_mlp_nc_seeds(features, labels, seeds: Sequence[int], *, loss="mse", epochs: int = 500,
-                       lr: float = 0.1, momentum: float = 0.9, weight_decay=5e-3, width: int = 256,
-                       feature_dim: int = 64, hidden_layers: int = 2, eval_points: int = 25,
-                       test=None, device=None, desc: str | None = None):
-    """Train one :class:`MLPClassifier` per seed, all together, tracking the collapse metrics.
-
-    The batched version of :func:`train_mlp_nc`: model ``k`` is initialised exactly as
-    ``train_mlp_nc(..., seed=seeds[k])`` initialises its model and follows the same
-    full-batch SGD with momentum (``buf = momentum * buf + grad + wd * p; p -= lr * buf``,
-    the update of ``torch.optim.SGD``), so each model is an independent run; they share only
-    the matrix products (:class:`StackedMLP`). ``loss`` and ``weight_decay`` may differ from
-    model to model (one entry per seed), so a weight-decay sweep over several seeds, or
-    cross-entropy and MSE runs, train as one batch.
-
-    Logged at initialisation and on a log-spaced grid of epochs, for every model: every
-    field of :class:`NCMetrics` on the training features (with the classifier),
-    ``train_error``, ``eval_loss``, ``feature_norm`` (mean ``||h_i||``) and ``loss_grad``
-    (the mean over samples of ``||d loss_i / d z_i||``, the size of the push the loss
-    still gives each sample's logits ``z_i``); with ``test=(x, y)`` also ``test_error`` and
-    the metrics of the held-out features as ``test_<field>`` (class means of the held-out
-    set, same classifier).
-
-    Parameters
-    ----------
-    features : array-like, shape (N, in_dim)
-    labels : array-like, shape (N,)
-    seeds : sequence of int
-        One model per entry (repeat a seed to train it under several settings).
-    loss : {"mse", "ce"} or sequence of them (one per model)
-    epochs : int
-    lr, momentum : float
-    weight_decay : float or sequence of float (one per model)
-    width, feature_dim, hidden_layers : int
-    eval_points : int
-    test : tuple (features, labels), optional
-        Held-out data, evaluated at the same epochs (not trained on).
-    device : torch.device or str, optional
-        Default: the CPU.
-    desc : str, optional
-
-    Returns
-    -------
-    model : StackedMLP
-    histories : list of companion.training.History, one per model
-    """
-    x = as_array(features, "features", ndim=2, min_rows=2, dtype=np.float32)
-    y = as_labels(labels, "labels", n=x.shape[0])
-    seeds = [check_int(s, "seeds", minimum=0) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds must contain at least one seed")
-    count = len(seeds)
-    losses = _per_model(loss, "loss", count, lambda v, n: check_choice(v, n, ("mse", "ce")))
-    decays = _per_model(weight_decay, "weight_decay", count, check_nonnegative)
-    epochs = check_int(epochs, "epochs", minimum=1)
-    lr, momentum = check_positive(lr, "lr"), check_nonnegative(momentum, "momentum")
-    num_classes = int(y.max()) + 1
-    if test is not None:
-        xt_np = as_array(test[0], "test[0]", ndim=2, min_rows=1, dtype=np.float32)
-        if xt_np.shape[1] != x.shape[1]:
-            raise ValueError(f"test features must have {x.shape[1]} columns, got {xt_np.shape[1]}")
-        yt_np = as_labels(test[1], "test[1]", n=xt_np.shape[0], num_classes=num_classes)
-    device = torch.device("cpu") if device is None else torch.device(device)
-
-    models = []
-    for s in seeds:  # the same initialisation as train_mlp_nc(seed=s)
-        set_seed(s)
-        models.append(MLPClassifier(x.shape[1], num_classes, width, feature_dim, hidden_layers))
-    model = StackedMLP(models).to(device)
-    params = list(model.parameters())
-    buffers = [torch.zeros_like(p) for p in params]
-    wd = torch.tensor(decays, dtype=torch.float32, device=device)
-    is_ce = torch.tensor([l == "ce" for l in losses], device=device)
-    xd, yd = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
-    target = nn.functional.one_hot(yd, num_classes).float()
-    sets = [("", xd, yd, target)]
-    if test is not None:
-        yt = torch.as_tensor(yt_np, device=device)
-        sets.append(("test_", torch.as_tensor(xt_np, device=device), yt,
-                     nn.functional.one_hot(yt, num_classes).float()))
-
-    def per_model_loss(logits, yy, tt):
-        ce = nn.functional.cross_entropy(logits.reshape(-1, num_classes), yy.repeat(count),
-                                         reduction="none").view(count, -1).mean(dim=1)
-        mse = ((logits - tt) ** 2).sum(dim=-1).mean(dim=1)
-        return torch.where(is_ce, ce, mse)
-
-    def step(_):
-        for p in params:
-            p.grad = None
-        total = per_model_loss(model(xd), yd, target).sum()
-        total.backward()
-        with torch.no_grad():
-            for p, buf in zip(params, buffers):
-                decay = wd.view(-1, *([1] * (p.dim() - 1)))
-                buf.mul_(momentum).add_(p.grad + decay * p)
-                p.sub_(lr * buf)
-        return None
-
-    histories = [History() for _ in range(count)]
-
-    def evaluate(i):
-        with torch.no_grad():
-            for prefix, xx, yy, tt in sets:
-                h = model.features(xx)
-                logits = model.classify(h)
-                values = per_model_loss(logits, yy, tt)
-                for k in range(count):
-                    row = {f"{prefix}error": (logits[k].argmax(dim=1) != yy).double().mean().item()}
-                    w, b = model.weights[-1][k], model.biases[-1][k]
-                    metrics = nc_metrics(h[k], yy, w, b, num_classes=num_classes).as_dict()
-                    row.update({f"{prefix}{key}": v for key, v in metrics.items()})
-                    if not prefix:
-                        row["train_error"] = row.pop("error")
-                        row["eval_loss"] = values[k].item()
-                        row["feature_norm"] = h[k].norm(dim=1).mean().item()
-                        row["loss_grad"] = _loss_gradient_norm(logits[k], tt, losses[k]).item()
-                    histories[k].log(i, row)
-        return {}
-
-    with thread_limit():  # tiny matrices: one thread (COMPANION_THREADS overrides) beats two on a busy CPU
-        train_loop(step, epochs, evaluate=evaluate, eval_every=epochs + 1,
-                   eval_at=_log_grid(epochs, eval_points), desc=desc or f"{count} MLPs")
-    return model, histories
-
-
-# ---------------------------------------------------------------------------------------
-# Figures
+# Figures, in the order of the chapter
 # ---------------------------------------------------------------------------------------
 def _style_unit_axes(ax, dims: int, limit: float) -> None:
     """Square axes over ``[-limit, limit]`` in 2-D or 3-D, labelled by direction."""
@@ -1478,6 +1816,11 @@ def plot_etf(frame=None, num_classes: int = 4):
     Returns
     -------
     matplotlib.figure.Figure
+
+    References
+    ----------
+    - papyan2020prevalence: Papyan et al. (2020), "Prevalence of neural collapse during the
+      terminal phase of deep learning training".
     """
     m = simplex_etf(num_classes, seed=0) if frame is None else as_array(frame, "frame", ndim=2)
     c = m.shape[1]
@@ -1554,9 +1897,17 @@ def plot_nc_history(histories: dict, keys: Sequence[str] = ("train_error", "nc1"
     Returns
     -------
     matplotlib.figure.Figure
+
+    References
+    ----------
+    - papyan2020prevalence: Papyan et al. (2020), "Prevalence of neural collapse during the
+      terminal phase of deep learning training".
     """
     if not isinstance(histories, dict) or not histories:
         raise TypeError("histories must be a non-empty dict of label -> History (or list of Histories)")
+    if isinstance(keys, str) or not isinstance(keys, Sequence) or not keys or \
+            not all(isinstance(k, str) for k in keys):
+        raise TypeError(f"keys must be a non-empty sequence of logged names (str), got {keys!r}")
     cols = 3
     rows = math.ceil(len(keys) / cols)
     fig, axes = subplots(cols, rows, width=3.7, height=3.0)
@@ -1584,6 +1935,54 @@ def plot_nc_history(histories: dict, keys: Sequence[str] = ("train_error", "nc1"
     return fig
 
 
+def plot_layer_collapse(layer_names: Sequence[str], nc1_by_set: dict):
+    """NC1 of every layer's representation, one line (mean, min-max band over seeds) per data set.
+
+    Parameters
+    ----------
+    layer_names : sequence of str
+        The layers, input first.
+    nc1_by_set : dict of str -> array-like, shape (n_seeds, n_layers)
+        E.g. ``{"training": ..., "held-out": ...}``; positive values (log scale).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    References
+    ----------
+    - papyan2020prevalence: Papyan et al. (2020), "Prevalence of neural collapse during the
+      terminal phase of deep learning training".
+    - hui2022limitations: Hui et al. (2022), "Limitations of Neural Collapse for Understanding
+      Generalization in Deep Learning".
+    """
+    if isinstance(layer_names, str) or not isinstance(layer_names, Sequence) or not layer_names or \
+            not all(isinstance(n, str) for n in layer_names):
+        raise TypeError(f"layer_names must be a non-empty sequence of str, got {layer_names!r}")
+    names = list(layer_names)
+    if not isinstance(nc1_by_set, dict) or not nc1_by_set:
+        raise TypeError("nc1_by_set must be a non-empty dict of label -> (n_seeds, n_layers) values")
+    curves = {}
+    for label, values in nc1_by_set.items():
+        v = as_array(values, f"nc1_by_set[{label!r}]", ndim=2)
+        if v.shape[1] != len(names):
+            raise ValueError(f"nc1_by_set[{label!r}] must have one column per entry of layer_names "
+                             f"({len(names)}), got shape {v.shape}")
+        curves[label] = _check_positive_entries(v, f"nc1_by_set[{label!r}]")
+    fig, axes = subplots(1, width=5.5, height=3.6)
+    x = np.arange(len(names), dtype=float)
+    for j, (label, values) in enumerate(curves.items()):
+        plot_spread(axes[0], x, values, label=label, color=f"C{j}", marker="o")
+    axes[0].set_xticks(x)
+    axes[0].set_xticklabels(names)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("layer")
+    axes[0].set_ylabel("NC1")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_weight_decay_sweep(weight_decays, final_metrics: dict):
     """End-of-training metrics against weight decay, one panel per metric.
 
@@ -1598,8 +1997,13 @@ def plot_weight_decay_sweep(weight_decays, final_metrics: dict):
     Returns
     -------
     matplotlib.figure.Figure
+
+    References
+    ----------
+    - papyan2020prevalence: Papyan et al. (2020), "Prevalence of neural collapse during the
+      terminal phase of deep learning training".
     """
-    wd = as_array(weight_decays, "weight_decays", ndim=1)
+    wd = as_array(weight_decays, "weight_decays", ndim=1, min_rows=1)
     if np.any(wd < 0):
         raise ValueError("weight_decays must be nonnegative")
     if not isinstance(final_metrics, dict) or not final_metrics:
@@ -1626,34 +2030,43 @@ def plot_weight_decay_sweep(weight_decays, final_metrics: dict):
     return fig
 
 
-def plot_layer_collapse(layer_names: Sequence[str], nc1_by_set: dict):
-    """NC1 of every layer's representation, one line (mean, min-max band over seeds) per data set.
+def plot_ufm_check(rows: Sequence[tuple]):
+    """Gradient-based optimum vs closed form, one point per quantity (parity plot).
 
     Parameters
     ----------
-    layer_names : sequence of str
-        The layers, input first.
-    nc1_by_set : dict of str -> array-like, shape (n_seeds, n_layers)
-        E.g. ``{"training": ..., "held-out": ...}``.
+    rows : sequence of (label, closed_form_value, optimised_value)
+        Finite values.
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    References
+    ----------
+    - zhu2021geometric: Zhu et al. (2021), "A Geometric Analysis of Neural Collapse with
+      Unconstrained Features".
+    - zhou2022optimization: Zhou et al. (2022), "On the Optimization Landscape of Neural
+      Collapse under MSE Loss: Global Optimality with Unconstrained Features".
     """
-    names = list(layer_names)
-    if not isinstance(nc1_by_set, dict) or not nc1_by_set:
-        raise TypeError("nc1_by_set must be a non-empty dict of label -> (n_seeds, n_layers) values")
-    fig, axes = subplots(1, width=5.5, height=3.6)
-    x = np.arange(len(names), dtype=float)
-    for j, (label, values) in enumerate(nc1_by_set.items()):
-        plot_spread(axes[0], x, as_array(values, f"nc1_by_set[{label!r}]", ndim=2), label=label,
-                    color=f"C{j}", marker="o")
-    axes[0].set_xticks(x)
-    axes[0].set_xticklabels(names)
-    axes[0].set_yscale("log")
-    axes[0].set_xlabel("layer")
-    axes[0].set_ylabel("NC1")
-    axes[0].legend(fontsize=8)
+    if isinstance(rows, str) or not isinstance(rows, Sequence) or not all(
+            isinstance(r, (tuple, list)) and len(r) == 3 and isinstance(r[0], str) for r in rows):
+        raise TypeError(f"rows must be a sequence of (label, closed_form_value, optimised_value), got {rows!r:.60}")
+    if not rows:
+        raise ValueError("rows must not be empty")
+    check_params({"rows": [r[1:] for r in rows]}, {"rows": [Array(ndim=2, max_abs=_MAX_ABS)]})
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    expected = np.array([r[1] for r in rows], dtype=float)
+    got = np.array([r[2] for r in rows], dtype=float)
+    for j, (label, e, g) in enumerate(rows):
+        ax.scatter([e], [g], color=f"C{j % 10}", label=label, zorder=3)
+    lo, hi = min(expected.min(), got.min()), max(expected.max(), got.max())
+    pad = 0.05 * (hi - lo + 1e-12)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="gray", ls="--", label="y = x")
+    ax.set_xlabel("closed form")
+    ax.set_ylabel("optimised UFM")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -1673,46 +2086,26 @@ def plot_ce_minority_collapse(ratios, cosines, norm_ratios):
     Returns
     -------
     matplotlib.figure.Figure
+
+    References
+    ----------
+    - fang2021exploring: Fang et al. (2021), "Exploring deep neural networks via layer-peeled
+      model: Minority collapse in imbalanced training".
     """
-    r = as_array(ratios, "ratios", ndim=1)
+    check_params({"ratios": ratios, "cosines": cosines, "norm_ratios": norm_ratios},
+                 {"ratios": [Array(ndim=1, shape=("R",), min_size=1)],
+                  "cosines": [Array(ndim=2, shape=("S", "R"), min_rows=1)],
+                  "norm_ratios": [Array(ndim=2, shape=("S", "R"), min_rows=1)]})
+    r = _check_positive_entries(as_array(ratios, "ratios"), "ratios")
     fig, axes = subplots(2, width=4.3, height=3.4)
-    plot_spread(axes[0], r, as_array(cosines, "cosines", ndim=2), label="optimised UFM", marker="o")
+    plot_spread(axes[0], r, as_array(cosines, "cosines"), label="optimised UFM", marker="o")  # (n_seeds, R)
     axes[0].set_ylabel("mean cosine between minority rows")
-    plot_spread(axes[1], r, as_array(norm_ratios, "norm_ratios", ndim=2), label="optimised UFM", marker="o")
+    plot_spread(axes[1], r, as_array(norm_ratios, "norm_ratios"), label="optimised UFM", marker="o")
     axes[1].set_ylabel("minority / majority row norm")
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("imbalance ratio $R$")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_ufm_check(rows: Sequence[tuple]):
-    """Gradient-based optimum vs closed form, one point per quantity (parity plot).
-
-    Parameters
-    ----------
-    rows : sequence of (label, closed_form_value, optimised_value)
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    if not rows:
-        raise ValueError("rows must not be empty")
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4.2))
-    expected = np.array([r[1] for r in rows], dtype=float)
-    got = np.array([r[2] for r in rows], dtype=float)
-    for j, (label, e, g) in enumerate(rows):
-        ax.scatter([e], [g], color=f"C{j % 10}", label=label, zorder=3)
-    lo, hi = min(expected.min(), got.min()), max(expected.max(), got.max())
-    pad = 0.05 * (hi - lo + 1e-12)
-    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="gray", ls="--", label="y = x")
-    ax.set_xlabel("closed form")
-    ax.set_ylabel("optimised UFM")
-    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -1723,22 +2116,31 @@ def plot_minority_collapse(lams, optimised_norms_sq, n_per_class):
     Parameters
     ----------
     lams : sequence of float
-        Values of ``lam = lam_W = lam_H``.
+        Values of ``lam = lam_W = lam_H``, in ``[1e-100, 1e100]``.
     optimised_norms_sq : array-like, shape (len(lams), K)
         ``||mu_k||^2`` of the optimised UFM features.
     n_per_class : sequence of int
+        Samples per class (positive counts of any size).
 
     Returns
     -------
     matplotlib.figure.Figure
         Markers: optimised; lines: :func:`imbalanced_mse_solution`; dotted verticals:
         :func:`minority_collapse_threshold`.
+
+    References
+    ----------
+    - dang2023neural: Dang et al. (2023), "Neural Collapse in Deep Linear Networks: From
+      Balanced to Imbalanced Data".
     """
-    lam = as_array(lams, "lams", ndim=1)
-    got = as_array(optimised_norms_sq, "optimised_norms_sq", ndim=2)
+    check_params({"lams": lams, "optimised_norms_sq": optimised_norms_sq},
+                 {"lams": [Array(ndim=1, shape=("L",), min_size=1, low=1 / _MAX_ABS, high=_MAX_ABS)],
+                  "optimised_norms_sq": [Array(ndim=2, shape=("L", None), max_abs=_MAX_ABS)]})
+    lam, got = as_array(lams, "lams"), as_array(optimised_norms_sq, "optimised_norms_sq")
     n = _check_counts_arg(n_per_class)
-    if got.shape != (lam.size, n.size):
-        raise ValueError(f"optimised_norms_sq must have shape {(lam.size, n.size)}, got {got.shape}")
+    if got.shape[1] != n.size:
+        raise ValueError(f"optimised_norms_sq must have one column per class of n_per_class ({n.size}), "
+                         f"got shape {got.shape}")
     fine = np.linspace(lam.min(), lam.max(), 300)
     theory = np.array([imbalanced_mse_solution(n, l, l).feature_norm_sq for l in fine])
     plt = pyplot()
@@ -1760,14 +2162,29 @@ def plot_minority_collapse(lams, optimised_norms_sq, n_per_class):
 def plot_perturbation(betas, nc1_optimised, nc1_inputs):
     """NC1 of features optimised near fixed inputs, against the pull strength ``beta``.
 
+    Parameters
+    ----------
+    betas : array-like, shape (B,)
+        Positive pull strengths (log axis).
+    nc1_optimised : array-like, shape (B,)
+        Positive NC1 of the optimised features (log axis).
+    nc1_inputs : float
+        Positive NC1 of the inputs, drawn as a horizontal line.
+
     Returns
     -------
     matplotlib.figure.Figure
+
+    References
+    ----------
+    - tirer2023perturbation: Tirer et al. (2023), "Perturbation Analysis of Neural Collapse".
     """
-    b = as_array(betas, "betas", ndim=1)
-    got = as_array(nc1_optimised, "nc1_optimised", ndim=1)
-    if got.shape != b.shape:
-        raise ValueError(f"betas and nc1_optimised must have the same length, got {b.size} and {got.size}")
+    check_params({"betas": betas, "nc1_optimised": nc1_optimised, "nc1_inputs": nc1_inputs},
+                 {"betas": [Array(ndim=1, shape=("B",), min_size=1)],
+                  "nc1_optimised": [Array(ndim=1, shape=("B",))],
+                  "nc1_inputs": [Interval(float, 0, None, closed="neither")]})
+    b = _check_positive_entries(as_array(betas, "betas"), "betas")
+    got = _check_positive_entries(as_array(nc1_optimised, "nc1_optimised"), "nc1_optimised")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.loglog(b, got, marker="o", label="optimised features $H$")
@@ -1779,6 +2196,13 @@ def plot_perturbation(betas, nc1_optimised, nc1_inputs):
     return fig
 
 
+@validate_params({
+    "features": [Array(ndim=2, shape=("n", "d"), min_rows=1, max_abs=_MAX_ABS)],
+    "labels": [Labels(high=_classifier_rows, shape=("n",))],
+    "weights": [Array(ndim=2, shape=(None, "d"), min_rows=2, max_abs=_MAX_ABS)],
+    "title": [str],
+    "dims": [Options((2, 3))],
+})
 def plot_geometry(features, labels, weights, ax=None, title: str = "", dims: int = 2):
     """Centred class means (dots) and classifier rows (arrows), projected on their leading span.
 
@@ -1800,12 +2224,14 @@ def plot_geometry(features, labels, weights, ax=None, title: str = "", dims: int
     Returns
     -------
     matplotlib.figure.Figure
+
+    References
+    ----------
+    - papyan2020prevalence: Papyan et al. (2020), "Prevalence of neural collapse during the
+      terminal phase of deep learning training".
     """
-    h, y = _features_and_labels(features, labels)
-    w = as_array(weights, "weights", ndim=2)
+    h, y, w = as_array(features, "features"), as_labels(labels, "labels"), as_array(weights, "weights")
     k = w.shape[0]
-    y = as_labels(y, "labels", num_classes=k)
-    dims = check_int(dims, "dims", minimum=2, maximum=3)
     counts = np.bincount(y, minlength=k)
     plt = pyplot()
     if ax is None:
@@ -1837,7 +2263,7 @@ def plot_geometry(features, labels, weights, ax=None, title: str = "", dims: int
 
 
 # ---------------------------------------------------------------------------------------
-# The explorer
+# Section 7: the explorer
 # ---------------------------------------------------------------------------------------
 def _explorer_frame(num_classes: int, imbalance: float, weight_decay: float, loss: str):
     """One explorer state: optimise a small UFM and draw its geometry and metrics."""
@@ -1896,6 +2322,14 @@ def nc_explorer():
     Returns
     -------
     companion.widgets.Explorer
+
+    References
+    ----------
+    - mixon2022neural: Mixon et al. (2022), "Neural collapse with unconstrained features".
+    - fang2021exploring: Fang et al. (2021), "Exploring deep neural networks via layer-peeled
+      model: Minority collapse in imbalanced training".
+    - dang2023neural: Dang et al. (2023), "Neural Collapse in Deep Linear Networks: From
+      Balanced to Imbalanced Data".
     """
     from .widgets import Choice, Explorer
 

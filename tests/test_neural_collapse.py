@@ -184,7 +184,7 @@ def test_nc_metrics_rejects_bad_input(case):
         y = y + 0.5
     elif case == "same_means":
         h = np.ones_like(h)
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(TypeError if case == "float_labels" else ValueError) as err:
         nc.nc_metrics(h, y, **kwargs)
     word = {"one_class": "num_classes", "empty_class": "no samples", "shape": "labels", "nan": "NaN",
             "label_range": "labels", "label_neg": "labels", "weights_shape": "weights",
@@ -688,3 +688,105 @@ def test_stacked_training_on_cuda_matches_the_cpu():
     for a, b in zip(cpu, gpu):
         np.testing.assert_allclose(a["nc1"], b["nc1"], rtol=1e-3)
         np.testing.assert_allclose(a["test_nc1"], b["test_nc1"], rtol=1e-3)
+
+
+# --------------------------------------------------------------------------------------
+# Bad input (issue 19): clear errors naming the argument, no NaN, no hang
+# --------------------------------------------------------------------------------------
+def _huge_inside(a):
+    a = np.array(a, dtype=np.float64)
+    a.flat[a.size // 2] = 1e308
+    return a
+
+
+@pytest.mark.parametrize("argname", ["features", "weights", "bias"])
+def test_nc_metrics_rejects_1e308_inside_arrays(argname):
+    h, y, w, b = random_problem(3)
+    args = {"features": h, "labels": y, "weights": w, "bias": b}
+    args[argname] = _huge_inside(args[argname])
+    with pytest.raises(ValueError, match=argname):
+        nc.nc_metrics(**args)
+    tracker = nc.NCTracker(3, h.shape[1])
+    with pytest.raises(ValueError, match="features"):
+        tracker.update(_huge_inside(h), y)
+
+
+def test_nc_metrics_names_the_argument_of_mismatched_or_empty_arrays():
+    h, y, w, _ = random_problem(3)
+    with pytest.raises(ValueError, match="features"):
+        nc.nc_metrics(h[:-1], y)
+    with pytest.raises(ValueError, match="weights"):
+        nc.nc_metrics(h, y, weights=w[:0])
+
+
+@pytest.mark.parametrize("kwargs,exc,argname", [
+    (dict(eval_points=2.5), TypeError, "eval_points"),
+    (dict(eval_points=0), ValueError, "eval_points"),
+    (dict(seed=None), TypeError, "seed"),
+    (dict(momentum=1e308), ValueError, "momentum"),
+    (dict(lr=1e308), ValueError, "lr"),
+    (dict(weight_decay=1e308), ValueError, "weight_decay"),
+])
+def test_train_mlp_nc_rejects_bad_hyperparameters(kwargs, exc, argname):
+    x, y = gaussian_mixture(num_classes=3, n_per_class=5, dim=4, seed=0)
+    with pytest.raises(exc, match=argname):
+        nc.train_mlp_nc(x, y, epochs=2, width=4, feature_dim=3, **kwargs)
+
+
+def test_training_that_diverges_says_so_naming_the_inputs_and_step_size():
+    x, y = gaussian_mixture(num_classes=3, n_per_class=5, dim=4, seed=0)
+    with pytest.raises(ValueError, match="lr"):
+        nc.train_mlp_nc(x, y, epochs=30, lr=1e5, width=4, feature_dim=3, eval_points=3)
+    with pytest.raises(ValueError, match=r"model 1.*features.*lr"):
+        nc.train_mlp_nc_seeds(x * 1e25, y, [0, 1], loss=["ce", "mse"], epochs=3, width=4, feature_dim=3,
+                              eval_points=3)
+
+
+@pytest.mark.parametrize("argname,value", [("features", np.zeros((0, 4))), ("labels", "out_of_range"),
+                                           ("seeds", None), ("seeds", 3), ("loss", None),
+                                           ("weight_decay", 1j), ("test", ([[1.0] * 4], [7]))])
+def test_train_mlp_nc_seeds_rejects_quickly(argname, value):
+    """Empty features and out-of-range labels were minutes in the full sweep (issue 19)."""
+    import time
+
+    x, y = gaussian_mixture(num_classes=3, n_per_class=5, dim=4, seed=0)
+    args = dict(features=x, labels=y, seeds=[0, 1])
+    if isinstance(value, str):
+        value = y.copy()
+        value[3] = 10**6
+    args[argname] = value
+    start = time.perf_counter()
+    with pytest.raises((ValueError, TypeError), match=argname if argname != "test" else "test"):
+        nc.train_mlp_nc_seeds(**args, epochs=2, width=4, feature_dim=3)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_perturbed_ufm_and_closed_forms_reject_overflowing_scales():
+    h, y, _, _ = random_problem(3)
+    with pytest.raises(ValueError, match="labels"):
+        nc.perturbed_ufm(h, np.where(np.arange(y.size) == 0, 10**6, y), 1e-2, 0.5)  # was a 7 TiB eye()
+    with pytest.raises(ValueError, match="beta"):
+        nc.perturbed_ufm(h, y, 1e-2, 1e308)
+    with pytest.raises(ValueError, match="lam_h"):
+        nc.imbalanced_mse_solution([20, 10, 5], 1e-3, 1e308)
+    with pytest.raises(ValueError, match="lam_w"):
+        nc.ufm_ce_reduced_objective(2.0, 3, 10, 1e308, 1e-3)
+    with pytest.raises(ValueError, match="init_scale"):
+        nc.train_ufm([4, 4, 4], 5e-3, 5e-3, init_scale=1e308, steps=2)
+    assert np.all(np.isfinite(nc.imbalanced_mse_solution([20, 10, 5], 1e100, 1e100, depth=4).p))
+
+
+@pytest.mark.parametrize("bad,exc", [(None, TypeError), ("abc", TypeError), (torch.ones(5, 6) * (1 + 1j), TypeError),
+                                     (torch.ones(30), ValueError), (torch.ones(0, 6), ValueError),
+                                     (torch.ones(1, 5, 6), ValueError), (torch.full((5, 6), float("nan")), ValueError)])
+def test_networks_check_their_inputs(bad, exc):
+    torch.manual_seed(0)
+    mlp = nc.MLPClassifier(in_dim=6, num_classes=3, width=8, feature_dim=4)
+    stacked = nc.StackedMLP([mlp, mlp])
+    for method in (mlp.forward, mlp.features, mlp.layer_outputs, stacked.forward, stacked.features):
+        with pytest.raises(exc, match="x"):
+            method(bad)
+    with pytest.raises(TypeError, match="models"):
+        nc.StackedMLP(None)
+    # integer inputs are converted to the weights' dtype
+    assert mlp(torch.ones(2, 6, dtype=torch.int64)).dtype == torch.float32
