@@ -1,20 +1,26 @@
 """Entropy collapse: attention entropy and its bound, sigmaReparam, StableMax, representation rank.
 
-The second chapter of the course. Everything the chapter computes lives here:
+The second chapter of the course. Everything the chapter computes lives here, in the
+order of the chapter's sections:
 
-- attention entropy per query and per head, and the lower bound of
-  Zhai et al. (2023, Theorem 3.1) in terms of the spectral norm of ``W_K W_Q^T``;
-- :class:`SigmaReparam`, the spectral reparametrisation of a linear layer
-  (Zhai et al., 2023) and :func:`apply_sigma_reparam` converting a whole model;
-- a small Transformer (:class:`TinyTransformer`) whose attention maps can be read, with
-  post-LN, pre-LN or no LayerNorm, optional qk-layernorm (Wortsman et al., 2023) and
-  optional sigmaReparam, the copy task it is trained on and the training helper;
-- Softmax Collapse (Prieto et al., 2025): :func:`softmax_collapse_fraction`,
-  :func:`stablemax`, :func:`perp_grad`, the modular-addition task and its training helper;
-- representation collapse: :func:`effective_rank` (Roy & Vetterli, 2007),
-  :func:`von_neumann_entropy` (Kim et al., 2023) and :func:`seq_vcr_loss`
-  (Arefin et al., 2024);
-- the chapter's figures and :func:`entropy_explorer`.
+1. attention entropy per query and per head, and the lower bound of Zhai et al. (2023,
+   Theorem 3.1) in terms of the spectral norm of ``W_K W_Q^T``, with its causal form;
+2. :class:`SigmaReparam`, the spectral reparametrisation of a linear layer (Zhai et al.,
+   2023), and why Adam grows one scalar slowly (:func:`adam_spectral_growth`); a small
+   Transformer (:class:`TinyTransformer`) whose attention maps can be read, with post-LN,
+   pre-LN or no LayerNorm, optional qk-layernorm (Wortsman et al., 2024) and optional
+   sigmaReparam, the copy task it is trained on, and seed ensembles trained as one
+   batched model (:func:`train_copy_ensemble`);
+3. the learning-rate sensitivity curve (:func:`learning_rate_sweep`);
+4. Softmax Collapse (Prieto et al., 2025): :func:`softmax_collapse_fraction`,
+   :func:`stablemax`, :func:`perp_grad`, the modular-addition task and its training helpers;
+5. representation collapse: :func:`effective_rank` (Roy and Vetterli, 2007),
+   :func:`von_neumann_entropy` (Kim et al., 2023) and :func:`seq_vcr_loss` (Arefin et
+   al., 2025);
+
+then the chapter's figures and :func:`entropy_explorer`. Every public function declares
+its parameters' constraints at its entry (:func:`companion._validation.validate_params`),
+so bad input ends in a ``ValueError``/``TypeError`` naming the argument.
 """
 
 from __future__ import annotations
@@ -26,12 +32,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._validation import (as_array, as_tensor, check_choice, check_int, check_nonnegative,
-                          check_positive, is_tensor)
+from ._validation import (Array, Interval, Labels, Options, TokenIds, _Invalid, as_array, as_tensor,
+                          check_int, check_params, is_tensor, validate_params)
 from .training import History, progress, train_loop
 
 __all__ = [
-    # attention entropy and its bound
+    # 1. attention entropy and its bound
     "attention_entropy",
     "head_entropy",
     "attention_entropy_lower_bound",
@@ -39,63 +45,124 @@ __all__ = [
     "spectral_norm",
     "random_attention",
     "entropy_vs_scale",
-    # sigmaReparam
+    "causal_entropy_ceiling",
+    "causal_entropy_lower_bound",
+    # 2. entropy collapse during training: sigmaReparam, the small Transformer, the copy task
     "SigmaReparam",
     "apply_sigma_reparam",
-    # the small Transformer and the copy task
+    "adam_spectral_growth",
     "MultiHeadSelfAttention",
     "TransformerBlock",
     "TinyTransformer",
     "copy_task_batch",
     "train_copy_task",
-    "learning_rate_sweep",
-    "causal_entropy_ceiling",
-    "causal_entropy_lower_bound",
     "CopyEnsemble",
     "train_copy_ensemble",
-    # softmax collapse
+    # 3. learning-rate sensitivity
+    "learning_rate_sweep",
+    # 4. softmax collapse
     "stablemax",
     "log_stablemax",
     "stablemax_cross_entropy",
     "softmax_collapse_fraction",
+    "softmax_collapse_gap",
     "perp_grad",
     "apply_perp_grad_",
     "modular_addition_data",
     "ModularMLP",
     "train_modular_addition",
     "train_modular_ensemble",
-    "softmax_collapse_gap",
-    "adam_spectral_growth",
-    # representation collapse
+    # 5. representation collapse
     "effective_rank",
     "von_neumann_entropy",
     "seq_vcr_loss",
     "hidden_state_ranks",
     # figures and explorer
     "plot_entropy_vs_scale",
-    "plot_attention_maps",
-    "plot_copy_runs",
-    "plot_lr_sweep",
-    "plot_modular_runs",
-    "plot_representation_ranks",
     "plot_copy_ensembles",
+    "plot_attention_maps",
     "plot_entropy_mechanism",
     "plot_lr_sweep_seeds",
     "plot_modular_ensembles",
     "plot_rank_during_training",
+    "plot_copy_runs",
+    "plot_lr_sweep",
+    "plot_modular_runs",
+    "plot_representation_ranks",
     "entropy_explorer",
 ]
 
 
 # ---------------------------------------------------------------------------------------
-# helpers
+# helpers: the constraints shared by the module's declarations, conversions
 # ---------------------------------------------------------------------------------------
+
+#: Magnitude bound on hidden states (Seq-VCR squares their covariances): the fourth power
+#: of such entries stays far from float32's overflow.
+_MAX_ACTIVATION = 1e6
+#: The input of an attention layer or a block, ``(batch, T, d_model)``. Non-finite entries
+#: (and entries so large that their products overflow) are propagated, not rejected, as by
+#: torch's layers: inside a diverging training run they reach the loss, where the training
+#: loops record the divergence (as NaN).
+_LAYER_INPUT = Array(ndim=3, shape=(None, None, "self.d_model"), min_size=1, finite=False, tensor=True)
+
+
+_POSITIVE_INT = Interval(int, 1, None)
+_NONNEGATIVE_INT = Interval(int, 0, None)
+_SEED = [Interval(int, 0, None)]
+#: Adam's learning rate: above 10 every weight moves by more than its own scale in one step
+#: (a typo, not an experiment; the chapter's sweep ends at 0.3).
+_LR = [Interval(float, 0, 10, closed="right")]
+_NORM = [Options(("post", "pre", "none"))]
+_SIGMA_REPARAM = [Options((False, True, "none", "all", "qk"))]
+_DEVICE = [str, torch.device, None]
+_DESC = [str, None]
+_SEED_LIST = [Array(ndim=1, dtype="integer", min_size=1, low=0)]
+#: A reference level drawn in a figure (a chance loss, an entropy ceiling), in nats.
+_CHANCE = [Interval(float, 0, 1e6), None]
+
+
+class _AdamBetas(Array):
+    """Adam's two averaging coefficients, each in ``[0, 1)`` (1 divides by zero in the bias correction)."""
+
+    def __init__(self):
+        super().__init__(shape=(2,))
+
+    def _check(self, value, name, context):
+        super()._check(value, name, context)
+        b = self._numpy(value)
+        if np.any(b < 0) or np.any(b >= 1):
+            raise _Invalid("two numbers in [0, 1)", str(b.tolist()))
+
+    def _describe(self):
+        return "two numbers in [0, 1)"
+
 
 def _check_dim(dim, ndim: int, name: str = "dim") -> int:
     dim = check_int(dim, name)
     if not -ndim <= dim < ndim:
         raise ValueError(f"{name} must lie in [{-ndim}, {ndim - 1}] for an input with {ndim} dimension(s), got {dim}")
     return dim
+
+
+def _check_last_axis(x, name: str, size: int) -> None:
+    """``x.shape[-1]`` must be ``size`` (the features a layer was built for)."""
+    if x.shape[-1] != size:
+        raise ValueError(f"{name} must have {size} entries along its last axis, got shape {tuple(x.shape)}")
+
+
+def _check_length(tokens, name: str, seq_len: int) -> None:
+    """Sequences no longer than the position embeddings."""
+    if tokens.shape[-1] > seq_len:
+        raise ValueError(f"{name} must have at most seq_len={seq_len} positions, got shape {tuple(tokens.shape)}")
+
+
+def _check_mapping(value, name: str) -> None:
+    """A non-empty dict (runs or histories by name, results by key)."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
 
 
 def _back(result: torch.Tensor, like):
@@ -107,9 +174,14 @@ def _back(result: torch.Tensor, like):
 
 
 # ---------------------------------------------------------------------------------------
-# attention entropy and the Zhai et al. bound
+# 1. Attention entropy and the bound of Zhai et al. (chapter Section 1)
 # ---------------------------------------------------------------------------------------
 
+@validate_params({
+    "attn": [Array(min_size=1, low=0.0)],
+    "dim": [int],
+    "atol": [Interval(float, 0, None)],
+})
 def attention_entropy(attn, dim: int = -1, *, atol: float = 1e-4):
     """Shannon entropy of each attention row.
 
@@ -121,9 +193,10 @@ def attention_entropy(attn, dim: int = -1, *, atol: float = 1e-4):
     Parameters
     ----------
     attn : ndarray or torch.Tensor
-        Attention probabilities; the rows along ``dim`` must be non-negative and sum to 1.
+        Attention probabilities, any number of dimensions; the rows along ``dim`` must be
+        non-negative and sum to 1.
     dim : int
-        The axis holding the keys (default -1).
+        The axis holding the keys (default -1, the last; negative values count from the end).
     atol : float
         Tolerance on the row sums.
 
@@ -132,19 +205,35 @@ def attention_entropy(attn, dim: int = -1, *, atol: float = 1e-4):
     ndarray, float or torch.Tensor
         The entropies, shape of ``attn`` without ``dim`` (a tensor for tensor input,
         differentiable).
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+
+    Examples
+    --------
+    >>> round(attention_entropy(np.full(8, 1 / 8)), 4)       # uniform over 8 keys: log 8
+    2.0794
+    >>> attention_entropy(np.array([[1.0, 0.0], [0.5, 0.5]])).round(4)
+    array([0.    , 0.6931])
     """
-    a = as_tensor(attn, "attn")
-    if a.ndim == 0:
-        raise ValueError("attn must have at least 1 dimension, got a scalar")
-    dim = _check_dim(dim, a.ndim)
-    if (a < 0).any():
-        raise ValueError("attn must be non-negative (probabilities)")
-    if not torch.allclose(a.sum(dim), torch.ones((), dtype=a.dtype), atol=atol):
-        raise ValueError(f"attn rows along dim={dim} must sum to 1 (softmax outputs)")
+    a = _probability_rows(attn, dim, atol)
     # adding 0.0 turns the -0.0 of one-hot rows into 0.0
     return _back(-torch.special.xlogy(a, a).sum(dim) + 0.0, attn)
 
 
+def _probability_rows(attn, dim: int, atol: float) -> torch.Tensor:
+    """``attn`` as a tensor whose rows along ``dim`` sum to 1 (checked)."""
+    a = as_tensor(attn, "attn")
+    if a.ndim == 0:
+        raise ValueError("attn must have at least 1 dimension, got a scalar")
+    dim = _check_dim(dim, a.ndim)
+    if not torch.allclose(a.sum(dim), torch.ones((), dtype=a.dtype), atol=atol):
+        raise ValueError(f"attn rows along dim={dim} must sum to 1 (softmax outputs)")
+    return a
+
+
+@validate_params({"attn": [Array(ndim=(3, 4), min_size=1, low=0.0)]})
 def head_entropy(attn):
     """Mean attention entropy of each head, averaged over the batch and the queries.
 
@@ -159,16 +248,36 @@ def head_entropy(attn):
     Returns
     -------
     ndarray or torch.Tensor, shape (heads,)
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+
+    Examples
+    --------
+    >>> uniform, one_hot = np.full((4, 4), 1 / 4), np.eye(4)
+    >>> head_entropy(np.stack([uniform, one_hot])).round(4)     # (heads, T, T): one value per head
+    array([1.3863, 0.    ])
     """
     a = as_tensor(attn, "attn")
-    if a.ndim not in (3, 4):
-        raise ValueError(f"attn must have shape (batch, heads, T, T) or (heads, T, T), got {tuple(a.shape)}")
     if a.ndim == 3:
-        a = a.unsqueeze(0)
-    ent = attention_entropy(a, dim=-1)
+        a = a.unsqueeze(0)                                        # (B, H, T, T)
+    ent = attention_entropy(a, dim=-1)                            # (B, H, T)
     return _back(ent.mean(dim=(0, 2)), attn)
 
 
+_SCALE = [Interval(float, 0, None), Array(min_size=1, low=0.0)]
+
+
+def _zhai_bound(n, s):
+    """Theorem 3.1 for ``n`` keys and scale ``s`` (broadcasting, no validation)."""
+    s = np.minimum(s, 1e4)      # the bound is exactly 0 in double precision from s of a few hundred
+    beta = np.exp(-s * np.sqrt(n / (n - 1)))
+    denom = 1.0 + (n - 1) * beta
+    return np.log(denom) + s * np.sqrt(n * (n - 1)) * beta / denom
+
+
+@validate_params({"seq_len": [Interval(int, 2, None)], "scale": _SCALE})
 def attention_entropy_lower_bound(seq_len: int, scale):
     """Lower bound on attention entropy (Zhai et al., 2023, Theorem 3.1).
 
@@ -194,17 +303,23 @@ def attention_entropy_lower_bound(seq_len: int, scale):
     Returns
     -------
     float or ndarray
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+
+    Examples
+    --------
+    >>> round(attention_entropy_lower_bound(16, 0.0), 4)        # s = 0: log 16
+    2.7726
+    >>> attention_entropy_lower_bound(16, [1.0, 10.0]).round(4)
+    array([2.7168, 0.0056])
     """
-    T = check_int(seq_len, "seq_len", minimum=2)
-    s = as_array(scale, "scale")
-    if np.any(s < 0):
-        raise ValueError("scale must be >= 0")
-    beta = np.exp(-s * np.sqrt(T / (T - 1)))
-    denom = 1.0 + (T - 1) * beta
-    out = np.log(denom) + s * np.sqrt(T * (T - 1)) * beta / denom
+    out = _zhai_bound(seq_len, as_array(scale, "scale"))
     return float(out) if out.ndim == 0 else out
 
 
+@validate_params({"seq_len": [Interval(int, 2, None)], "scale": [Interval(float, 0, None)]})
 def extremal_attention(seq_len: int, scale: float) -> np.ndarray:
     """The attention row of lowest entropy among logits of norm ``scale``.
 
@@ -216,22 +331,40 @@ def extremal_attention(seq_len: int, scale: float) -> np.ndarray:
     Returns
     -------
     ndarray, shape (seq_len,)
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+
+    Examples
+    --------
+    >>> a = extremal_attention(8, 5.0)
+    >>> a.round(4)
+    array([0.9677, 0.0046, 0.0046, 0.0046, 0.0046, 0.0046, 0.0046, 0.0046])
+    >>> bool(np.isclose(attention_entropy(a), attention_entropy_lower_bound(8, 5.0)))
+    True
     """
-    T = check_int(seq_len, "seq_len", minimum=2)
-    s = check_nonnegative(scale, "scale")
-    direction = -np.full(T, 1.0 / T)
+    direction = -np.full(seq_len, 1.0 / seq_len)
     direction[0] += 1.0
-    logits = s * direction / np.linalg.norm(direction)
+    logits = float(scale) * direction / np.linalg.norm(direction)
     p = np.exp(logits - logits.max())
     return p / p.sum()
 
 
+@validate_params({"matrix": [Array(ndim=2, min_size=1)]})
 def spectral_norm(matrix) -> float:
-    """Largest singular value ``||W||_2`` of a matrix (by SVD)."""
-    w = as_array(matrix, "matrix", ndim=2)
-    return float(np.linalg.svd(w, compute_uv=False)[0])
+    """Largest singular value ``||W||_2`` of a matrix (by SVD).
+
+    Examples
+    --------
+    >>> spectral_norm(np.diag([3.0, 1.0]))
+    3.0
+    """
+    return float(np.linalg.svd(as_array(matrix, "matrix"), compute_uv=False)[0])
 
 
+@validate_params({"seq_len": [Interval(int, 2, None)], "dim": [_POSITIVE_INT],
+                  "scale": [Interval(float, 0, None)], "seed": _SEED})
 def random_attention(seq_len: int = 16, dim: int = 16, scale: float = 1.0, seed: int = 0):
     """Attention of random tokens through random ``W_Q``, ``W_K`` scaled to a target ``s``.
 
@@ -244,20 +377,30 @@ def random_attention(seq_len: int = 16, dim: int = 16, scale: float = 1.0, seed:
     Returns
     -------
     ndarray, shape (seq_len, seq_len)
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+
+    Examples
+    --------
+    >>> a = random_attention(seq_len=8, dim=8, scale=4.0, seed=0)
+    >>> a.shape, bool(np.allclose(a.sum(1), 1))
+    ((8, 8), True)
     """
-    T = check_int(seq_len, "seq_len", minimum=2)
-    d = check_int(dim, "dim", minimum=1)
-    s = check_nonnegative(scale, "scale")
-    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
-    x = rng.normal(size=(T, d))
+    T, d = seq_len, dim
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(T, d))                                   # (T, d)
     x /= np.sqrt(np.linalg.norm(x @ x.T, 2))
-    w = rng.normal(size=(d, d // 2 + 1)) @ rng.normal(size=(d // 2 + 1, d))
-    w *= s / np.linalg.norm(w, 2)
-    logits = x @ w @ x.T
+    w = rng.normal(size=(d, d // 2 + 1)) @ rng.normal(size=(d // 2 + 1, d))   # (d, d), rank d/2 + 1
+    w *= scale / np.linalg.norm(w, 2)
+    logits = x @ w @ x.T                                          # (T, T)
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     return p / p.sum(axis=1, keepdims=True)
 
 
+@validate_params({"scales": [Array(ndim=1, min_size=1, low=0.0)], "seq_len": [Interval(int, 2, None)],
+                  "dim": [_POSITIVE_INT], "seed": _SEED})
 def entropy_vs_scale(scales, seq_len: int = 16, dim: int = 16, seed: int = 0) -> dict:
     """Mean and minimum row entropy of :func:`random_attention` across scales, and the bound.
 
@@ -266,10 +409,18 @@ def entropy_vs_scale(scales, seq_len: int = 16, dim: int = 16, seed: int = 0) ->
     Returns
     -------
     dict with arrays ``scale``, ``mean``, ``min`` and ``bound``.
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+
+    Examples
+    --------
+    >>> r = entropy_vs_scale([0.5, 8.0], seq_len=8, dim=8, seed=0)
+    >>> bool(np.all(r["min"] >= r["bound"]))                     # Theorem 3.1 holds row by row
+    True
     """
-    s = as_array(scales, "scales", ndim=1)
-    if np.any(s < 0):
-        raise ValueError("scales must be >= 0")
+    s = as_array(scales, "scales")
     mean, low = [], []
     for value in s:
         ent = attention_entropy(random_attention(seq_len, dim, value, seed))
@@ -279,8 +430,74 @@ def entropy_vs_scale(scales, seq_len: int = 16, dim: int = 16, seed: int = 0) ->
             "bound": attention_entropy_lower_bound(seq_len, s)}
 
 
+@validate_params({"seq_len": [_POSITIVE_INT]})
+def causal_entropy_ceiling(seq_len: int) -> float:
+    """The largest mean attention entropy a causal head can have over ``T`` queries.
+
+    Query ``i`` (1-based) sees only keys ``1..i``, so its entropy is at most ``log i`` and
+    the mean over the ``T`` queries is at most
+
+    .. math:: \\frac{1}{T}\\sum_{i=1}^{T} \\log i = \\frac{\\log T!}{T},
+
+    about 1.92 for ``T = 16``, not ``log T`` (2.77). It is attained by uniform causal
+    attention (every logit equal).
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+
+    Examples
+    --------
+    >>> round(causal_entropy_ceiling(16), 4)
+    1.917
+    """
+    return float(math.lgamma(seq_len + 1) / seq_len)
+
+
+@validate_params({"seq_len": [_POSITIVE_INT], "scale": _SCALE})
+def causal_entropy_lower_bound(seq_len: int, scale):
+    """Theorem 3.1 of Zhai et al. (2023) under a causal mask, averaged over the queries.
+
+    Query ``i`` attends over ``i`` keys with logits of norm at most ``s``, so its entropy
+    is at least :func:`attention_entropy_lower_bound` ``(i, s)`` (0 for ``i = 1``); the
+    mean over the ``T`` queries is at least
+
+    .. math:: \\frac{1}{T}\\sum_{i=2}^{T} B(i, s),
+
+    which equals :func:`causal_entropy_ceiling` at ``s = 0``.
+
+    Parameters
+    ----------
+    seq_len : int
+    scale : float or array-like, ``s >= 0``
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+
+    Examples
+    --------
+    >>> round(causal_entropy_lower_bound(16, 0.0), 4)          # s = 0: the causal ceiling
+    1.917
+    """
+    s = as_array(scale, "scale")
+    keys = np.arange(2, seq_len + 1).reshape(-1, *([1] * s.ndim))     # (T - 1, *s.shape)
+    out = _zhai_bound(keys, s).sum(0) / seq_len
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def _causal_bound_torch(seq_len: int, s: torch.Tensor) -> torch.Tensor:
+    """:func:`causal_entropy_lower_bound` on a tensor of scales (no validation)."""
+    total = torch.zeros_like(s)
+    for i in range(2, seq_len + 1):
+        beta = torch.exp(-s * math.sqrt(i / (i - 1)))
+        denom = 1 + (i - 1) * beta
+        total = total + torch.log(denom) + s * math.sqrt(i * (i - 1)) * beta / denom
+    return total / seq_len
+
+
 # ---------------------------------------------------------------------------------------
-# sigmaReparam
+# 2. Entropy collapse during training: sigmaReparam, a small Transformer, the copy task (Section 2)
 # ---------------------------------------------------------------------------------------
 
 class SigmaReparam(nn.Module):
@@ -301,13 +518,23 @@ class SigmaReparam(nn.Module):
         The layer to wrap (its weight and bias are reused, not copied).
     init_iters : int
         Power-iteration steps at construction (so the first estimate is accurate).
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+
+    Examples
+    --------
+    >>> layer = SigmaReparam(nn.Linear(4, 3))
+    >>> x = torch.ones(2, 4)
+    >>> bool(torch.allclose(layer(x), F.linear(x, layer.weight, layer.bias)))   # W_hat = W at initialisation
+    True
     """
 
     def __init__(self, linear: nn.Linear, init_iters: int = 50):
         super().__init__()
-        if not isinstance(linear, nn.Linear):
-            raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
-        init_iters = check_int(init_iters, "init_iters", minimum=1)
+        check_params({"linear": linear, "init_iters": init_iters},
+                     {"linear": [nn.Linear], "init_iters": [_POSITIVE_INT]})
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.weight = linear.weight
         self.bias = linear.bias
@@ -335,7 +562,15 @@ class SigmaReparam(nn.Module):
         """``W_hat = gamma / sigma(W) * W``."""
         return self.gamma / self.sigma() * self.weight
 
+    @validate_params({"x": [Array(min_size=1, finite=False, tensor=True)]})
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x W_hat^T + b`` on inputs ``(..., in_features)``; one power-iteration step in training mode.
+
+        Non-finite entries are propagated, not rejected, as by ``nn.Linear``: inside a
+        diverging training run they reach the loss, where the training loops record the
+        divergence (as NaN).
+        """
+        _check_last_axis(x, "x", self.in_features)
         if self.training:
             self.power_iteration()
         return F.linear(x, self.effective_weight(), self.bias)
@@ -344,15 +579,23 @@ class SigmaReparam(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
+@validate_params({"model": [nn.Module], "init_iters": [_POSITIVE_INT]})
 def apply_sigma_reparam(model: nn.Module, init_iters: int = 50) -> nn.Module:
     """Replace every ``nn.Linear`` inside ``model`` by a :class:`SigmaReparam` wrapper, in place.
 
     Zhai et al. (2023) reparametrise all linear layers of the Transformer. Returns ``model``.
     (:class:`TinyTransformer` with ``sigma_reparam=True`` applies it to its blocks only,
     leaving the output layer plain; see there.)
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+
+    Examples
+    --------
+    >>> apply_sigma_reparam(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))[0]
+    SigmaReparam(in_features=4, out_features=4)
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if isinstance(model, nn.Linear):
         return SigmaReparam(model, init_iters)
     for name, child in list(model.named_children()):
@@ -363,9 +606,61 @@ def apply_sigma_reparam(model: nn.Module, init_iters: int = 50) -> nn.Module:
     return model
 
 
-# ---------------------------------------------------------------------------------------
-# a small Transformer whose attention can be read
-# ---------------------------------------------------------------------------------------
+@validate_params({"dim": [_POSITIVE_INT], "lr": _LR, "num_steps": [_POSITIVE_INT],
+                  "sigma0": [Interval(float, 0, 1e6, closed="right")]})
+def adam_spectral_growth(dim: int = 32, lr: float = 1e-2, num_steps: int = 100, sigma0: float = 1.0) -> dict:
+    """How fast Adam grows a weight's spectral norm, plain and under sigmaReparam.
+
+    A ``dim x dim`` weight starts at ``W_0 = sigma0 u u^T`` (``u = 1/sqrt(dim)``, so
+    ``||W_0||_2 = sigma0``) and Adam (default betas, ``eps = 1e-8``) minimises
+    ``-u^T W_hat u``, a loss that rewards a larger spectral norm. ``plain``: ``W_hat = W``;
+    ``sigma_reparam``: ``W_hat = gamma W / sigma(W)`` (:class:`SigmaReparam`). Adam moves
+    every entry of a plain weight by about ``lr`` per step, in a coherent pattern, so the
+    spectral norm grows by about ``lr * dim`` per step; under sigmaReparam the spectral
+    norm is ``gamma``, one scalar, which grows by about ``lr`` per step (Zhai et al., 2023).
+
+    Returns
+    -------
+    dict with arrays ``plain`` and ``sigma_reparam``: ``||W_hat||_2`` after each step
+    (``num_steps + 1`` values, the first is ``sigma0``).
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+
+    Examples
+    --------
+    >>> r = adam_spectral_growth(dim=8, lr=1e-2, num_steps=10)     # deterministic, float64
+    >>> round(float(r["plain"][-1]), 3), round(float(r["sigma_reparam"][-1]), 3)  # 1 + 10 lr dim, 1 + 10 lr
+    (1.8, 1.1)
+    """
+    d, n = dim, num_steps
+    u = torch.full((d,), 1.0 / math.sqrt(d), dtype=torch.float64)
+    out = {}
+    for kind in ("plain", "sigma_reparam"):
+        layer = nn.Linear(d, d, bias=False).double()
+        with torch.no_grad():
+            layer.weight.copy_(sigma0 * torch.outer(u, u))
+        if kind == "sigma_reparam":
+            layer = SigmaReparam(layer)
+        opt = torch.optim.Adam(layer.parameters(), lr=lr)
+        norms = [sigma0]
+        for _ in range(n):
+            if kind == "sigma_reparam":
+                layer.power_iteration()          # what its forward does in training mode
+                w_hat = layer.effective_weight()
+            else:
+                w_hat = layer.weight
+            loss = -(u @ w_hat @ u)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                w_now = layer.effective_weight() if kind == "sigma_reparam" else layer.weight
+                norms.append(float(torch.linalg.matrix_norm(w_now, ord=2)))
+        out[kind] = np.array(norms)
+    return out
+
 
 class MultiHeadSelfAttention(nn.Module):
     """Causal multi-head self-attention that keeps its last attention map.
@@ -373,16 +668,20 @@ class MultiHeadSelfAttention(nn.Module):
     .. math:: A = \\mathrm{softmax}\\bigl(Q K^T / \\sqrt{d_h}\\bigr), \\quad Q = X W_Q, K = X W_K
 
     (Vaswani et al., 2017). With ``qk_layernorm`` the queries and keys are layer-normalised
-    per head before the product (Wortsman et al., 2023), which bounds the logits.
+    per head before the product (Wortsman et al., 2024), which bounds the logits.
     ``last_attention`` holds the detached map of the last forward, shape
     ``(batch, heads, T, T)``.
+
+    References
+    ----------
+    - vaswani2017attention: Vaswani et al. (2017), "Attention Is All You Need".
+    - wortsman2023small: Wortsman et al. (2024), "Small-scale proxies for large-scale Transformer training instabilities".
     """
 
     def __init__(self, d_model: int, num_heads: int, qk_layernorm: bool = False):
         super().__init__()
-        if d_model % num_heads:
-            raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
-        self.num_heads, self.d_head = num_heads, d_model // num_heads
+        _check_heads(d_model, num_heads, qk_layernorm)
+        self.d_model, self.num_heads, self.d_head = d_model, num_heads, d_model // num_heads
         self.query = nn.Linear(d_model, d_model)
         self.key = nn.Linear(d_model, d_model)
         self.value = nn.Linear(d_model, d_model)
@@ -395,16 +694,30 @@ class MultiHeadSelfAttention(nn.Module):
         b, t, _ = x.shape
         return x.view(b, t, self.num_heads, self.d_head).transpose(1, 2)
 
+    @validate_params({"x": [_LAYER_INPUT]})
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Causal self-attention of ``x`` ``(batch, T, d_model)``; same shape out.
+
+        Non-finite entries, and entries so large that products overflow, are propagated,
+        not rejected (see :class:`SigmaReparam`).
+        """
         b, t, d = x.shape
-        q = self.q_norm(self._heads(self.query(x)))
+        q = self.q_norm(self._heads(self.query(x)))                 # (B, H, T, d_h)
         k = self.k_norm(self._heads(self.key(x)))
         v = self._heads(self.value(x))
-        logits = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)
+        logits = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)    # (B, H, T, T)
         mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
         attn = torch.softmax(logits.masked_fill(mask, float("-inf")), dim=-1)
         self.last_attention = attn.detach()
-        return self.out((attn @ v).transpose(1, 2).reshape(b, t, d))
+        return self.out((attn @ v).transpose(1, 2).reshape(b, t, d))  # (B, T, d)
+
+
+def _check_heads(d_model, num_heads, qk_layernorm) -> None:
+    """Width, heads (dividing the width) and the qk-layernorm switch of an attention layer."""
+    check_params({"d_model": d_model, "num_heads": num_heads, "qk_layernorm": qk_layernorm},
+                 {"d_model": [_POSITIVE_INT], "num_heads": [_POSITIVE_INT], "qk_layernorm": ["boolean"]})
+    if d_model % num_heads:
+        raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
 
 
 class TransformerBlock(nn.Module):
@@ -412,17 +725,29 @@ class TransformerBlock(nn.Module):
 
     ``post``: ``x = LN(x + f(x))`` (Vaswani et al., 2017); ``pre``: ``x = x + f(LN(x))``;
     ``none``: ``x = x + f(x)``.
+
+    References
+    ----------
+    - vaswani2017attention: Vaswani et al. (2017), "Attention Is All You Need".
     """
 
     def __init__(self, d_model: int, num_heads: int, norm: str = "post", qk_layernorm: bool = False):
         super().__init__()
-        self.norm = check_choice(norm, "norm", ("post", "pre", "none"))
+        _check_heads(d_model, num_heads, qk_layernorm)
+        check_params({"norm": norm}, {"norm": _NORM})
+        self.d_model, self.norm = d_model, norm
         self.attn = MultiHeadSelfAttention(d_model, num_heads, qk_layernorm)
         self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
         make = (lambda: nn.LayerNorm(d_model)) if norm != "none" else nn.Identity
         self.ln1, self.ln2 = make(), make()
 
+    @validate_params({"x": [_LAYER_INPUT]})
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block on ``x`` ``(batch, T, d_model)``; same shape out.
+
+        Non-finite entries, and entries so large that products overflow, are propagated,
+        not rejected (see :class:`SigmaReparam`).
+        """
         if self.norm == "post":
             x = self.ln1(x + self.attn(x))
             return self.ln2(x + self.mlp(x))
@@ -442,7 +767,7 @@ class TinyTransformer(nn.Module):
     norm : {"post", "pre", "none"}
         LayerNorm placement (pre-LN adds a final LayerNorm before the output layer).
     qk_layernorm : bool
-        LayerNorm on queries and keys (Wortsman et al., 2023).
+        LayerNorm on queries and keys (Wortsman et al., 2024).
     sigma_reparam : bool or {"none", "all", "qk"}
         ``True`` or ``"all"``: wrap every linear layer of the Transformer blocks (queries,
         keys, values, attention output, both MLP layers) in :class:`SigmaReparam` (Zhai et
@@ -455,26 +780,40 @@ class TinyTransformer(nn.Module):
         drives that ``gamma`` to about 0 in the first steps while the model is at chance
         (shrinking the logits toward uniform is then the quickest way to lower the loss),
         and every gradient below the output layer is scaled by it, so training stalls.
+
+    References
+    ----------
+    - vaswani2017attention: Vaswani et al. (2017), "Attention Is All You Need".
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+    - wortsman2023small: Wortsman et al. (2024), "Small-scale proxies for large-scale Transformer training instabilities".
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> model = TinyTransformer(vocab_size=10, seq_len=6, d_model=8, num_heads=2)
+    >>> model(torch.zeros(3, 6, dtype=torch.long)).shape            # (batch, T, vocab)
+    torch.Size([3, 6, 10])
+    >>> [tuple(a.shape) for a in model.attention_maps()]            # (batch, heads, T, T) per layer
+    [(3, 2, 6, 6), (3, 2, 6, 6)]
     """
 
     def __init__(self, vocab_size: int, seq_len: int, d_model: int = 32, num_heads: int = 4,
                  num_layers: int = 2, norm: str = "post", qk_layernorm: bool = False,
                  sigma_reparam: bool = False):
         super().__init__()
-        vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
-        seq_len = check_int(seq_len, "seq_len", minimum=1)
-        d_model = check_int(d_model, "d_model", minimum=1)
-        num_heads = check_int(num_heads, "num_heads", minimum=1)
-        num_layers = check_int(num_layers, "num_layers", minimum=1)
-        norm = check_choice(norm, "norm", ("post", "pre", "none"))
+        check_params({"vocab_size": vocab_size, "seq_len": seq_len, "num_layers": num_layers,
+                      "norm": norm, "sigma_reparam": sigma_reparam},
+                     {"vocab_size": [Interval(int, 2, None)], "seq_len": [_POSITIVE_INT],
+                      "num_layers": [_POSITIVE_INT], "norm": _NORM, "sigma_reparam": _SIGMA_REPARAM})
+        _check_heads(d_model, num_heads, qk_layernorm)
+        self.vocab_size, self.seq_len = vocab_size, seq_len
         self.token = nn.Embedding(vocab_size, d_model)
         self.position = nn.Embedding(seq_len, d_model)
         self.blocks = nn.ModuleList(TransformerBlock(d_model, num_heads, norm, qk_layernorm)
                                     for _ in range(num_layers))
         self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else nn.Identity()
         self.head = nn.Linear(d_model, vocab_size)
-        sigma_reparam = {False: "none", True: "all"}.get(sigma_reparam, sigma_reparam)
-        self.sigma_reparam = check_choice(sigma_reparam, "sigma_reparam", ("none", "all", "qk"))
+        self.sigma_reparam = {False: "none", True: "all"}.get(sigma_reparam, sigma_reparam)
         for block in self.blocks:
             if self.sigma_reparam == "all":
                 apply_sigma_reparam(block)
@@ -482,11 +821,15 @@ class TinyTransformer(nn.Module):
                 block.attn.query = SigmaReparam(block.attn.query)
                 block.attn.key = SigmaReparam(block.attn.key)
 
+    @validate_params({"tokens": [TokenIds(high="self.vocab_size", ndim=2, min_size=1, tensor=True)],
+                      "return_hidden": ["boolean"]})
     def forward(self, tokens: torch.Tensor, return_hidden: bool = False):
-        """Logits ``(batch, T, vocab)``; with ``return_hidden`` also the list of hidden states
-        (embedding output, then each block's output)."""
+        """Logits ``(batch, T, vocab)`` of token ids ``(batch, T)``, ``T <= seq_len``; with
+        ``return_hidden`` also the list of hidden states (embedding output, then each
+        block's output), each ``(batch, T, d_model)``."""
+        _check_length(tokens, "tokens", self.seq_len)
         t = tokens.shape[1]
-        x = self.token(tokens) + self.position(torch.arange(t, device=tokens.device))
+        x = self.token(tokens) + self.position(torch.arange(t, device=tokens.device))   # (B, T, d)
         hidden = [x]
         for block in self.blocks:
             x = block(x)
@@ -499,6 +842,8 @@ class TinyTransformer(nn.Module):
         return [block.attn.last_attention for block in self.blocks]
 
 
+@validate_params({"batch_size": [_POSITIVE_INT], "num_tokens": [_POSITIVE_INT],
+                  "vocab_size": [Interval(int, 2, None)], "generator": [torch.Generator, None]})
 def copy_task_batch(batch_size: int = 32, num_tokens: int = 8, vocab_size: int = 30,
                     generator: torch.Generator | None = None):
     """A batch of the copy task: ``x_1..x_n, SEP, x_1..x_n``, predicted token by token.
@@ -513,10 +858,21 @@ def copy_task_batch(batch_size: int = 32, num_tokens: int = 8, vocab_size: int =
     inputs : LongTensor (batch, 2 n)
     targets : LongTensor (batch, 2 n)
     mask : BoolTensor (batch, 2 n), True on the scored positions.
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+
+    Examples
+    --------
+    >>> inputs, targets, mask = copy_task_batch(1, num_tokens=3, vocab_size=10,
+    ...                                         generator=torch.Generator().manual_seed(0))
+    >>> inputs.tolist(), targets.tolist()            # x, SEP = 10, x; targets shifted by one
+    ([[4, 9, 3, 10, 4, 9]], [[9, 3, 10, 4, 9, 3]])
+    >>> mask.tolist()                                # the copied tokens are scored
+    [[False, False, False, True, True, True]]
     """
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    n = check_int(num_tokens, "num_tokens", minimum=1)
-    vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
+    n = num_tokens
     x = torch.randint(vocab_size, (batch_size, n), generator=generator)
     sep = torch.full((batch_size, 1), vocab_size, dtype=torch.long)
     seq = torch.cat([x, sep, x], dim=1)
@@ -525,6 +881,16 @@ def copy_task_batch(batch_size: int = 32, num_tokens: int = 8, vocab_size: int =
     return seq[:, :-1], seq[:, 1:], mask
 
 
+#: The copy-task model and data arguments shared by the training functions.
+_COPY_TASK = {
+    "norm": _NORM, "qk_layernorm": ["boolean"], "sigma_reparam": _SIGMA_REPARAM,
+    "num_steps": [_POSITIVE_INT], "batch_size": [_POSITIVE_INT], "num_tokens": [_POSITIVE_INT],
+    "vocab_size": [Interval(int, 2, None)], "d_model": [_POSITIVE_INT], "num_heads": [_POSITIVE_INT],
+    "num_layers": [_POSITIVE_INT], "desc": _DESC,
+}
+
+
+@validate_params({"lr": _LR, "seed": _SEED, "return_model": ["boolean"], **_COPY_TASK})
 def train_copy_task(lr: float, *, norm: str = "post", qk_layernorm: bool = False,
                     sigma_reparam: bool = False, num_steps: int = 300, seed: int = 0,
                     batch_size: int = 32, num_tokens: int = 8, vocab_size: int = 30,
@@ -533,16 +899,19 @@ def train_copy_task(lr: float, *, norm: str = "post", qk_layernorm: bool = False
     """Train a :class:`TinyTransformer` on :func:`copy_task_batch` with Adam and no warmup.
 
     The setting of the attention-entropy experiments (Zhai et al., 2023; Wortsman et al.,
-    2023): Adam with ``betas=(0.9, 0.98)``, a constant learning rate from step 0, cross
+    2024): Adam with ``betas=(0.9, 0.98)``, a constant learning rate from step 0, cross
     entropy on the copied positions. Every step logs ``loss``, ``entropy`` (mean
     attention entropy over all heads and layers) and ``min_entropy`` (the lowest head).
 
     Returns
     -------
     History (and the model when ``return_model``).
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+    - wortsman2023small: Wortsman et al. (2024), "Small-scale proxies for large-scale Transformer training instabilities".
     """
-    lr = check_positive(lr, "lr")
-    seed = check_int(seed, "seed", minimum=0)
     torch.manual_seed(seed)
     model = TinyTransformer(vocab_size + 1, 2 * num_tokens, d_model, num_heads, num_layers,
                             norm, qk_layernorm, sigma_reparam)
@@ -551,10 +920,10 @@ def train_copy_task(lr: float, *, norm: str = "post", qk_layernorm: bool = False
 
     def step(i):
         inputs, targets, mask = copy_task_batch(batch_size, num_tokens, vocab_size, gen)
-        logits = model(inputs)
+        logits = model(inputs)                                   # (B, T, vocab)
         loss = F.cross_entropy(logits[mask], targets[mask])
         with torch.no_grad():
-            ents = torch.cat([head_entropy(a) for a in model.attention_maps()])
+            ents = torch.cat([_entropy_rows(a).mean((0, 2)) for a in model.attention_maps()])   # (L * H,)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -566,68 +935,7 @@ def train_copy_task(lr: float, *, norm: str = "post", qk_layernorm: bool = False
 
 
 # ---------------------------------------------------------------------------------------
-# causal entropy ceiling and the bound under a causal mask
-# ---------------------------------------------------------------------------------------
-
-def causal_entropy_ceiling(seq_len: int) -> float:
-    """The largest mean attention entropy a causal head can have over ``T`` queries.
-
-    Query ``i`` (1-based) sees only keys ``1..i``, so its entropy is at most ``log i`` and
-    the mean over the ``T`` queries is at most
-
-    .. math:: \\frac{1}{T}\\sum_{i=1}^{T} \\log i = \\frac{\\log T!}{T},
-
-    about 1.92 for ``T = 16``, not ``log T`` (2.77). It is attained by uniform causal
-    attention (every logit equal).
-
-    Examples
-    --------
-    >>> round(causal_entropy_ceiling(16), 4)
-    1.917
-    """
-    T = check_int(seq_len, "seq_len", minimum=1)
-    return float(math.lgamma(T + 1) / T)
-
-
-def causal_entropy_lower_bound(seq_len: int, scale):
-    """Theorem 3.1 of Zhai et al. (2023) under a causal mask, averaged over the queries.
-
-    Query ``i`` attends over ``i`` keys with logits of norm at most ``s``, so its entropy
-    is at least :func:`attention_entropy_lower_bound` ``(i, s)`` (0 for ``i = 1``); the
-    mean over the ``T`` queries is at least
-
-    .. math:: \\frac{1}{T}\\sum_{i=2}^{T} B(i, s),
-
-    which equals :func:`causal_entropy_ceiling` at ``s = 0``.
-
-    Parameters
-    ----------
-    seq_len : int
-    scale : float or array-like, ``s >= 0``
-    """
-    T = check_int(seq_len, "seq_len", minimum=1)
-    s = as_array(scale, "scale")
-    if np.any(s < 0):
-        raise ValueError("scale must be >= 0")
-    total = np.zeros_like(s)
-    for i in range(2, T + 1):
-        total = total + attention_entropy_lower_bound(i, s)
-    out = total / T
-    return float(out) if np.ndim(out) == 0 else out
-
-
-def _causal_bound_torch(seq_len: int, s: torch.Tensor) -> torch.Tensor:
-    """:func:`causal_entropy_lower_bound` on a tensor of scales (no validation)."""
-    total = torch.zeros_like(s)
-    for i in range(2, seq_len + 1):
-        beta = torch.exp(-s * math.sqrt(i / (i - 1)))
-        denom = 1 + (i - 1) * beta
-        total = total + torch.log(denom) + s * math.sqrt(i * (i - 1)) * beta / denom
-    return total / seq_len
-
-
-# ---------------------------------------------------------------------------------------
-# seed ensembles: several independent TinyTransformers trained as one batched model
+# 2. (continued) Seed ensembles: several TinyTransformers trained as one batched model
 # ---------------------------------------------------------------------------------------
 
 class _Adam:
@@ -680,6 +988,15 @@ def _ensemble_perp_grad_(params) -> None:
             p.grad.copy_(g_perp.reshape(p.shape))
 
 
+def _tiny_config(model: TinyTransformer) -> dict:
+    """The constructor arguments of a :class:`TinyTransformer`."""
+    attn = model.blocks[0].attn
+    return dict(vocab_size=model.token.num_embeddings, seq_len=model.position.num_embeddings,
+                d_model=model.token.embedding_dim, num_heads=attn.num_heads, num_layers=len(model.blocks),
+                norm=model.blocks[0].norm, qk_layernorm=isinstance(attn.q_norm, nn.LayerNorm),
+                sigma_reparam=model.sigma_reparam)
+
+
 class CopyEnsemble:
     """``E`` independent :class:`TinyTransformer` s evaluated as one batched model.
 
@@ -694,9 +1011,18 @@ class CopyEnsemble:
     ----------
     models : list of TinyTransformer (same configuration)
     device : torch.device or str, optional
+
+    Examples
+    --------
+    >>> models = [TinyTransformer(10, 6, d_model=8, num_heads=2) for _ in range(3)]
+    >>> ens = CopyEnsemble(models)
+    >>> logits, hidden, record = ens.forward(torch.zeros(3, 4, 6, dtype=torch.long))   # (E, B, T)
+    >>> tuple(logits.shape)                                                             # (E, B, T, vocab)
+    (3, 4, 6, 10)
     """
 
     def __init__(self, models, device=None):
+        check_params({"models": models, "device": device}, {"models": [list, tuple], "device": _DEVICE})
         models = list(models)
         if not models or not all(isinstance(m, TinyTransformer) for m in models):
             raise TypeError("models must be a non-empty list of TinyTransformer")
@@ -705,13 +1031,11 @@ class CopyEnsemble:
         self.norm = first.blocks[0].norm
         self.qk_layernorm = isinstance(first.blocks[0].attn.q_norm, nn.LayerNorm)
         self.num_heads, self.d_head = first.blocks[0].attn.num_heads, first.blocks[0].attn.d_head
-        self.config = dict(vocab_size=first.token.num_embeddings, seq_len=first.position.num_embeddings,
-                           d_model=first.token.embedding_dim, num_heads=self.num_heads,
-                           num_layers=self.num_layers, norm=self.norm, qk_layernorm=self.qk_layernorm,
-                           sigma_reparam=first.sigma_reparam)
-        states = [m.state_dict() for m in models]
-        if any(s.keys() != states[0].keys() for s in states):
+        self.config = _tiny_config(first)
+        if any(_tiny_config(m) != self.config for m in models):
             raise ValueError("models must all have the same configuration")
+        self.vocab_size, self.seq_len = self.config["vocab_size"], self.config["seq_len"]
+        states = [m.state_dict() for m in models]
         buffers = {n for n, _ in first.named_buffers()}
         self.params, self.buffers = {}, {}
         for name in states[0]:
@@ -771,13 +1095,16 @@ class CopyEnsemble:
         record.append((x, logits.detach().masked_fill(mask, float("-inf")), attn.detach()))
         return self._linear(prefix + ".out", (attn @ v).transpose(2, 3).reshape(e, b, t, d), weights)
 
+    @validate_params({"tokens": [TokenIds(high="self.vocab_size", ndim=3, shape=("self.size", None, None),
+                                          min_size=1, tensor=True)]})
     def forward(self, tokens: torch.Tensor):
-        """Logits ``(E, B, T, vocab)`` of every member on its tokens ``(E, B, T)``.
+        """Logits ``(E, B, T, vocab)`` of every member on its tokens ``(E, B, T)``, ``T <= seq_len``.
 
         Returns ``(logits, hidden, record)``: ``hidden`` the list of hidden states
         (embedding output, then each block), ``record`` one ``(attention input, masked
         logits, attention)`` triple per layer.
         """
+        _check_length(tokens, "tokens", self.seq_len)
         e, b, t = tokens.shape
         weights, record = {}, []
         idx = torch.arange(e, device=tokens.device)[:, None, None]
@@ -860,6 +1187,25 @@ def _centred_effective_rank(h: torch.Tensor) -> float:
     return float(torch.exp(-(p * p.log()).sum()))
 
 
+def _learning_rates(lr, members: int) -> np.ndarray:
+    """One learning rate per member, each in (0, 10] (see ``_LR``), from a number or a sequence."""
+    lrs = np.full(members, float(lr)) if np.ndim(lr) == 0 else as_array(lr, "lr")
+    if lrs.shape != (members,):
+        raise ValueError(f"lr must be a number or one value per seed ({members}), got {lrs.shape[0]} values")
+    if np.any(lrs <= 0) or np.any(lrs > 10):
+        raise ValueError(f"lr must hold learning rates in (0, 10], got {lrs.tolist()}")
+    return lrs
+
+
+@validate_params({
+    "lr": [*_LR, Array(ndim=1, min_size=1)],
+    "seed_list": _SEED_LIST,
+    "seq_vcr": [Interval(float, 0, 1e3)],
+    "stats_every": [_NONNEGATIVE_INT],
+    "rank_every": [_NONNEGATIVE_INT],
+    "device": _DEVICE,
+    **_COPY_TASK,
+})
 def train_copy_ensemble(lr, seed_list, *, norm: str = "post", qk_layernorm: bool = False,
                         sigma_reparam=False, seq_vcr: float = 0.0, num_steps: int = 300,
                         batch_size: int = 32, num_tokens: int = 8, vocab_size: int = 30,
@@ -908,20 +1254,17 @@ def train_copy_ensemble(lr, seed_list, *, norm: str = "post", qk_layernorm: bool
     logit), each ``(E, num_steps)``; with ``stats_every``: ``stats_steps``, ``qk_norm``,
     ``scale``, ``bound``; with ``rank_every``: ``rank_steps`` and ``ranks``
     ``(E, n, num_layers + 1)``; and ``"ensemble"``, the trained :class:`CopyEnsemble`.
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+    - wortsman2023small: Wortsman et al. (2024), "Small-scale proxies for large-scale Transformer training instabilities".
+    - arefin2024seq: Arefin et al. (2025), "Seq-VCR: Preventing Collapse in Intermediate Transformer Representations
+      for Enhanced Reasoning".
     """
-    seed_list = [check_int(s, "seed_list", minimum=0) for s in seed_list]
-    if not seed_list:
-        raise ValueError("seed_list must contain at least one seed")
+    seed_list = [int(seed) for seed in seed_list]
     e = len(seed_list)
-    lrs = np.broadcast_to(as_array(lr, "lr"), (e,)) if np.ndim(lr) == 0 else as_array(lr, "lr", ndim=1)
-    if lrs.shape != (e,):
-        raise ValueError(f"lr must be a number or one value per seed ({e}), got {lrs.shape[0]} values")
-    if np.any(lrs <= 0):
-        raise ValueError("lr must be > 0")
-    seq_vcr = check_nonnegative(seq_vcr, "seq_vcr")
-    num_steps = check_int(num_steps, "num_steps", minimum=1)
-    stats_every = check_int(stats_every, "stats_every", minimum=0)
-    rank_every = check_int(rank_every, "rank_every", minimum=0)
+    lrs = _learning_rates(lr, e)
     device = torch.device("cpu") if device is None else torch.device(device)
     models = []
     for seed in seed_list:
@@ -993,6 +1336,12 @@ def train_copy_ensemble(lr, seed_list, *, norm: str = "post", qk_layernorm: bool
     return out
 
 
+# ---------------------------------------------------------------------------------------
+# 3. Learning-rate sensitivity (Section 3)
+# ---------------------------------------------------------------------------------------
+
+@validate_params({"lrs": [Array(ndim=1, min_size=1)], "variants": [dict], "seed_list": _SEED_LIST,
+                  "num_steps": [_POSITIVE_INT], "last": [_POSITIVE_INT], "device": _DEVICE})
 def learning_rate_sweep(lrs, variants: dict, *, seed_list=(0, 1, 2), num_steps: int = 200,
                         last: int = 20, device=None) -> dict:
     """Final copy-task loss for each learning rate, seed and model variant.
@@ -1016,14 +1365,18 @@ def learning_rate_sweep(lrs, variants: dict, *, seed_list=(0, 1, 2), num_steps: 
     Returns
     -------
     dict with ``lr`` (array) and, per variant name, final losses of shape ``(seeds, lrs)``.
+
+    References
+    ----------
+    - wortsman2023small: Wortsman et al. (2024), "Small-scale proxies for large-scale Transformer training instabilities".
     """
-    lrs = as_array(lrs, "lrs", ndim=1)
-    if np.any(lrs <= 0):
-        raise ValueError("lrs must be > 0")
-    if not isinstance(variants, dict) or not variants:
-        raise TypeError("variants must be a non-empty dict of name -> keyword arguments")
-    last = check_int(last, "last", minimum=1)
-    seed_list = [check_int(s, "seed_list", minimum=0) for s in seed_list]
+    lrs = as_array(lrs, "lrs")
+    if np.any(lrs <= 0) or np.any(lrs > 10):
+        raise ValueError(f"lrs must hold learning rates in (0, 10], got {lrs.tolist()}")
+    _check_variants(variants)
+    if last > num_steps:
+        raise ValueError(f"last must be at most num_steps={num_steps}, got {last}")
+    seed_list = [int(seed) for seed in seed_list]
     n_s, n_l = len(seed_list), len(lrs)
     out = {"lr": lrs}
     for name, kwargs in variants.items():
@@ -1035,14 +1388,28 @@ def learning_rate_sweep(lrs, variants: dict, *, seed_list=(0, 1, 2), num_steps: 
     return out
 
 
+def _check_variants(variants: dict) -> None:
+    """Names -> keyword arguments of :func:`train_copy_ensemble` (the model's switches)."""
+    _check_mapping(variants, "variants")
+    allowed = set(_COPY_TASK) | {"seq_vcr", "stats_every", "rank_every"}
+    allowed -= {"num_steps", "desc"}
+    for name, kwargs in variants.items():
+        if not isinstance(kwargs, dict):
+            raise TypeError(f"variants[{name!r}] must be a dict of keyword arguments, got {type(kwargs).__name__}")
+        unknown = set(kwargs) - allowed
+        if unknown:
+            raise TypeError(f"variants[{name!r}] has unknown arguments {sorted(unknown)}; allowed: {sorted(allowed)}")
+
+
 # ---------------------------------------------------------------------------------------
-# softmax collapse, StableMax, perpGrad
+# 4. Softmax Collapse, StableMax and perpGrad in the output layer (Section 4)
 # ---------------------------------------------------------------------------------------
 
 def _stablemax_s(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, x + 1, 1 / (1 - torch.clamp(x, max=0)))
 
 
+@validate_params({"x": [Array(min_size=1)], "dim": [int]})
 def stablemax(x, dim: int = -1):
     """StableMax (Prieto et al., 2025), a softmax whose tails decay polynomially.
 
@@ -1058,37 +1425,84 @@ def stablemax(x, dim: int = -1):
     Parameters
     ----------
     x : ndarray or torch.Tensor
+        Logits, any number of dimensions (at least one).
     dim : int
+        The axis StableMax normalises (default -1, the last; negative values count from the end).
 
     Returns
     -------
     ndarray or torch.Tensor (same shape)
+
+    References
+    ----------
+    - prieto2025grokking: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability".
+
+    Examples
+    --------
+    >>> stablemax(np.array([0.0, 1.0, -1.0])).round(4)          # s = [1, 2, 1/2]
+    array([0.2857, 0.5714, 0.1429])
+    >>> stablemax(np.array([1000.0, 0.0])).round(4)             # no rounding to one-hot
+    array([0.999, 0.001])
     """
-    t = as_tensor(x, "x")
-    if t.ndim == 0:
-        raise ValueError("x must have at least 1 dimension, got a scalar")
-    dim = _check_dim(dim, t.ndim)
+    t = _logit_tensor(x, dim)
     s = _stablemax_s(t)
     return _back(s / s.sum(dim, keepdim=True), x)
 
 
-def log_stablemax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """``log StableMax(x)`` computed as ``log s(x_i) - log sum_j s(x_j)`` (Prieto et al., 2025)."""
+def _logit_tensor(x, dim: int) -> torch.Tensor:
+    """``x`` as a tensor of at least one dimension, with ``dim`` one of its axes."""
     t = as_tensor(x, "x")
-    dim = _check_dim(dim, t.ndim)
+    if t.ndim == 0:
+        raise ValueError("x must have at least 1 dimension, got a scalar")
+    _check_dim(dim, t.ndim)
+    return t
+
+
+@validate_params({"x": [Array(min_size=1)], "dim": [int]})
+def log_stablemax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """``log StableMax(x)`` computed as ``log s(x_i) - log sum_j s(x_j)`` (Prieto et al., 2025).
+
+    ``x`` and ``dim`` as in :func:`stablemax` (any shape, along ``dim``).
+
+    References
+    ----------
+    - prieto2025grokking: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability".
+
+    Examples
+    --------
+    >>> np.exp(log_stablemax(np.array([0.0, 1.0, -1.0]))).round(4)
+    array([0.2857, 0.5714, 0.1429])
+    """
+    t = _logit_tensor(x, dim)
     s = _stablemax_s(t)
     return _back(torch.log(s) - torch.log(s.sum(dim, keepdim=True)), x)
 
 
+@validate_params({
+    "logits": [Array(ndim=2, shape=("n", None), min_size=1, tensor=True)],
+    "targets": [Labels(high=lambda args: args["logits"].shape[1], shape=("n",), tensor=True)],
+})
 def stablemax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross entropy with StableMax in place of softmax: mean of ``-log StableMax(z)_y``."""
-    if not is_tensor(logits) or logits.ndim != 2:
-        raise ValueError("logits must be a 2-D torch tensor (batch, classes)")
-    if not is_tensor(targets) or targets.shape != logits.shape[:1]:
-        raise ValueError(f"targets must be a tensor of shape ({logits.shape[0]},)")
+    """Cross entropy with StableMax in place of softmax: mean of ``-log StableMax(z)_y``.
+
+    Parameters
+    ----------
+    logits : torch.Tensor, shape (n, classes)
+    targets : torch.Tensor of int, shape (n,), entries in ``[0, classes)``
+
+    References
+    ----------
+    - prieto2025grokking: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability".
+
+    Examples
+    --------
+    >>> round(stablemax_cross_entropy(torch.tensor([[0.0, 1.0, -1.0]]), torch.tensor([1])).item(), 4)   # -log(4/7)
+    0.5596
+    """
     return -log_stablemax(logits).gather(1, targets.long()[:, None]).mean()
 
 
+@validate_params({"logits": [Array(ndim=(1, 2), min_size=2)]})
 def softmax_collapse_fraction(logits) -> float:
     """Fraction of samples whose softmax is exactly one-hot in the working precision.
 
@@ -1105,34 +1519,40 @@ def softmax_collapse_fraction(logits) -> float:
     in float32). For logits ``[20, 0]``: ``exp(-20) = 2e-9`` is lost in the sum in float32
     (eps ``1.2e-7``) but kept in float64.
 
+    Parameters
+    ----------
+    logits : ndarray or torch.Tensor, shape (n, classes) or (classes,)
+        Computed in its own floating dtype (integers are promoted to float64). A 1-D input
+        is one sample.
+
+    Returns
+    -------
+    float in [0, 1]
+
+    References
+    ----------
+    - prieto2025grokking: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability".
+
     Examples
     --------
     >>> softmax_collapse_fraction(np.array([[20.0, 0.0]], dtype=np.float32))
     1.0
     >>> softmax_collapse_fraction(np.array([[20.0, 0.0]], dtype=np.float64))
     0.0
-
-    Parameters
-    ----------
-    logits : ndarray or torch.Tensor, shape (n, classes) or (classes,)
-        Computed in its own floating dtype (integers are promoted to float64).
-
-    Returns
-    -------
-    float in [0, 1]
     """
     z = logits if is_tensor(logits) else torch.from_numpy(as_array(logits, "logits", dtype=None))
+    if z.shape[-1] < 2 or z.numel() == 0:
+        raise ValueError(f"logits must have shape (n, classes) or (classes,) with n >= 1 and >= 2 classes, "
+                         f"got {tuple(z.shape)}")
     if not torch.is_floating_point(z):
         z = z.double()
-    if z.ndim not in (1, 2) or z.shape[-1] < 2:
-        raise ValueError(f"logits must have shape (n, classes) or (classes,) with >= 2 classes, got {tuple(z.shape)}")
-    if not torch.isfinite(z).all():
-        raise ValueError("logits contains NaN or infinite values")
-    z = z.detach().reshape(-1, z.shape[-1])
+    z = z.detach().reshape(-1, z.shape[-1])                                  # (n, classes)
     total = torch.exp(z - z.max(dim=1, keepdim=True).values).sum(dim=1)
     return float((total == 1).double().mean())
 
 
+@validate_params({"dtype": [Options((torch.float16, torch.float32, torch.float64))],
+                  "tol": [Interval(float, 0, None, closed="neither")]})
 def softmax_collapse_gap(dtype=torch.float32, tol: float = 1e-4) -> float:
     """The smallest logit gap ``g`` at which the two-class softmax of ``[g, 0]`` collapses.
 
@@ -1140,64 +1560,27 @@ def softmax_collapse_gap(dtype=torch.float32, tol: float = 1e-4) -> float:
     is ``g* = log(2 / eps)`` with ``eps`` the machine epsilon of ``dtype`` (``1 + x``
     rounds to 1 once ``x <= eps / 2``): about 16.6 in float32 and 36.7 in float64
     (Prieto et al., 2025).
+
+    References
+    ----------
+    - prieto2025grokking: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability".
+
+    Examples
+    --------
+    >>> round(softmax_collapse_gap(torch.float32), 2), round(float(np.log(2 / np.finfo(np.float32).eps)), 2)
+    (16.64, 16.64)
     """
-    if dtype not in (torch.float16, torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float16, torch.float32 or torch.float64, got {dtype}")
-    tol = check_positive(tol, "tol")
     collapsed = lambda g: softmax_collapse_fraction(torch.tensor([g, 0.0], dtype=dtype)) == 1.0  # noqa: E731
     lo, hi = 0.0, 200.0
-    while hi - lo > tol:
+    for _ in range(100):                    # 200 / 2**100 is below any float's resolution: no endless loop
+        if hi - lo <= tol:
+            break
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if collapsed(mid) else (mid, hi)
     return hi
 
 
-def adam_spectral_growth(dim: int = 32, lr: float = 1e-2, num_steps: int = 100, sigma0: float = 1.0) -> dict:
-    """How fast Adam grows a weight's spectral norm, plain and under sigmaReparam.
-
-    A ``dim x dim`` weight starts at ``W_0 = sigma0 u u^T`` (``u = 1/sqrt(dim)``, so
-    ``||W_0||_2 = sigma0``) and Adam (default betas, ``eps = 1e-8``) minimises
-    ``-u^T W_hat u``, a loss that rewards a larger spectral norm. ``plain``: ``W_hat = W``;
-    ``sigma_reparam``: ``W_hat = gamma W / sigma(W)`` (:class:`SigmaReparam`). Adam moves
-    every entry of a plain weight by about ``lr`` per step, in a coherent pattern, so the
-    spectral norm grows by about ``lr * dim`` per step; under sigmaReparam the spectral
-    norm is ``gamma``, one scalar, which grows by about ``lr`` per step (Zhai et al., 2023).
-
-    Returns
-    -------
-    dict with arrays ``plain`` and ``sigma_reparam``: ``||W_hat||_2`` after each step
-    (``num_steps + 1`` values, the first is ``sigma0``).
-    """
-    d = check_int(dim, "dim", minimum=1)
-    lr = check_positive(lr, "lr")
-    n = check_int(num_steps, "num_steps", minimum=1)
-    sigma0 = check_positive(sigma0, "sigma0")
-    u = torch.full((d,), 1.0 / math.sqrt(d), dtype=torch.float64)
-    out = {}
-    for kind in ("plain", "sigma_reparam"):
-        layer = nn.Linear(d, d, bias=False).double()
-        with torch.no_grad():
-            layer.weight.copy_(sigma0 * torch.outer(u, u))
-        if kind == "sigma_reparam":
-            layer = SigmaReparam(layer)
-        opt = torch.optim.Adam(layer.parameters(), lr=lr)
-        norms = [sigma0]
-        for _ in range(n):
-            if kind == "sigma_reparam":
-                layer.power_iteration()          # what its forward does in training mode
-                w_hat = layer.effective_weight()
-            else:
-                w_hat = layer.weight
-            loss = -(u @ w_hat @ u)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                w_now = layer.effective_weight() if kind == "sigma_reparam" else layer.weight
-                norms.append(float(torch.linalg.matrix_norm(w_now, ord=2)))
-        out[kind] = np.array(norms)
-    return out
-
+@validate_params({"weight": [Array(min_size=1, max_abs=1e15)], "grad": [Array(min_size=1, max_abs=1e15)]})
 def perp_grad(weight, grad):
     """The gradient with its component along the weight removed, rescaled to the old norm.
 
@@ -1211,9 +1594,21 @@ def perp_grad(weight, grad):
     Moving along ``w`` only rescales the logits (the "naive loss minimisation" direction
     that drives Softmax Collapse); ⊥Grad forbids it. Tensors are treated as flat vectors.
 
+    Entries are bounded by ``1e15`` in magnitude, so that the squared norms do not
+    overflow in float32.
+
     Returns
     -------
     ndarray or torch.Tensor, shape of ``grad``
+
+    References
+    ----------
+    - prieto2025grokking: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability".
+
+    Examples
+    --------
+    >>> perp_grad(np.array([1.0, 0.0]), np.array([1.0, 1.0])).round(4)    # along w removed, norm kept
+    array([0.    , 1.4142])
     """
     w = as_tensor(weight, "weight")
     g = as_tensor(grad, "grad")
@@ -1232,12 +1627,38 @@ def apply_perp_grad_(parameters) -> None:
 
     Call between ``loss.backward()`` and ``optimizer.step()`` (Prieto et al., 2025, apply it
     to every parameter tensor separately).
+
+    References
+    ----------
+    - prieto2025grokking: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability".
+
+    Examples
+    --------
+    >>> w = nn.Parameter(torch.tensor([1.0, 0.0]))
+    >>> w.grad = torch.tensor([1.0, 1.0])
+    >>> apply_perp_grad_([w])
+    >>> w.grad
+    tensor([0.0000, 1.4142])
     """
+    parameters = _tensor_list(parameters, "parameters")
     for p in parameters:
         if p.grad is not None:
             p.grad.copy_(perp_grad(p.detach(), p.grad))
 
 
+def _tensor_list(values, name: str) -> list:
+    """An iterable of tensors (``model.parameters()``, a list of tensors) as a list."""
+    if isinstance(values, (str, bytes)) or is_tensor(values) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be an iterable of tensors, got {type(values).__name__}")
+    values = list(values)
+    if not all(is_tensor(v) for v in values):
+        raise TypeError(f"{name} must be an iterable of tensors, got an entry of type "
+                        f"{next(type(v).__name__ for v in values if not is_tensor(v))}")
+    return values
+
+
+@validate_params({"p": [Interval(int, 2, None)], "train_fraction": [Interval(float, 0, 1, closed="neither")],
+                  "seed": _SEED})
 def modular_addition_data(p: int = 23, train_fraction: float = 0.5, seed: int = 0):
     """All pairs ``(a, b)`` with label ``(a + b) mod p``, split at random into train and test.
 
@@ -1246,15 +1667,24 @@ def modular_addition_data(p: int = 23, train_fraction: float = 0.5, seed: int = 
     Returns
     -------
     x_train, y_train, x_test, y_test : LongTensors; ``x`` has shape (n, 2).
+
+    References
+    ----------
+    - power2022grokking: Power et al. (2022), "Grokking: Generalization Beyond Overfitting on Small Algorithmic
+      Datasets".
+    - prieto2025grokking: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability".
+
+    Examples
+    --------
+    >>> x_tr, y_tr, x_te, y_te = modular_addition_data(p=5, train_fraction=0.6, seed=0)
+    >>> len(y_tr), len(y_te), bool(torch.all(y_tr == (x_tr[:, 0] + x_tr[:, 1]) % 5))
+    (15, 10, True)
     """
-    p = check_int(p, "p", minimum=2)
     frac = float(train_fraction)
-    if not 0 < frac < 1:
-        raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
     a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
     x = np.stack([a.ravel(), b.ravel()], axis=1)
     y = (x[:, 0] + x[:, 1]) % p
-    order = np.random.default_rng(check_int(seed, "seed", minimum=0)).permutation(len(y))
+    order = np.random.default_rng(seed).permutation(len(y))
     n_train = int(round(frac * len(y)))
     tr, te = order[:n_train], order[n_train:]
     as_t = lambda arr: torch.as_tensor(arr, dtype=torch.long)  # noqa: E731
@@ -1265,20 +1695,41 @@ class ModularMLP(nn.Module):
     """MLP on the concatenated one-hot codes of ``a`` and ``b``: ``2p -> width -> width -> p``.
 
     The architecture of the MLP experiments of Prieto et al. (2025), smaller.
+
+    References
+    ----------
+    - prieto2025grokking: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability".
+
+    Examples
+    --------
+    >>> ModularMLP(5, width=8)(torch.tensor([[0, 1], [2, 4]])).shape     # (n, p) logits
+    torch.Size([2, 5])
     """
 
     def __init__(self, p: int, width: int = 128, bias: bool = True):
         super().__init__()
-        self.p = check_int(p, "p", minimum=2)
-        width = check_int(width, "width", minimum=1)
+        check_params({"p": p, "width": width, "bias": bias},
+                     {"p": [Interval(int, 2, None)], "width": [_POSITIVE_INT], "bias": ["boolean"]})
+        self.p = p
         self.net = nn.Sequential(nn.Linear(2 * p, width, bias=bias), nn.ReLU(), nn.Linear(width, width, bias=bias),
                                  nn.ReLU(), nn.Linear(width, p, bias=bias))
 
+    @validate_params({"x": [Labels(high="self.p", ndim=2, shape=(None, 2), min_size=1, tensor=True)]})
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        one_hot = torch.cat([F.one_hot(x[:, 0], self.p), F.one_hot(x[:, 1], self.p)], dim=1)
+        """Logits ``(n, p)`` of the pairs ``x`` ``(n, 2)``, entries in ``[0, p)``."""
+        one_hot = torch.cat([F.one_hot(x[:, 0], self.p), F.one_hot(x[:, 1], self.p)], dim=1)   # (n, 2p)
         return self.net(one_hot.to(self.net[0].weight.dtype))
 
 
+#: The modular-addition arguments shared by the training functions.
+_MODULAR_TASK = {
+    "p": [Interval(int, 2, None)], "train_fraction": [Interval(float, 0, 1, closed="neither")],
+    "loss": [Options(("softmax", "stablemax"))], "perp": ["boolean"], "lr": _LR, "betas": [_AdamBetas()],
+    "width": [_POSITIVE_INT], "num_steps": [_POSITIVE_INT], "eval_every": [_POSITIVE_INT], "desc": _DESC,
+}
+
+
+@validate_params({"dtype": [Options((torch.float32, torch.float64))], "seed": _SEED, **_MODULAR_TASK})
 def train_modular_addition(*, p: int = 23, train_fraction: float = 0.5, loss: str = "softmax",
                            perp: bool = False, lr: float = 1e-2, num_steps: int = 2000,
                            width: int = 64, betas=(0.9, 0.99), dtype=torch.float32, seed: int = 0,
@@ -1298,11 +1749,13 @@ def train_modular_addition(*, p: int = 23, train_fraction: float = 0.5, loss: st
     ``sc_fraction`` (:func:`softmax_collapse_fraction` of the training logits),
     ``zero_loss_fraction`` (training samples whose loss under the run's own loss is exactly
     0 in ``dtype``, so they give no gradient) and ``logit_norm`` (mean logit-vector norm).
+
+    References
+    ----------
+    - prieto2025grokking: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability".
     """
-    loss = check_choice(loss, "loss", ("softmax", "stablemax"))
-    lr = check_positive(lr, "lr")
     x_tr, y_tr, x_te, y_te = modular_addition_data(p, train_fraction, seed)
-    torch.manual_seed(check_int(seed, "seed", minimum=0))
+    torch.manual_seed(seed)
     model = ModularMLP(p, width).to(dtype)
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=tuple(betas), weight_decay=0.0)
     criterion = F.cross_entropy if loss == "softmax" else stablemax_cross_entropy
@@ -1357,6 +1810,8 @@ class _ModularEnsemble:
         return h @ self.weights[2].transpose(1, 2)
 
 
+@validate_params({"seed_list": _SEED_LIST, "loss_dtype": [Options((torch.float32, torch.float64))],
+                  "eps": [Interval(float, 0, 1, closed="neither")], "device": _DEVICE, **_MODULAR_TASK})
 def train_modular_ensemble(seed_list, *, p: int = 23, train_fraction: float = 0.5, loss: str = "softmax",
                            perp: bool = False, loss_dtype=torch.float32, lr: float = 1e-2,
                            betas=(0.9, 0.99), eps: float = 1e-25, width: int = 64, num_steps: int = 2000,
@@ -1391,22 +1846,17 @@ def train_modular_ensemble(seed_list, *, p: int = 23, train_fraction: float = 0.
     (:func:`softmax_collapse_fraction` of the training logits in ``loss_dtype``),
     ``zero_loss_fraction`` (training samples whose loss is exactly 0 in ``loss_dtype``) and
     ``logit_norm`` (mean norm of the training logit vectors).
+
+    References
+    ----------
+    - prieto2025grokking: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability".
     """
-    seed_list = [check_int(s, "seed_list", minimum=0) for s in seed_list]
-    if not seed_list:
-        raise ValueError("seed_list must contain at least one seed")
-    loss = check_choice(loss, "loss", ("softmax", "stablemax"))
-    if loss_dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"loss_dtype must be torch.float32 or torch.float64, got {loss_dtype}")
-    lr = check_positive(lr, "lr")
-    eps = check_positive(eps, "eps")
-    num_steps = check_int(num_steps, "num_steps", minimum=1)
-    eval_every = check_int(eval_every, "eval_every", minimum=1)
+    seed_list = [int(seed) for seed in seed_list]
     device = torch.device("cpu") if device is None else torch.device(device)
     e = len(seed_list)
     splits = [modular_addition_data(p, train_fraction, seed) for seed in seed_list]
-    x_tr, y_tr, x_te, y_te = (torch.stack(parts).to(device) for parts in zip(*splits))
-    model = _ModularEnsemble(p, check_int(width, "width", minimum=1), seed_list, torch.float32, device)
+    x_tr, y_tr, x_te, y_te = (torch.stack(parts).to(device) for parts in zip(*splits))   # x: (E, n, 2)
+    model = _ModularEnsemble(p, width, seed_list, torch.float32, device)
     opt = _Adam(model.weights, torch.full((e,), lr, device=device), betas=tuple(betas), eps=eps)
 
     def per_sample(z, y):
@@ -1444,9 +1894,10 @@ def train_modular_ensemble(seed_list, *, p: int = 23, train_fraction: float = 0.
 
 
 # ---------------------------------------------------------------------------------------
-# representation collapse
+# 5. Collapse of the representations (Section 5)
 # ---------------------------------------------------------------------------------------
 
+@validate_params({"matrix": [Array(ndim=2, min_size=1)]})
 def effective_rank(matrix) -> float:
     """Effective rank (Roy & Vetterli, 2007): the exponential of the singular-value entropy.
 
@@ -1458,9 +1909,17 @@ def effective_rank(matrix) -> float:
     Parameters
     ----------
     matrix : ndarray or torch.Tensor, shape (n, d), not all zero
+
+    References
+    ----------
+    - roy2007effective: Roy and Vetterli (2007), "The effective rank: A measure of effective dimensionality".
+
+    Examples
+    --------
+    >>> round(effective_rank(np.eye(4)), 4), round(effective_rank(np.diag([3.0, 1.0])), 4)
+    (4.0, 1.7548)
     """
-    m = as_array(matrix, "matrix", ndim=2)
-    sv = np.linalg.svd(m, compute_uv=False)
+    sv = np.linalg.svd(as_array(matrix, "matrix"), compute_uv=False)
     if sv.sum() <= 0:
         raise ValueError("matrix must not be all zero")
     p = sv / sv.sum()
@@ -1468,6 +1927,7 @@ def effective_rank(matrix) -> float:
     return float(np.exp(-np.sum(p * np.log(p))))
 
 
+@validate_params({"features": [Array(ndim=2, min_size=1)]})
 def von_neumann_entropy(features) -> float:
     """Von Neumann entropy of a representation (Kim et al., 2023).
 
@@ -1481,8 +1941,20 @@ def von_neumann_entropy(features) -> float:
     Parameters
     ----------
     features : ndarray or torch.Tensor, shape (N, d), no zero row
+
+    References
+    ----------
+    - kim2023vne: Kim et al. (2023), "VNE: An Effective Method for Improving Deep Representation by Manipulating
+      Eigenvalue Distribution".
+
+    Examples
+    --------
+    >>> round(von_neumann_entropy(np.eye(3)), 4)                   # isotropic: log 3
+    1.0986
+    >>> round(von_neumann_entropy(np.ones((5, 3))), 4)             # all rows parallel
+    0.0
     """
-    z = as_array(features, "features", ndim=2, min_rows=1)
+    z = as_array(features, "features")
     norms = np.linalg.norm(z, axis=1, keepdims=True)
     if np.any(norms == 0):
         raise ValueError("features must not contain an all-zero row")
@@ -1492,9 +1964,15 @@ def von_neumann_entropy(features) -> float:
     return float(-np.sum(lam * np.log(lam)))
 
 
+@validate_params({
+    "hidden": [Array(ndim=(2, 3), min_rows=2, max_abs=_MAX_ACTIVATION, tensor=True)],
+    "lambda_var": [Interval(float, 0, 1e6)],
+    "lambda_cov": [Interval(float, 0, 1e6)],
+    "eps": [Interval(float, 0, 1e6, closed="right")],
+})
 def seq_vcr_loss(hidden: torch.Tensor, lambda_var: float = 1.0, lambda_cov: float = 0.04,
                  eps: float = 1e-4) -> torch.Tensor:
-    """Seq-VCR regulariser (Arefin et al., 2024): variance and covariance terms per position.
+    """Seq-VCR regulariser (Arefin et al., 2025): variance and covariance terms per position.
 
     For each position ``t``, ``C_t`` is the ``d x d`` covariance across the batch of the
     hidden states ``h[:, t, :]``; then
@@ -1515,15 +1993,23 @@ def seq_vcr_loss(hidden: torch.Tensor, lambda_var: float = 1.0, lambda_cov: floa
     Parameters
     ----------
     hidden : torch.Tensor, shape (batch, T, d) or (batch, d); batch >= 2
+        Finite, entries of magnitude at most ``1e6`` (squared covariances must not
+        overflow in float32).
+    lambda_var, lambda_cov : float in [0, 1e6]
+    eps : float in (0, 1e6]
+
+    References
+    ----------
+    - arefin2024seq: Arefin et al. (2025), "Seq-VCR: Preventing Collapse in Intermediate Transformer Representations
+      for Enhanced Reasoning".
+
+    Examples
+    --------
+    >>> h = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])            # (batch, d): dimension 2 is dead
+    >>> round(seq_vcr_loss(h).item(), 4)                        # variance hinge of that dimension, / d
+    0.495
     """
-    if not is_tensor(hidden) or hidden.ndim not in (2, 3):
-        raise ValueError("hidden must be a torch tensor of shape (batch, T, d) or (batch, d)")
-    if hidden.shape[0] < 2:
-        raise ValueError(f"hidden needs a batch of at least 2 to estimate a covariance, got {hidden.shape[0]}")
-    lambda_var = check_nonnegative(lambda_var, "lambda_var")
-    lambda_cov = check_nonnegative(lambda_cov, "lambda_cov")
-    eps = check_positive(eps, "eps")
-    h = hidden if hidden.ndim == 3 else hidden[:, None, :]
+    h = hidden if hidden.ndim == 3 else hidden[:, None, :]          # (B, T, d)
     b, _, d = h.shape
     h = (h - h.mean(0, keepdim=True)).transpose(0, 1)          # (T, B, d)
     cov = h.transpose(1, 2) @ h / (b - 1)                        # (T, d, d)
@@ -1535,6 +2021,10 @@ def seq_vcr_loss(hidden: torch.Tensor, lambda_var: float = 1.0, lambda_cov: floa
 
 
 @torch.no_grad()
+@validate_params({
+    "model": [TinyTransformer],
+    "tokens": [TokenIds(high=lambda args: args["model"].vocab_size, ndim=2, min_size=1, tensor=True)],
+})
 def hidden_state_ranks(model: TinyTransformer, tokens: torch.Tensor) -> dict:
     """Effective rank and VNE of each hidden state of ``model`` on ``tokens``.
 
@@ -1544,9 +2034,21 @@ def hidden_state_ranks(model: TinyTransformer, tokens: torch.Tensor) -> dict:
     Returns
     -------
     dict with arrays ``effective_rank`` and ``vne`` (one entry per depth).
+
+    References
+    ----------
+    - roy2007effective: Roy and Vetterli (2007), "The effective rank: A measure of effective dimensionality".
+    - kim2023vne: Kim et al. (2023), "VNE: An Effective Method for Improving Deep Representation by Manipulating
+      Eigenvalue Distribution".
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> model = TinyTransformer(vocab_size=10, seq_len=6, d_model=8, num_heads=2, num_layers=1)
+    >>> hidden_state_ranks(model, torch.arange(12).reshape(2, 6) % 10)["effective_rank"].shape   # depths 0, 1
+    (2,)
     """
-    if not isinstance(model, TinyTransformer):
-        raise TypeError(f"model must be a TinyTransformer, got {type(model).__name__}")
+    _check_length(tokens, "tokens", model.seq_len)
     was_training = model.training
     model.eval()
     _, hidden = model(tokens, return_hidden=True)
@@ -1557,13 +2059,32 @@ def hidden_state_ranks(model: TinyTransformer, tokens: torch.Tensor) -> dict:
 
 
 # ---------------------------------------------------------------------------------------
-# figures
+# figures, in the order of the chapter
 # ---------------------------------------------------------------------------------------
 
+def _check_runs(runs, name: str, keys, *, top: bool = False) -> None:
+    """A non-empty dict of results by name, each holding ``keys`` (``top``: ``runs`` itself holds them)."""
+    _check_mapping(runs, name)
+    for label, run in ([(None, runs)] if top else runs.items()):
+        where = name if label is None else f"{name}[{label!r}]"
+        if not (isinstance(run, (dict, History))):
+            raise TypeError(f"{where} must be a dict of results (or a History), got {type(run).__name__}")
+        missing = [k for k in keys if k not in run]
+        if missing:
+            raise ValueError(f"{where} lacks {missing}")
+
+
+@validate_params({"result": [dict]})
 def plot_entropy_vs_scale(result: dict):
-    """Mean and minimum row entropy against ``s``, with the Theorem 3.1 bound."""
+    """Mean and minimum row entropy against ``s``, with the Theorem 3.1 bound (``result`` of :func:`entropy_vs_scale`).
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+    """
     import matplotlib.pyplot as plt
 
+    _check_runs(result, "result", ("scale", "mean", "min", "bound"), top=True)
     fig, ax = plt.subplots(figsize=(6, 3.8))
     s = result["scale"]
     ax.plot(s, result["mean"], "o-", label="mean row entropy")
@@ -1577,120 +2098,21 @@ def plot_entropy_vs_scale(result: dict):
     return fig
 
 
-def plot_attention_maps(maps, titles=None, suptitle: str = ""):
-    """Heat maps of several attention matrices side by side (rows: queries, columns: keys)."""
-    import matplotlib.pyplot as plt
-
-    maps = [as_array(m, "maps", ndim=2) for m in maps]
-    fig, axes = plt.subplots(1, len(maps), figsize=(2.6 * len(maps), 2.8), squeeze=False)
-    for k, (ax, m) in enumerate(zip(axes[0], maps)):
-        ax.imshow(m, cmap="viridis", vmin=0, vmax=1)
-        ax.set_xlabel("key")
-        ax.set_ylabel("query")
-        if titles is not None:
-            ax.set_title(titles[k], fontsize=9)
-    if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
-    return fig
-
-
-def plot_copy_runs(histories: dict, chance: float | None = None):
-    """Loss (log scale) and attention entropy (mean and lowest head) of several copy-task runs."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_ent) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for k, (name, h) in enumerate(histories.items()):
-        color = f"C{k}"
-        ax_loss.plot(h.steps("loss"), h["loss"], color=color, label=name)
-        ax_ent.plot(h.steps("entropy"), h["entropy"], color=color, label=f"{name}: mean")
-        ax_ent.plot(h.steps("min_entropy"), h["min_entropy"], color=color, ls=":", label=f"{name}: lowest head")
-    if chance is not None:
-        ax_loss.axhline(chance, color="gray", ls="--", lw=1, label="chance")
-    ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel("training loss")
-    ax_loss.legend(fontsize=8)
-    ax_ent.set_yscale("log")
-    ax_ent.set_xlabel("step")
-    ax_ent.set_ylabel("attention entropy (nats)")
-    ax_ent.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return fig
-
-
-def plot_lr_sweep(sweep: dict, chance: float | None = None):
-    """Final loss against learning rate for each variant (Wortsman et al., 2023, style)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    lrs = sweep["lr"]
-    for name, losses in sweep.items():
-        if name == "lr":
-            continue
-        shown = np.where(np.isfinite(losses), losses, np.nan)
-        ax.plot(lrs, shown, "o-", label=name)
-    if chance is not None:
-        ax.axhline(chance, color="gray", ls="--", lw=1, label="chance")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("final training loss")
-    ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-def plot_modular_runs(histories: dict):
-    """Accuracy and the fraction of training samples with exactly zero loss, against step.
-
-    A zero per-sample loss means no gradient from that sample: for a softmax model this is
-    Softmax Collapse (Prieto et al., 2025).
-    """
-    import matplotlib.pyplot as plt
-
-    fig, (ax_acc, ax_sc) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for k, (name, h) in enumerate(histories.items()):
-        ax_acc.plot(h.steps("test_acc"), h["test_acc"], color=f"C{k}", label=f"{name}: test")
-        ax_acc.plot(h.steps("train_acc"), h["train_acc"], color=f"C{k}", ls=":", label=f"{name}: train")
-        ax_sc.plot(h.steps("zero_loss_fraction"), h["zero_loss_fraction"], color=f"C{k}", label=name)
-    ax_acc.set_xlabel("step")
-    ax_acc.set_ylabel("accuracy")
-    ax_acc.legend(fontsize=7)
-    ax_sc.set_xlabel("step")
-    ax_sc.set_ylabel("training samples with zero loss")
-    ax_sc.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_representation_ranks(ranks: dict):
-    """Effective rank and VNE of hidden states against depth, one line per model."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax_r, ax_v) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for name, r in ranks.items():
-        depth = np.arange(len(r["effective_rank"]))
-        ax_r.plot(depth, r["effective_rank"], "o-", label=name)
-        ax_v.plot(depth, r["vne"], "o-", label=name)
-    for ax, label in ((ax_r, "effective rank"), (ax_v, "von Neumann entropy (nats)")):
-        ax.set_xlabel("depth (0 = embeddings)")
-        ax.set_ylabel(label)
-        ax.set_xticks(depth)
-    ax_r.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
+@validate_params({"runs": [dict], "chance": _CHANCE, "ceiling": _CHANCE})
 def plot_copy_ensembles(runs: dict, chance: float | None = None, ceiling: float | None = None):
     """Loss and mean attention entropy of several :func:`train_copy_ensemble` runs.
 
     One colour per variant: the line is the mean over seeds, the band the range of the
     seeds (:func:`companion.plotting.plot_spread`). ``chance`` draws the chance loss,
     ``ceiling`` the causal entropy ceiling (:func:`causal_entropy_ceiling`).
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
     """
     from .plotting import plot_spread, subplots
 
+    _check_runs(runs, "runs", ("loss", "entropy"))
     fig, (ax_loss, ax_ent) = subplots(2, width=5.5, height=3.8)
     for k, (name, run) in enumerate(runs.items()):
         steps = np.arange(run["loss"].shape[1])
@@ -1711,6 +2133,35 @@ def plot_copy_ensembles(runs: dict, chance: float | None = None, ceiling: float 
     return fig
 
 
+@validate_params({"maps": [list, tuple], "titles": [list, tuple, None], "suptitle": [str]})
+def plot_attention_maps(maps, titles=None, suptitle: str = ""):
+    """Heat maps of several attention matrices side by side (rows: queries, columns: keys).
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+    """
+    import matplotlib.pyplot as plt
+
+    maps = [as_array(m, "maps", ndim=2) for m in maps]
+    if not maps:
+        raise ValueError("maps must hold at least one attention matrix")
+    if titles is not None and len(titles) != len(maps):
+        raise ValueError(f"titles must have one entry per map ({len(maps)}), got {len(titles)}")
+    fig, axes = plt.subplots(1, len(maps), figsize=(2.6 * len(maps), 2.8), squeeze=False)
+    for k, (ax, m) in enumerate(zip(axes[0], maps)):
+        ax.imshow(m, cmap="viridis", vmin=0, vmax=1)
+        ax.set_xlabel("key")
+        ax.set_ylabel("query")
+        if titles is not None:
+            ax.set_title(titles[k], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+@validate_params({"runs": [dict]})
 def plot_entropy_mechanism(runs: dict):
     """What drives entropy collapse, per variant and over seeds.
 
@@ -1718,9 +2169,14 @@ def plot_entropy_mechanism(runs: dict):
     largest attention logit; right: the measured mean entropy (solid) with the lower
     bound of Theorem 3.1 applied at the measured logit norms (dashed). Runs logged with
     ``stats_every`` only; qk-layernorm runs have no ``qk_norm``.
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
     """
     from .plotting import plot_spread, subplots
 
+    _check_runs(runs, "runs", ("stats_steps", "qk_norm", "max_logit", "entropy", "logit_bound"))
     fig, (ax_w, ax_l, ax_e) = subplots(3, width=4.2, height=3.5)
     for k, (name, run) in enumerate(runs.items()):
         color = f"C{k}"
@@ -1742,10 +2198,17 @@ def plot_entropy_mechanism(runs: dict):
     return fig
 
 
+@validate_params({"sweep": [dict], "chance": _CHANCE})
 def plot_lr_sweep_seeds(sweep: dict, chance: float | None = None):
-    """Final loss against learning rate, mean and range over seeds, one line per variant."""
+    """Final loss against learning rate, mean and range over seeds, one line per variant (:func:`learning_rate_sweep`).
+
+    References
+    ----------
+    - wortsman2023small: Wortsman et al. (2024), "Small-scale proxies for large-scale Transformer training instabilities".
+    """
     from .plotting import plot_spread, subplots
 
+    _check_runs(sweep, "sweep", ("lr",), top=True)
     fig, (ax,) = subplots(1, width=6, height=3.8)
     lrs = sweep["lr"]
     for k, (name, losses) in enumerate((n, v) for n, v in sweep.items() if n != "lr"):
@@ -1762,10 +2225,17 @@ def plot_lr_sweep_seeds(sweep: dict, chance: float | None = None):
     return fig
 
 
+@validate_params({"runs": [dict]})
 def plot_modular_ensembles(runs: dict):
-    """Test accuracy, zero-loss fraction and logit norm of :func:`train_modular_ensemble` runs (mean and range)."""
+    """Test accuracy, zero-loss fraction and logit norm of :func:`train_modular_ensemble` runs (mean and range).
+
+    References
+    ----------
+    - prieto2025grokking: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability".
+    """
     from .plotting import plot_spread, subplots
 
+    _check_runs(runs, "runs", ("steps", "test_acc", "zero_loss_fraction", "logit_norm"))
     fig, (ax_acc, ax_sc, ax_norm) = subplots(3, width=4.2, height=3.5)
     for k, (name, run) in enumerate(runs.items()):
         color = f"C{k}"
@@ -1783,10 +2253,24 @@ def plot_modular_ensembles(runs: dict):
     return fig
 
 
+@validate_params({"runs": [dict], "depth": [_NONNEGATIVE_INT]})
 def plot_rank_during_training(runs: dict, depth: int = 1):
-    """Effective rank of the centred hidden states at ``depth`` against step (mean and range over seeds)."""
+    """Effective rank of the centred hidden states at ``depth`` against step (mean and range over seeds).
+
+    ``runs`` holds :func:`train_copy_ensemble` results logged with ``rank_every``.
+
+    References
+    ----------
+    - roy2007effective: Roy and Vetterli (2007), "The effective rank: A measure of effective dimensionality".
+    - arefin2024seq: Arefin et al. (2025), "Seq-VCR: Preventing Collapse in Intermediate Transformer Representations
+      for Enhanced Reasoning".
+    """
     from .plotting import plot_spread, subplots
 
+    _check_runs(runs, "runs", ("rank_steps", "ranks"))
+    depths = min(run["ranks"].shape[2] for run in runs.values())
+    if depth >= depths:
+        raise ValueError(f"depth must be below the number of logged depths ({depths}), got {depth}")
     fig, (ax,) = subplots(1, width=6, height=3.6)
     for k, (name, run) in enumerate(runs.items()):
         plot_spread(ax, run["rank_steps"], run["ranks"][:, :, depth], label=name, color=f"C{k}", marker=".")
@@ -1795,6 +2279,127 @@ def plot_rank_during_training(runs: dict, depth: int = 1):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------------------
+# figures of single runs (train_copy_task, train_modular_addition, hidden_state_ranks)
+# ---------------------------------------------------------------------------------------
+
+@validate_params({"histories": [dict], "chance": _CHANCE})
+def plot_copy_runs(histories: dict, chance: float | None = None):
+    """Loss (log scale) and attention entropy (mean and lowest head) of several :func:`train_copy_task` runs.
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
+    """
+    import matplotlib.pyplot as plt
+
+    _check_runs(histories, "histories", ("loss", "entropy", "min_entropy"))
+    fig, (ax_loss, ax_ent) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for k, (name, h) in enumerate(histories.items()):
+        color = f"C{k}"
+        ax_loss.plot(h.steps("loss"), h["loss"], color=color, label=name)
+        ax_ent.plot(h.steps("entropy"), h["entropy"], color=color, label=f"{name}: mean")
+        ax_ent.plot(h.steps("min_entropy"), h["min_entropy"], color=color, ls=":", label=f"{name}: lowest head")
+    if chance is not None:
+        ax_loss.axhline(chance, color="gray", ls="--", lw=1, label="chance")
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("training loss")
+    ax_loss.legend(fontsize=8)
+    ax_ent.set_yscale("log")
+    ax_ent.set_xlabel("step")
+    ax_ent.set_ylabel("attention entropy (nats)")
+    ax_ent.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+@validate_params({"sweep": [dict], "chance": _CHANCE})
+def plot_lr_sweep(sweep: dict, chance: float | None = None):
+    """Final loss against learning rate for each variant (Wortsman et al., 2024, style).
+
+    References
+    ----------
+    - wortsman2023small: Wortsman et al. (2024), "Small-scale proxies for large-scale Transformer training instabilities".
+    """
+    import matplotlib.pyplot as plt
+
+    _check_runs(sweep, "sweep", ("lr",), top=True)
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    lrs = sweep["lr"]
+    for name, losses in sweep.items():
+        if name == "lr":
+            continue
+        shown = np.where(np.isfinite(losses), losses, np.nan)
+        ax.plot(lrs, shown, "o-", label=name)
+    if chance is not None:
+        ax.axhline(chance, color="gray", ls="--", lw=1, label="chance")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("final training loss")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+@validate_params({"histories": [dict]})
+def plot_modular_runs(histories: dict):
+    """Accuracy and the fraction of training samples with exactly zero loss, against step.
+
+    A zero per-sample loss means no gradient from that sample: for a softmax model this is
+    Softmax Collapse (Prieto et al., 2025).
+
+    References
+    ----------
+    - prieto2025grokking: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability".
+    """
+    import matplotlib.pyplot as plt
+
+    _check_runs(histories, "histories", ("test_acc", "train_acc", "zero_loss_fraction"))
+    fig, (ax_acc, ax_sc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for k, (name, h) in enumerate(histories.items()):
+        ax_acc.plot(h.steps("test_acc"), h["test_acc"], color=f"C{k}", label=f"{name}: test")
+        ax_acc.plot(h.steps("train_acc"), h["train_acc"], color=f"C{k}", ls=":", label=f"{name}: train")
+        ax_sc.plot(h.steps("zero_loss_fraction"), h["zero_loss_fraction"], color=f"C{k}", label=name)
+    ax_acc.set_xlabel("step")
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.legend(fontsize=7)
+    ax_sc.set_xlabel("step")
+    ax_sc.set_ylabel("training samples with zero loss")
+    ax_sc.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+@validate_params({"ranks": [dict]})
+def plot_representation_ranks(ranks: dict):
+    """Effective rank and VNE of hidden states against depth, one line per model (:func:`hidden_state_ranks`).
+
+    References
+    ----------
+    - roy2007effective: Roy and Vetterli (2007), "The effective rank: A measure of effective dimensionality".
+    - kim2023vne: Kim et al. (2023), "VNE: An Effective Method for Improving Deep Representation by Manipulating
+      Eigenvalue Distribution".
+    """
+    import matplotlib.pyplot as plt
+
+    _check_runs(ranks, "ranks", ("effective_rank", "vne"))
+    fig, (ax_r, ax_v) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for name, r in ranks.items():
+        depth = np.arange(len(r["effective_rank"]))
+        ax_r.plot(depth, r["effective_rank"], "o-", label=name)
+        ax_v.plot(depth, r["vne"], "o-", label=name)
+    for ax, label in ((ax_r, "effective rank"), (ax_v, "von Neumann entropy (nats)")):
+        ax.set_xlabel("depth (0 = embeddings)")
+        ax.set_ylabel(label)
+        ax.set_xticks(depth)
+    ax_r.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
 
 # ---------------------------------------------------------------------------------------
 # explorer
@@ -1832,6 +2437,10 @@ def entropy_explorer():
     scaled so that ``s = ||W_K W_Q^T||_2 ||X X^T||_2`` is the slider's value); the dashed
     line is :func:`attention_entropy_lower_bound`. The static book precomputes the scale
     slider (8 frames) at ``T = 16``.
+
+    References
+    ----------
+    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
     """
     from .widgets import Choice, Explorer
 

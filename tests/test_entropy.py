@@ -530,7 +530,7 @@ def test_train_copy_ensemble_logs_and_validation():
     assert np.all(np.isnan(qk["bound"])) and np.all(np.isfinite(qk["logit_bound"]))
     with pytest.raises(ValueError, match="lr"):
         E.train_copy_ensemble([1e-2, 1e-2, 1e-2], [0, 1], num_steps=2)
-    with pytest.raises(ValueError, match="seed_list"):
+    with pytest.raises((TypeError, ValueError), match="seed_list"):   # an empty list has no integer dtype
         E.train_copy_ensemble(1e-2, [], num_steps=2)
 
 
@@ -598,3 +598,101 @@ def test_ensemble_figures_have_labelled_axes():
         for ax in fig.axes:
             assert ax.get_xlabel() and ax.get_ylabel()
         matplotlib.pyplot.close(fig)
+
+
+# ---------------------------------------------------------------------------------------
+# bad input (issue 19): each ends in a ValueError/TypeError naming the argument
+# ---------------------------------------------------------------------------------------
+
+def _tiny():
+    torch.manual_seed(0)
+    return E.TinyTransformer(10, 6, d_model=8, num_heads=2, num_layers=1)
+
+
+@pytest.mark.parametrize("tokens, error", [
+    (torch.tensor([[0, 1, 10]]), ValueError),              # id == vocab_size
+    (torch.tensor([[0, -1, 2]]), ValueError),              # negative id
+    (torch.tensor([[0.0, 1.5]]), TypeError),               # float ids
+    (torch.zeros(2, 7, dtype=torch.long), ValueError),     # longer than seq_len
+    (torch.zeros(6, dtype=torch.long), ValueError),        # no batch axis
+    (np.zeros((1, 6), dtype=np.int64), TypeError),         # not a tensor
+])
+def test_token_ids_are_checked(tokens, error):
+    model = _tiny()
+    with pytest.raises(error, match="tokens"):
+        model(tokens)
+    with pytest.raises(error, match="tokens"):
+        E.hidden_state_ranks(model, tokens)
+
+
+def test_ensemble_tokens_are_checked():
+    ens = E.CopyEnsemble([_tiny(), _tiny()])
+    with pytest.raises(ValueError, match="tokens"):
+        ens.forward(torch.full((2, 1, 6), 10))
+    with pytest.raises(ValueError, match="tokens"):
+        ens.forward(torch.zeros(3, 1, 6, dtype=torch.long))    # three members' tokens for two
+    with pytest.raises(ValueError, match="models"):
+        E.CopyEnsemble([_tiny(), E.TinyTransformer(10, 6, d_model=16, num_heads=2, num_layers=1)])
+
+
+def test_stablemax_cross_entropy_checks_targets():
+    logits = torch.randn(4, 5)
+    for bad in (torch.tensor([0, 1, 5, 2]), torch.tensor([0, -1, 2, 3])):
+        with pytest.raises(ValueError, match="targets"):
+            E.stablemax_cross_entropy(logits, bad)
+    with pytest.raises(TypeError, match="targets"):
+        E.stablemax_cross_entropy(logits, torch.tensor([0.0, 1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match="targets"):
+        E.stablemax_cross_entropy(logits, torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="logits"):
+        E.stablemax_cross_entropy(logits[:, :0], torch.tensor([0, 1, 2, 3]))
+
+
+@pytest.mark.parametrize("fill", [float("nan"), float("inf"), 1e30])
+def test_seq_vcr_loss_rejects_non_finite_and_overflowing_hidden(fill):
+    hidden = torch.randn(4, 3, 8)
+    hidden[1, 2, 3] = fill
+    with pytest.raises(ValueError, match="hidden"):
+        E.seq_vcr_loss(hidden)
+    with pytest.raises(ValueError, match="lambda_cov"):
+        E.seq_vcr_loss(torch.randn(4, 3, 8), lambda_cov=float("nan"))
+
+
+@pytest.mark.parametrize("cls", [E.MultiHeadSelfAttention, E.TransformerBlock])
+def test_attention_layers_check_their_sizes(cls):
+    with pytest.raises(ValueError, match="num_heads"):
+        cls(8, 0)
+    with pytest.raises(ValueError, match="num_heads"):
+        cls(8, 3)                                             # does not divide d_model
+    with pytest.raises(TypeError, match="d_model"):
+        cls("8", 2)
+    with pytest.raises(TypeError, match="qk_layernorm"):
+        cls(8, 2, qk_layernorm="yes")
+    layer = cls(8, 2)
+    with pytest.raises(ValueError, match="x"):
+        layer(torch.randn(2, 5, 4))                           # wrong width
+    with pytest.raises(TypeError, match="x"):
+        layer(torch.randn(2, 5, 8, dtype=torch.complex64))
+
+
+def test_bounds_at_huge_scales_are_zero_not_nan():
+    assert E.attention_entropy_lower_bound(8, 1e300) == 0.0
+    assert E.causal_entropy_lower_bound(8, 1e300) == 0.0
+    np.testing.assert_allclose(E.causal_entropy_lower_bound(16, np.array([0.0, 2.0])),
+                               [sum(E.attention_entropy_lower_bound(i, s) for i in range(2, 17)) / 16
+                                for s in (0.0, 2.0)], rtol=1e-12)
+
+
+def test_training_arguments_are_checked():
+    with pytest.raises(ValueError, match="lr"):
+        E.train_copy_ensemble(1e308, [0], num_steps=1)
+    with pytest.raises(ValueError, match="betas"):
+        E.train_modular_ensemble([0], p=5, num_steps=1, betas=(0.9, 1.0))
+    with pytest.raises(TypeError, match="variants"):
+        E.learning_rate_sweep([1e-3], {"a": {"nrom": "pre"}}, seed_list=[0], num_steps=1, last=1)
+    with pytest.raises(ValueError, match="last"):
+        E.learning_rate_sweep([1e-3], {"a": {}}, seed_list=[0], num_steps=2, last=3)
+    with pytest.raises(ValueError, match="tol"):
+        E.softmax_collapse_gap(torch.float32, tol=0.0)
+    assert E.softmax_collapse_gap(torch.float64, tol=1e-300) == pytest.approx(np.log(2 / np.finfo(np.float64).eps),
+                                                                             abs=1e-3)   # capped bisection ends
