@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .. import sae as ref
+from .._validation import Array, Interval, as_array, as_tensor, check_params
 from ._core import ExerciseCheck, ExerciseFailed, register
 
 __all__ = ["check_fvu", "check_topk", "check_effective_features", "check_linear_error_r2",
@@ -20,18 +21,65 @@ __all__ = ["check_fvu", "check_topk", "check_effective_features", "check_linear_
            "reference_topk", "reference_linear_error_r2", "reference_l1_code", "reference_auxk_loss"]
 
 
+_MAX_ABS = 1e12  # entries are squared and summed: larger ones overflow (and 1e308 gives NaN)
+# The reference functions check their arguments with check_params in the body, not with
+# @validate_params: the grader watches their own code objects, and the decorator's wrapper is
+# one code object shared by every decorated function of the package.
+
+
+def _real_rows(rows, cols, min_rows=1):
+    """An ``(rows, cols)`` array of finite reals of magnitude at most ``1e12``."""
+    return Array(ndim=2, shape=(rows, cols), min_rows=min_rows, max_abs=_MAX_ABS)
+
+
 def reference_topk(pre: torch.Tensor, k: int) -> torch.Tensor:
-    """Keep the ``k`` largest entries of each row of ``pre``, apply ReLU, zero the rest."""
-    values, indices = pre.topk(k, dim=-1)
-    return torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
+    """Keep the ``k`` largest entries of each row of ``pre``, apply ReLU, zero the rest
+    (Gao et al., 2024). ``pre`` has shape ``(n, m)``, ``1 <= k <= m``.
+
+    Examples
+    --------
+    >>> reference_topk(torch.tensor([[3.0, -1.0, 2.0, 0.5]]), 2)
+    tensor([[3., 0., 2., 0.]])
+    """
+    check_params({"pre": pre, "k": k}, {"pre": [_real_rows(None, "m")], "k": [Interval(int, 1, None)]})
+    pre = as_tensor(pre, "pre")
+    if k > pre.shape[-1]:
+        raise ValueError(f"k must be <= the row length of pre ({pre.shape[-1]}), got {k}")
+    values, indices = pre.topk(k, dim=-1)  # (n, k)
+    return torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))  # (n, m)
+
+
+_LINEAR_ERROR_PARAMS = {
+    "x_train": [_real_rows("n_train", "d")],
+    "e_train": [_real_rows("n_train", "k")],
+    "x_test": [_real_rows("n_test", "d", min_rows=2)],
+    "e_test": [_real_rows("n_test", "k", min_rows=2)],
+}
 
 
 def reference_linear_error_r2(x_train, e_train, x_test, e_test) -> float:
-    """Pooled held-out R^2 of a least-squares map (with intercept) from ``x`` to ``e``."""
-    a = np.hstack([x_train, np.ones((x_train.shape[0], 1))])
-    coef, *_ = np.linalg.lstsq(a, e_train, rcond=None)
-    pred = np.hstack([x_test, np.ones((x_test.shape[0], 1))]) @ coef
-    return float(1 - ((e_test - pred) ** 2).sum() / ((e_test - e_test.mean(0)) ** 2).sum())
+    """Pooled held-out R^2 of a least-squares map (with intercept) from ``x`` to ``e``
+    (Engels et al., 2025): ``1 - sum ||e - e_pred||^2 / sum ||e - mean e||^2`` on the test
+    rows. The arrays are finite (the least-squares solver could spin on inf) and ``e_test``
+    must vary.
+
+    Examples
+    --------
+    >>> x = np.arange(8.0).reshape(4, 2)
+    >>> reference_linear_error_r2(x, 2 * x + 1, x, 2 * x + 1)
+    1.0
+    """
+    check_params({"x_train": x_train, "e_train": e_train, "x_test": x_test, "e_test": e_test},
+                 _LINEAR_ERROR_PARAMS)
+    x_train, e_train = as_array(x_train, "x_train"), as_array(e_train, "e_train")
+    x_test, e_test = as_array(x_test, "x_test"), as_array(e_test, "e_test")
+    total = ((e_test - e_test.mean(0)) ** 2).sum()
+    if total <= 0:
+        raise ValueError("e_test must vary over the test rows (its R^2 is undefined otherwise)")
+    a = np.hstack([x_train, np.ones((x_train.shape[0], 1))])  # (n_train, d + 1)
+    coef, *_ = np.linalg.lstsq(a, e_train, rcond=None)  # (d + 1, k)
+    pred = np.hstack([x_test, np.ones((x_test.shape[0], 1))]) @ coef  # (n_test, k)
+    return float(1 - ((e_test - pred) ** 2).sum() / total)
 
 
 @register("sae-fvu", points=1, chapter="sae", implements=("companion.sae.fvu", "companion.sae.explained_variance"))
@@ -51,7 +99,8 @@ def check_fvu(student_fvu):
         ex.expect_close("torch tensors", float(got), ref.fvu(x, x * 0.9), rtol=1e-6)
 
 
-@register("sae-topk", points=2, chapter="sae", implements=("companion.sae.TopKSAE.activation",))
+@register("sae-topk", points=2, chapter="sae", implements=("companion.sae.TopKSAE.activation",
+                                                                          "companion.sae.TopKSAE._activation"))
 def check_topk(student_topk):
     """Check ``topk_activation(pre, k)`` against the TopK activation of Gao et al. (2024)."""
     with ExerciseCheck("sae-topk", points=2,
@@ -114,8 +163,16 @@ def check_linear_error_r2(student_linear_error_r2):
 
 def reference_l1_code(a, lam):
     """The code ``z >= 0`` minimising ``(a - z)^2 + lam z`` (one latent, unit decoder column):
-    the soft threshold ``max(a - lam / 2, 0)``."""
-    return np.maximum(np.asarray(a, dtype=float) - lam / 2.0, 0.0)
+    the soft threshold ``max(a - lam / 2, 0)`` (the L1 shrinkage of Bricken et al., 2023).
+    Elementwise: ``a`` may have any shape (an empty ``a`` gives an empty code).
+
+    Examples
+    --------
+    >>> reference_l1_code(np.array([-1.0, 0.5, 2.0]), 1.0)
+    array([0. , 0. , 1.5])
+    """
+    check_params({"a": a, "lam": lam}, {"a": [Array(max_abs=_MAX_ABS)], "lam": [Interval(float, 0, _MAX_ABS)]})
+    return np.maximum(as_array(a, "a") - lam / 2.0, 0.0)
 
 
 @register("sae-l1-code", points=2, chapter="sae")
@@ -138,21 +195,43 @@ def check_l1_code(student_l1_code):
             ex.expect_close(f"a={a0:.2f}, lam={lam:.2f} against a brute-force minimum", got, best, atol=2e-4)
 
 
+_AUXK_PARAMS = {
+    "pre": [Array(shape=("n", "m"), min_rows=1, max_abs=_MAX_ABS, tensor=True)],
+    "error": [Array(shape=("n", "d"), max_abs=_MAX_ABS, tensor=True)],
+    "dead": [Array(shape=("m",), dtype="bool", tensor=True)],
+    "W_dec": [Array(shape=("d", "m"), max_abs=_MAX_ABS, tensor=True)],
+    "k_aux": [Interval(int, 1, None)],
+    "aux_coef": [Interval(float, 0, _MAX_ABS)],
+}
+
+
 def reference_auxk_loss(pre, error, dead, W_dec, k_aux, aux_coef=1 / 32):
     """AuxK (Gao et al., 2024; openai/sparse_autoencoder): the ``k_aux`` largest dead
     pre-activations (ReLU) reconstruct ``error``; squared error over the batch variance of
-    ``error``, times ``aux_coef``. Shapes: ``pre (n, m)``, ``error (n, d)``, ``dead (m,)``,
-    ``W_dec (d, m)``."""
+    ``error`` (at least ``1e-12``, as in :meth:`companion.sae.TopKSAE.aux_loss`), times
+    ``aux_coef``. Shapes: ``pre (n, m)``, ``error (n, d)``, ``dead (m,)`` (bool),
+    ``W_dec (d, m)``; all tensors.
+
+    Examples
+    --------
+    >>> pre, error = torch.ones(4, 3), torch.ones(4, 2)
+    >>> reference_auxk_loss(pre, error, torch.zeros(3, dtype=torch.bool), torch.ones(2, 3), 2)
+    tensor(0.)
+    """
+    check_params({"pre": pre, "error": error, "dead": dead, "W_dec": W_dec, "k_aux": k_aux, "aux_coef": aux_coef},
+                 _AUXK_PARAMS)
     if not bool(dead.any()):
         return pre.new_zeros(())
     masked = pre.masked_fill(~dead, float("-inf"))
-    values, indices = masked.topk(min(k_aux, pre.shape[-1]), dim=-1)
-    z = torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
-    err_hat = z @ W_dec.T
-    return aux_coef * ((error - err_hat) ** 2).sum() / ((error - error.mean(0)) ** 2).sum()
+    values, indices = masked.topk(min(k_aux, pre.shape[-1]), dim=-1)  # (n, k_aux)
+    z = torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))  # (n, m)
+    err_hat = z @ W_dec.T  # (n, d)
+    variance = ((error - error.mean(0)) ** 2).sum().clamp_min(1e-12)
+    return aux_coef * ((error - err_hat) ** 2).sum() / variance
 
 
-@register("sae-auxk", points=3, chapter="sae", implements=("companion.sae.TopKSAE.aux_loss",))
+@register("sae-auxk", points=3, chapter="sae", implements=("companion.sae.TopKSAE.aux_loss",
+                                                                          "companion.sae.TopKSAE._aux_loss"))
 def check_auxk_loss(student_auxk_loss):
     """Check ``auxk_loss(pre, error, dead, W_dec, k_aux, aux_coef)`` (value and gradients)."""
     with ExerciseCheck("sae-auxk", points=3,
