@@ -1187,6 +1187,30 @@ def _centred_effective_rank(h: torch.Tensor) -> float:
     return float(torch.exp(-(p * p.log()).sum()))
 
 
+def _attention_logs(record) -> dict:
+    """Per member ``(E,)``: mean head entropy, lowest head entropy, largest attention logit."""
+    ents = torch.stack([_entropy_rows(a).mean((1, 3)) for _, _, a in record], 1)             # (E, L, H)
+    max_logit = torch.stack([lg.flatten(1).amax(1) for _, lg, _ in record], 1).amax(1)       # (E,)
+    return {"entropy": ents.mean((1, 2)).cpu().numpy(), "min_entropy": ents.flatten(1).amin(1).cpu().numpy(),
+            "max_logit": max_logit.cpu().numpy()}
+
+
+def _bound_logs(ens: CopyEnsemble, record, seq_len: int) -> dict:
+    """Per member ``(E,)``: the spectral quantities of Theorem 3.1 (see ``stats_every`` of
+    :func:`train_copy_ensemble`); NaN for ``qk_norm``, ``scale`` and ``bound`` under qk-layernorm."""
+    e = ens.size
+    out = {"logit_bound": torch.stack([_logit_norm_bound(lg).mean(1) for _, lg, _ in record], 1)
+           .mean((1, 2)).cpu().numpy()}
+    if ens.qk_layernorm:
+        return {**out, **{k: np.full(e, np.nan) for k in ("qk_norm", "scale", "bound")}}
+    norms = ens.qk_spectral_norms()                                                        # (E, L, H)
+    sx = torch.stack([torch.linalg.matrix_norm(x.detach(), ord=2) ** 2 for x, _, _ in record], 1)   # (E, L, B)
+    s = norms[:, :, :, None] * sx[:, :, None, :]                                           # (E, L, H, B)
+    return {**out, "qk_norm": norms.flatten(1).amax(1).cpu().numpy(),
+            "scale": s.mean(3).flatten(1).amax(1).cpu().numpy(),
+            "bound": _causal_bound_torch(seq_len, s.double()).mean((1, 2, 3)).cpu().numpy()}
+
+
 def _learning_rates(lr, members: int) -> np.ndarray:
     """One learning rate per member, each in (0, 10] (see ``_LR``), from a number or a sequence."""
     lrs = np.full(members, float(lr)) if np.ndim(lr) == 0 else as_array(lr, "lr")
@@ -1278,7 +1302,7 @@ def train_copy_ensemble(lr, seed_list, *, norm: str = "post", qk_layernorm: bool
                          for seed in seed_list]).to(device)
     T = 2 * num_tokens
     logs = {k: np.full((e, num_steps), np.nan) for k in ("loss", "entropy", "min_entropy", "max_logit")}
-    stats = {"stats_steps": [], "qk_norm": [], "scale": [], "bound": [], "logit_bound": []}
+    stats_steps, stats = [], []
     rank_steps, ranks = [], []
 
     def log_ranks(step):
@@ -1293,43 +1317,31 @@ def train_copy_ensemble(lr, seed_list, *, norm: str = "post", qk_layernorm: bool
         log_ranks(0)
     for i in progress(range(num_steps), desc=desc or "copy task (seed ensemble)"):
         batches = [copy_task_batch(batch_size, num_tokens, vocab_size, g) for g in gens]
-        inputs, targets, mask = (torch.stack(parts).to(device) for parts in zip(*batches))
-        logits, hidden, record = ens.forward(inputs)
+        inputs, targets, mask = (torch.stack(parts).to(device) for parts in zip(*batches))   # (E, B, T)
+        logits, hidden, record = ens.forward(inputs)                                         # (E, B, T, vocab)
         per_member = F.cross_entropy(logits[mask].view(e, -1, logits.shape[-1]).transpose(1, 2),
-                                     targets[mask].view(e, -1), reduction="none").mean(1)
+                                     targets[mask].view(e, -1), reduction="none").mean(1)    # (E,)
         total = per_member.sum()
         if seq_vcr > 0:
-            total = total + seq_vcr * sum(seq_vcr_loss(hidden[1][k]) for k in range(e))
+            # unchecked call: a diverging run is recorded (NaN loss), not stopped
+            total = total + seq_vcr * sum(seq_vcr_loss.__wrapped__(hidden[1][k]) for k in range(e))
         with torch.no_grad():
-            ents = torch.stack([_entropy_rows(a).mean((1, 3)) for _, _, a in record], 1)    # (E, L, H)
             logs["loss"][:, i] = per_member.detach().cpu().numpy()
-            logs["entropy"][:, i] = ents.mean((1, 2)).cpu().numpy()
-            logs["min_entropy"][:, i] = ents.flatten(1).amin(1).cpu().numpy()
-            logs["max_logit"][:, i] = torch.stack([lg.flatten(1).amax(1) for _, lg, _ in record], 1).amax(1).cpu().numpy()
+            for key, values in _attention_logs(record).items():
+                logs[key][:, i] = values
             if stats_every and i % stats_every == 0:
-                stats["stats_steps"].append(i)
-                stats["logit_bound"].append(torch.stack([_logit_norm_bound(lg).mean(1) for _, lg, _ in record], 1)
-                                            .mean((1, 2)).cpu().numpy())
-                if ens.qk_layernorm:
-                    for k in ("qk_norm", "scale", "bound"):
-                        stats[k].append(np.full(e, np.nan))
-                else:
-                    norms = ens.qk_spectral_norms()                                       # (E, L, H)
-                    sx = torch.stack([torch.linalg.matrix_norm(x.detach(), ord=2) ** 2 for x, _, _ in record], 1)
-                    s = norms[:, :, :, None] * sx[:, :, None, :]                          # (E, L, H, B)
-                    stats["qk_norm"].append(norms.flatten(1).amax(1).cpu().numpy())
-                    stats["scale"].append(s.mean(3).flatten(1).amax(1).cpu().numpy())
-                    stats["bound"].append(_causal_bound_torch(T, s.double()).mean((1, 2, 3)).cpu().numpy())
+                stats_steps.append(i)
+                stats.append(_bound_logs(ens, record, T))
         opt.zero_grad()
         total.backward()
         opt.step()
         if rank_every and (i + 1) % rank_every == 0:
             log_ranks(i + 1)
     out = dict(logs)
-    if stats["stats_steps"]:
-        out["stats_steps"] = np.array(stats["stats_steps"])
+    if stats_steps:
+        out["stats_steps"] = np.array(stats_steps)
         for k in ("qk_norm", "scale", "bound", "logit_bound"):
-            out[k] = np.stack(stats[k], 1)
+            out[k] = np.stack([row[k] for row in stats], 1)
     if rank_every:
         out["rank_steps"], out["ranks"] = np.array(rank_steps), np.array(ranks).transpose(1, 0, 2)
     out["ensemble"] = ens
