@@ -567,7 +567,11 @@ class NCTracker:
         return y
 
     def update(self, features, labels) -> "NCTracker":
-        """First pass: add a batch of features ``(n, d)`` and labels ``(n,)``; returns ``self``."""
+        """First pass: add a batch of features ``(n, d)`` and labels ``(n,)``; returns ``self``.
+
+        Features must be real and finite with entries at most ``1e100`` in magnitude; labels
+        in ``[0, num_classes)``. An empty batch (``n = 0``) adds nothing.
+        """
         h = self._to_tensor(features, "features", 2)
         if h.shape[1] != self.dim:
             raise ValueError(f"features must have {self.dim} columns (dim), got shape {tuple(h.shape)}")
@@ -610,7 +614,7 @@ class NCTracker:
 
         Give either the batch's ``logits`` ``(n, C)`` or the classifier (``weights``
         ``(C, d)``, optional ``bias``). The class means are those of the completed first
-        pass. Returns ``self``.
+        pass. An empty batch adds nothing. Returns ``self``.
         """
         means = self.class_means()
         h = self._to_tensor(features, "features", 2).cpu().numpy()
@@ -666,6 +670,11 @@ class MLPClassifier(nn.Module):
     the penultimate activations ``h``; ``forward(x)`` returns the logits ``W h + b``.
     Every method takes a real tensor ``x`` of shape ``(N, in_dim)`` with ``N >= 1`` and
     finite entries (integer or other floating dtypes are converted to the weights' dtype).
+
+    References
+    ----------
+    - papyan2020prevalence: Papyan et al. (2020), "Prevalence of neural collapse during the
+      terminal phase of deep learning training".
     """
 
     def __init__(self, in_dim: int, num_classes: int, width: int = 256, feature_dim: int = 64,
@@ -1349,7 +1358,7 @@ def imbalanced_mse_solution(n_per_class, lam_w: float, lam_h: float, depth: int 
     Parameters
     ----------
     n_per_class : sequence of int
-        Samples per class (at least two classes).
+        Samples per class (positive counts of any size; at least two classes).
     lam_w, lam_h : float
         Regularisation strengths in ``[1e-100, 1e100]``.
     depth : int
