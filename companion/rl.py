@@ -35,8 +35,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._validation import (as_array, as_tensor, check_choice, check_fraction, check_int, check_nonnegative,
-                          check_positive, is_tensor)
+from ._validation import (Array, Interval, Options, TokenIds, as_tensor, check_params, is_tensor,
+                          validate_params)
 from .plotting import plot_spread, subplots
 from .training import History, progress, thread_limit
 
@@ -66,25 +66,86 @@ INTERVENTIONS = ("none", "clip_cov", "kl_cov", "epo", "steer", "rl_zvp")
 
 
 # ----------------------------------------------------------------------------------------
-# helpers
+# parameter constraints (checked at each function's entry, so the bodies read like the papers)
 # ----------------------------------------------------------------------------------------
+#: Largest log-ratio between two log-probabilities of one token: ``exp(80)`` still fits in
+#: float32, and no sampled token's probability changes by a factor ``e^80`` in one update.
+_MAX_LOG_RATIO = 80.0
+#: Bound on coefficients, clip ranges and rewards: far beyond any meaningful value, small
+#: enough that products with the loss terms cannot overflow.
+_MAX_COEF = 1e6
+
+_INT_POS = Interval(int, 1, None)
+_INT_NONNEG = Interval(int, 0, None)
+_REAL = Interval(float, None, None)
+_NONNEG = Interval(float, 0, None)
+_COEF = Interval(float, 0, _MAX_COEF)
+_FRACTION = Interval(float, 0, 1)
+_SEED = Interval(int, 0, None)
+_REWARDS = Array(ndim=1, shape=("B",), min_size=1, max_abs=_MAX_COEF)
+_LOGP = Array(ndim=2, shape=("B", "T"), min_size=1)
+_MASK = [Array(ndim=2, shape=("B", "T"), low=0, max_abs=_MAX_COEF), None]  # 0/1, or non-negative weights
+_ADVANTAGES = [Array(ndim=1, shape=("B",), max_abs=_MAX_COEF), Array(ndim=2, shape=("B", "T"), max_abs=_MAX_COEF)]
+_LOGITS = Array(min_size=1)
+_GENERATOR = [torch.Generator, None]
+_LR = Interval(float, 0, 10, closed="right")
+#: Entropies are in nats; ``exp(50)`` and its square stay far from overflow.
+_MAX_ENTROPY = 50.0
+_DEVICE = ["string", torch.device, None]
+
+
 def _like_input(result: torch.Tensor, original):
     """Return numpy when the caller passed numpy/lists, a tensor when it passed a tensor."""
     return result if is_tensor(original) else result.detach().cpu().numpy()
 
 
-def _check_mask(mask, shape, name="mask") -> torch.Tensor:
+def _as_mask(mask, like: torch.Tensor) -> torch.Tensor:
+    """A validated mask (or all ones) as a tensor of ``like``'s dtype and device."""
     if mask is None:
-        return torch.ones(shape, dtype=torch.float64)
-    mask_t = mask if is_tensor(mask) else torch.as_tensor(as_array(mask, name, dtype=np.float64))
-    if tuple(mask_t.shape) != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(mask_t.shape)}")
-    return mask_t.to(torch.float64)
+        return torch.ones_like(like)
+    return as_tensor(mask, "mask").to(dtype=like.dtype, device=like.device)
+
+
+def _as_advantages(advantages, like: torch.Tensor) -> torch.Tensor:
+    """Advantages of shape (B,) or (B, T) as a detached (B, 1) or (B, T) tensor of ``like``'s dtype."""
+    adv = as_tensor(advantages, "advantages").detach().to(dtype=like.dtype, device=like.device)
+    return adv[:, None] if adv.ndim == 1 else adv
+
+
+def _check_groups(rewards, group_size: int) -> None:
+    """The rewards split into whole groups of ``group_size``."""
+    n = len(rewards)
+    if n % group_size:
+        raise ValueError(f"rewards must have a multiple of group_size={group_size} entries, got {n}")
+
+
+def _check_log_ratio(high, low, high_name: str, low_name: str) -> None:
+    """``high - low`` (log-probabilities of the same tokens) is at most ``_MAX_LOG_RATIO``: its exp is finite."""
+    high, low = as_tensor(high, high_name).detach(), as_tensor(low, low_name).detach()
+    gap = (high - low.to(high.device)).max() if high.numel() else torch.zeros(())
+    if float(gap) > _MAX_LOG_RATIO:
+        raise ValueError(f"{high_name} - {low_name} must be at most {_MAX_LOG_RATIO:g} (the ratio "
+                         f"exp({high_name} - {low_name}) would overflow), got {float(gap):.3g}")
+
+
+def _check_pair(value, name: str) -> tuple[float, float]:
+    """An increasing pair of reals ``(low, high)`` (already checked to be two finite numbers)."""
+    lo, hi = (float(v) for v in value)
+    if not lo <= hi:
+        raise ValueError(f"{name} must be increasing (low <= high), got {tuple(value)}")
+    return lo, hi
 
 
 # ----------------------------------------------------------------------------------------
 # advantages
 # ----------------------------------------------------------------------------------------
+@validate_params({
+    "rewards": [_REWARDS],
+    "group_size": [_INT_POS],
+    "scale": [Options(("group", "batch", "none"))],
+    "std": [Options(("unbiased", "population"))],
+    "eps": [_NONNEG],
+})
 def group_advantages(rewards, group_size: int, scale: str = "group", *, std: str = "unbiased",
                      eps: float = 1e-4):
     r"""Group-relative advantages of GRPO and Dr. GRPO.
@@ -108,7 +169,7 @@ def group_advantages(rewards, group_size: int, scale: str = "group", *, std: str
     Parameters
     ----------
     rewards : array-like or torch.Tensor, shape (B,)
-        Rewards, grouped consecutively.
+        Rewards, grouped consecutively (finite, magnitude at most 1e6).
     group_size : int
         ``G``; must divide ``B``.
     scale : {"group", "batch", "none"}
@@ -122,29 +183,37 @@ def group_advantages(rewards, group_size: int, scale: str = "group", *, std: str
     -------
     numpy.ndarray or torch.Tensor, shape (B,)
         Same kind as ``rewards``.
+
+    References
+    ----------
+    - shao2024deepseekmath: Shao et al. (2024), "DeepSeekMath: Pushing the Limits of Mathematical
+      Reasoning in Open Language Models".
+    - liu2025understanding: Liu et al. (2025), "Understanding R1-Zero-Like Training: A Critical Perspective".
+
+    Examples
+    --------
+    >>> group_advantages([1.0, 0.0, 0.0, 0.0], 4, eps=0.0).round(3).tolist()
+    [1.5, -0.5, -0.5, -0.5]
+    >>> group_advantages([1.0, 0.0, 0.0, 0.0], 4, scale="none").tolist()
+    [0.75, -0.25, -0.25, -0.25]
     """
-    r = as_tensor(rewards, "rewards", ndim=1)
-    group_size = check_int(group_size, "group_size", minimum=1)
-    check_choice(scale, "scale", ("group", "batch", "none"))
-    check_choice(std, "std", ("unbiased", "population"))
-    eps = check_nonnegative(eps, "eps")
-    if r.shape[0] == 0 or r.shape[0] % group_size:
-        raise ValueError(f"rewards must have a positive multiple of group_size={group_size} entries, "
-                         f"got {r.shape[0]}")
-    if std == "unbiased" and scale != "none" and (group_size if scale == "group" else r.shape[0]) < 2:
+    _check_groups(rewards, group_size)
+    if std == "unbiased" and scale != "none" and (group_size if scale == "group" else len(rewards)) < 2:
         raise ValueError("std='unbiased' needs at least two rewards per group; use std='population'")
-    grouped = r.reshape(-1, group_size)
+    r = as_tensor(rewards, "rewards")
+
+    grouped = r.reshape(-1, group_size)                                        # (n, G)
     constant = (grouped.max(dim=1).values == grouped.min(dim=1).values)[:, None]
     centred = torch.where(constant, torch.zeros_like(grouped), grouped - grouped.mean(dim=1, keepdim=True))
     correction = 1 if std == "unbiased" else 0
     if scale == "group":
-        sigma = grouped.std(dim=1, keepdim=True, correction=correction)
-        centred = centred / (sigma + eps)
+        centred = centred / (grouped.std(dim=1, keepdim=True, correction=correction) + eps)
     elif scale == "batch":
         centred = centred / (r.std(correction=correction) + eps)
-    return _like_input(centred.reshape(-1), rewards)
+    return _like_input(centred.reshape(-1), rewards)                         # (B,)
 
 
+@validate_params({"rewards": [_REWARDS], "group_size": [_INT_POS]})
 def zero_variance_groups(rewards, group_size: int):
     """Which groups have identical rewards (all right or all wrong): no GRPO signal.
 
@@ -152,16 +221,29 @@ def zero_variance_groups(rewards, group_size: int):
     prompts; RL-ZVP (:func:`rlzvp_advantages`) gives them an entropy-shaped advantage.
 
     Returns a boolean array (or tensor) of shape ``(B / group_size,)``.
+
+    References
+    ----------
+    - yu2025dapo: Yu et al. (2025), "DAPO: An Open-Source LLM Reinforcement Learning System at Scale".
+
+    Examples
+    --------
+    >>> zero_variance_groups([1.0, 1.0, 0.0, 1.0, 0.0, 0.0], 2).tolist()
+    [True, False, True]
     """
-    r = as_tensor(rewards, "rewards", ndim=1)
-    group_size = check_int(group_size, "group_size", minimum=1)
-    if r.shape[0] == 0 or r.shape[0] % group_size:
-        raise ValueError(f"rewards must have a positive multiple of group_size={group_size} entries, "
-                         f"got {r.shape[0]}")
-    grouped = r.reshape(-1, group_size)
+    _check_groups(rewards, group_size)
+    grouped = as_tensor(rewards, "rewards").reshape(-1, group_size)            # (n, G)
     return _like_input(grouped.max(dim=1).values == grouped.min(dim=1).values, rewards)
 
 
+@validate_params({
+    "rewards": [_REWARDS],
+    "entropy": [Array(ndim=2, shape=("B", "T"), low=0, high=_MAX_ENTROPY)],
+    "group_size": [_INT_POS],
+    "mask": _MASK,
+    "success": [_REAL],
+    "alpha": [_COEF],
+})
 def rlzvp_advantages(rewards, entropy, group_size: int, mask=None, *, success: float, alpha: float = 0.1):
     r"""Token advantages that let zero-variance prompts teach (RL-ZVP).
 
@@ -181,7 +263,7 @@ def rlzvp_advantages(rewards, entropy, group_size: int, mask=None, *, success: f
     ----------
     rewards : array-like or tensor, shape (B,)
     entropy : array-like or tensor, shape (B, T)
-        Token entropies (detached inside).
+        Token entropies (non-negative; detached inside).
     group_size : int
     mask : array-like or tensor, shape (B, T), optional
     success : float
@@ -195,29 +277,36 @@ def rlzvp_advantages(rewards, entropy, group_size: int, mask=None, *, success: f
     Returns
     -------
     numpy.ndarray or torch.Tensor, shape (B, T)
+
+    References
+    ----------
+    - le2025noprompt: Le et al. (2025), "No Prompt Left Behind: Exploiting Zero-Variance Prompts in LLM
+      Reinforcement Learning via Entropy-Guided Advantage Shaping".
     """
-    r = as_tensor(rewards, "rewards", ndim=1)
-    h = as_tensor(entropy, "entropy", ndim=2).detach().to(torch.float64)
-    alpha = check_nonnegative(alpha, "alpha")
-    if h.shape[0] != r.shape[0]:
-        raise ValueError(f"entropy must have one row per reward ({r.shape[0]}), got {h.shape[0]}")
-    m = _check_mask(mask, h.shape)
-    adv = torch.as_tensor(group_advantages(r.detach(), group_size, "group"), dtype=torch.float64)
-    out = adv[:, None].expand_as(h).clone()
-    zero = torch.as_tensor(zero_variance_groups(r.detach(), group_size)).repeat_interleave(group_size)
-    correct = r.detach() >= _check_real_coef(success, "success")
-    h_max = torch.where(m > 0, h, torch.full_like(h, -math.inf)).max(dim=1, keepdim=True).values
+    _check_groups(rewards, group_size)
+    r = as_tensor(rewards, "rewards").detach()                                 # (B,)
+    h = as_tensor(entropy, "entropy").detach().to(torch.float64)               # (B, T)
+    m = _as_mask(mask, h)                                                      # (B, T)
+
+    adv = torch.as_tensor(group_advantages(r, group_size, "group"), dtype=torch.float64)
+    grpo = adv[:, None].expand_as(h)                                           # (B, T)
+    zero = torch.as_tensor(zero_variance_groups(r, group_size)).repeat_interleave(group_size)  # (B,)
+    correct = r >= success
+    h_max = torch.where(m > 0, h, torch.full_like(h, -math.inf)).max(dim=1, keepdim=True).values  # (B, 1)
     h_max = torch.where(torch.isfinite(h_max), h_max, torch.zeros_like(h_max))
-    pos = alpha * h
-    neg = -alpha * (h_max - h)
-    zvp = torch.where(correct[:, None], pos, neg)
-    out = torch.where(zero[:, None], zvp, out) * m
-    return _like_input(out, rewards)
+    zvp = torch.where(correct[:, None], alpha * h, -alpha * (h_max - h))      # (B, T)
+    return _like_input(torch.where(zero[:, None], zvp, grpo) * m, rewards)
 
 
 # ----------------------------------------------------------------------------------------
 # per-token quantities and the loss
 # ----------------------------------------------------------------------------------------
+def _check_same_shape(x, y, x_name: str, y_name: str) -> None:
+    if tuple(np.shape(x)) != tuple(np.shape(y)):
+        raise ValueError(f"{y_name} must have {x_name}'s shape {tuple(np.shape(x))}, got {tuple(np.shape(y))}")
+
+
+@validate_params({"logp": [Array(min_size=1)], "ref_logp": [Array(min_size=1)]})
 def k3_kl(logp, ref_logp):
     r"""The k3 estimator of the KL divergence per token (GRPO's KL penalty).
 
@@ -236,29 +325,44 @@ def k3_kl(logp, ref_logp):
     Parameters
     ----------
     logp, ref_logp : tensor or array-like, same shape
-        Log-probabilities of the sampled tokens under the policy and the reference.
+        Log-probabilities of the sampled tokens under the policy and the reference
+        (``ref_logp - logp`` at most 80, so that the ratio is finite).
 
     References
     ----------
-    shao2024deepseekmath
+    - shao2024deepseekmath: Shao et al. (2024), "DeepSeekMath: Pushing the Limits of Mathematical
+      Reasoning in Open Language Models".
+    - deepseek2025v32: DeepSeek-AI (2025), "DeepSeek-V3.2: Pushing the Frontier of Open Large Language Models".
+
+    Examples
+    --------
+    >>> k3_kl([0.0, -1.0], [0.0, 0.0]).round(4).tolist()
+    [0.0, 0.7183]
     """
-    lp = as_tensor(logp, "logp")
-    rp = as_tensor(ref_logp, "ref_logp")
-    if lp.shape != rp.shape:
-        raise ValueError(f"ref_logp must have logp's shape {tuple(lp.shape)}, got {tuple(rp.shape)}")
-    d = rp - lp
+    _check_same_shape(logp, ref_logp, "logp", "ref_logp")
+    _check_log_ratio(ref_logp, logp, "ref_logp", "logp")
+    d = as_tensor(ref_logp, "ref_logp") - as_tensor(logp, "logp")             # log(pi_ref / pi_theta)
     return _like_input(torch.exp(d) - d - 1, logp)
 
 
+@validate_params({"logits": [_LOGITS]})
 def token_entropy(logits):
-    r"""Entropy of the softmax over the last axis, ``H = -sum_v p_v log p_v`` (differentiable)."""
-    z = as_tensor(logits, "logits")
-    if z.ndim < 1:
-        raise ValueError("logits must have at least one dimension")
-    logp = F.log_softmax(z, dim=-1)
+    r"""Entropy of the softmax over the last axis, ``H = -sum_v p_v log p_v`` (differentiable).
+
+    ``logits`` may have any leading shape (one distribution per entry of the last axis'
+    complement); the result drops the last axis.
+    """
+    logp = F.log_softmax(as_tensor(logits, "logits"), dim=-1)
     return _like_input(-(logp.exp() * logp).sum(-1), logits)
 
 
+@validate_params({
+    "mask": [Array(ndim=2, low=0, max_abs=_MAX_COEF, min_size=1)],
+    "loss_type": [Options(LOSS_TYPES)],
+    "max_completion_length": [_INT_POS, None],
+    "alpha": [_NONNEG],
+    "num_items_in_batch": [Interval(float, 0, None, closed="neither"), None],
+})
 def aggregation_weights(mask, loss_type: str = "dapo", *, max_completion_length: int | None = None,
                         alpha: float = 1.0, num_items_in_batch: float | None = None):
     r"""Per-sequence weights ``c_i`` of a GRPO-family loss, ``loss = sum_i c_i sum_t l_it``.
@@ -280,9 +384,29 @@ def aggregation_weights(mask, loss_type: str = "dapo", *, max_completion_length:
 
     The first four names and formulas are those of TRL's ``GRPOConfig.loss_type``.
 
+    Parameters
+    ----------
+    mask : array-like or tensor, shape (B, T)
+        1 on completion tokens, 0 on padding (in general non-negative token weights).
+    loss_type : {"grpo", "bnpo", "dr_grpo", "dapo", "cispo", "delta_l"}
+    max_completion_length : int, optional
+        ``M`` (default ``T``).
+    alpha : float
+        Delta-L's exponent.
+    num_items_in_batch : float, optional
+        TRL's token count for ``"dapo"`` and ``"cispo"`` (default ``sum_j L_j``).
+
     Returns
     -------
     torch.Tensor, shape (B,)
+
+    References
+    ----------
+    - shao2024deepseekmath: Shao et al. (2024), "DeepSeekMath: Pushing the Limits of Mathematical
+      Reasoning in Open Language Models".
+    - yu2025dapo: Yu et al. (2025), "DAPO: An Open-Source LLM Reinforcement Learning System at Scale".
+    - liu2025understanding: Liu et al. (2025), "Understanding R1-Zero-Like Training: A Critical Perspective".
+    - he2025deltal: He et al. (2025), "$\Delta L$ Normalization: Rethink Loss Aggregation in RLVR".
 
     Examples
     --------
@@ -292,71 +416,47 @@ def aggregation_weights(mask, loss_type: str = "dapo", *, max_completion_length:
     >>> aggregation_weights(mask, "dapo").tolist()
     [0.16666666666666666, 0.16666666666666666]
     """
-    m = _check_mask(mask, mask.shape if is_tensor(mask) else np.shape(mask))
-    if m.ndim != 2:
-        raise ValueError(f"mask must have 2 dimensions (sequences, tokens), got shape {tuple(m.shape)}")
-    check_choice(loss_type, "loss_type", LOSS_TYPES)
-    alpha = check_nonnegative(alpha, "alpha")
+    m = as_tensor(mask, "mask").to(torch.float64)
     B, T = m.shape
-    M = T if max_completion_length is None else check_int(max_completion_length, "max_completion_length",
-                                                          minimum=1)
-    lengths = m.sum(dim=1)                                                   # (B,)
+    M = T if max_completion_length is None else max_completion_length
+    lengths = m.sum(dim=1).clamp(min=1.0)                                     # (B,)
     if loss_type == "grpo":
-        return 1.0 / (B * lengths.clamp(min=1.0))
+        return 1.0 / (B * lengths)
     if loss_type in ("bnpo", "dapo", "cispo"):
-        total = lengths.sum().clamp(min=1.0)
-        if loss_type != "bnpo" and num_items_in_batch is not None:
-            total = torch.tensor(check_positive(num_items_in_batch, "num_items_in_batch"), dtype=m.dtype)
+        total = lengths.sum() if loss_type == "bnpo" or num_items_in_batch is None else num_items_in_batch
         return torch.ones(B, dtype=m.dtype, device=m.device) / total
     if loss_type == "dr_grpo":
         return torch.full((B,), 1.0 / (B * M), dtype=m.dtype, device=m.device)
-    w = lengths.clamp(min=1.0) ** (-alpha)
+    log_l = lengths.log()                                                     # delta_l: L^-alpha, scaled
+    w = torch.exp(-alpha * (log_l - log_l.min()))                            # by L_min^alpha (no underflow)
     return w / (M * w.sum())
 
 
-def _check_loss_inputs(logp, old_logp, advantages, mask, ref_logp, token_weights, extra_token_loss,
-                       entropy, *, loss_type, epsilon, epsilon_high, importance_sampling_level, beta,
-                       entropy_coef):
-    """Validate :func:`policy_loss`'s arguments; return them as tensors of one dtype."""
-    lp = as_tensor(logp, "logp", ndim=2)
-    olp = as_tensor(old_logp, "old_logp", ndim=2).detach()
-    if olp.shape != lp.shape:
-        raise ValueError(f"old_logp must have logp's shape {tuple(lp.shape)}, got {tuple(olp.shape)}")
-    adv = as_tensor(advantages, "advantages", ndim=(1, 2)).detach()
-    if adv.ndim == 1:
-        if adv.shape[0] != lp.shape[0]:
-            raise ValueError(f"advantages must have {lp.shape[0]} entries, got {adv.shape[0]}")
-        adv = adv[:, None]
-    elif adv.shape != lp.shape:
-        raise ValueError(f"advantages must have shape (B,) or {tuple(lp.shape)}, got {tuple(adv.shape)}")
-    check_choice(loss_type, "loss_type", LOSS_TYPES)
-    check_choice(importance_sampling_level, "importance_sampling_level", ("token", "sequence"))
-    check_nonnegative(epsilon, "epsilon")
-    if epsilon_high is not None:
-        check_nonnegative(epsilon_high, "epsilon_high")
-    check_nonnegative(beta, "beta")
-    _check_real_coef(entropy_coef, "entropy_coef")
-    dtype, dev = lp.dtype, lp.device
-    m = _check_mask(mask, lp.shape).to(dtype=dtype, device=dev)
-    ref = None
-    if ref_logp is not None:
-        ref = as_tensor(ref_logp, "ref_logp", ndim=2).detach().to(dtype)
-        if ref.shape != lp.shape:
-            raise ValueError(f"ref_logp must have logp's shape {tuple(lp.shape)}, got {tuple(ref.shape)}")
-    elif beta > 0:
+def _loss_inputs(logp, old_logp, advantages, mask, ref_logp, token_weights, extra_token_loss, entropy, *,
+                 beta, entropy_coef):
+    """:func:`policy_loss`'s arguments (already checked one by one) checked together and as tensors.
+
+    Returns ``lp, olp, adv, m, ref, w, extra, ent``: ``adv`` (B, 1) or (B, T); ``w`` ones and
+    ``extra`` zeros when not given; ``ref`` and ``ent`` None when not given.
+    """
+    if beta > 0 and ref_logp is None:
         raise ValueError("beta > 0 needs ref_logp")
-    w = None if token_weights is None else \
-        _check_mask(token_weights, lp.shape, "token_weights").to(dtype=dtype, device=dev).detach()
-    if extra_token_loss is not None and (not is_tensor(extra_token_loss) or extra_token_loss.shape != lp.shape):
-        raise ValueError(f"extra_token_loss must be a tensor of shape {tuple(lp.shape)}")
-    ent = None
-    if entropy is not None:
-        ent = as_tensor(entropy, "entropy", ndim=2).to(dtype)
-        if ent.shape != lp.shape:
-            raise ValueError(f"entropy must have shape {tuple(lp.shape)}, got {tuple(ent.shape)}")
-    elif entropy_coef != 0:
+    if entropy_coef != 0 and entropy is None:
         raise ValueError("entropy_coef != 0 needs entropy")
-    return lp, olp, adv.to(dtype), m, ref, w, ent
+    _check_log_ratio(logp, old_logp, "logp", "old_logp")
+    if ref_logp is not None:
+        _check_log_ratio(ref_logp, logp, "ref_logp", "logp")
+    lp = as_tensor(logp, "logp")                                              # (B, T), differentiable
+
+    def aux(x, name, fill):
+        if x is None:
+            return None if fill is None else torch.full_like(lp, fill).detach()
+        return as_tensor(x, name).to(dtype=lp.dtype, device=lp.device)
+
+    return (lp, aux(old_logp, "old_logp", None).detach(), _as_advantages(advantages, lp), _as_mask(mask, lp),
+            None if ref_logp is None else aux(ref_logp, "ref_logp", None).detach(),
+            aux(token_weights, "token_weights", 1.0).detach(), aux(extra_token_loss, "extra_token_loss", 0.0),
+            aux(entropy, "entropy", None))
 
 
 def _masked_mean(x, mask):
@@ -366,6 +466,45 @@ def _masked_mean(x, mask):
     return float((x * mask).sum() / mask.sum().clamp(min=1.0))
 
 
+@torch.no_grad()
+def _loss_info(ratio, adv, m, kl, ent, *, loss_type, eps_low, eps_high) -> dict:
+    """TRL's diagnostics of a policy loss: where the clip stops the gradient, the mean ratio, KL, entropy."""
+    if loss_type == "cispo":
+        low = torch.zeros_like(ratio * adv, dtype=torch.bool)
+        high = (ratio > eps_high) & (adv > 0)
+    else:
+        low = (ratio < 1 - eps_low) & (adv < 0)
+        high = (ratio > 1 + eps_high) & (adv > 0)
+    info = {"clip_low": _masked_mean(low.to(ratio.dtype), m), "clip_high": _masked_mean(high.to(ratio.dtype), m),
+            "ratio": _masked_mean(ratio, m)}
+    info["clip_ratio"] = info["clip_low"] + info["clip_high"]
+    info["kl"] = _masked_mean(kl, m) if kl is not None else 0.0
+    if ent is not None:
+        info["entropy"] = _masked_mean(ent, m)
+    return info
+
+
+@validate_params({
+    "logp": [_LOGP],
+    "old_logp": [_LOGP],
+    "advantages": _ADVANTAGES,
+    "mask": _MASK,
+    "loss_type": [Options(LOSS_TYPES)],
+    "epsilon": [_FRACTION],
+    "epsilon_high": [Interval(float, 0, 100), None],
+    "importance_sampling_level": [Options(("token", "sequence"))],
+    "clip": ["boolean"],
+    "beta": [_COEF],
+    "ref_logp": [_LOGP, None],
+    "use_bias_correction_kl": ["boolean"],
+    "max_completion_length": [_INT_POS, None],
+    "alpha": [_NONNEG],
+    "num_items_in_batch": [Interval(float, 0, None, closed="neither"), None],
+    "token_weights": [Array(ndim=2, shape=("B", "T"), low=0, max_abs=_MAX_COEF), None],
+    "extra_token_loss": [Array(ndim=2, shape=("B", "T"), max_abs=_MAX_COEF, tensor=True), None],
+    "entropy": [Array(ndim=2, shape=("B", "T"), low=0, high=_MAX_ENTROPY), None],
+    "entropy_coef": [Interval(float, -_MAX_COEF, _MAX_COEF)],
+})
 def policy_loss(logp, old_logp, advantages, mask=None, *, loss_type: str = "dapo",
                 epsilon: float = 0.2, epsilon_high: float | None = None,
                 importance_sampling_level: str = "token", clip: bool = True,
@@ -393,7 +532,7 @@ def policy_loss(logp, old_logp, advantages, mask=None, *, loss_type: str = "dapo
     - ``loss_type="cispo"`` (MiniMax-M1, 2025): the ratio is clipped and *detached* and
       multiplies the log-probability, ``l_it = -sg(min(rho_it, epsilon_high)) A_it log pi_it``,
       so no token loses its gradient; aggregated as ``"dapo"``. ``epsilon_high`` is here the
-      cap of the ratio itself (TRL's convention; ScaleRL recommends 5).
+      cap of the ratio itself (TRL's convention; ScaleRL recommends 5). ``clip`` is ignored.
     - ``clip=False``: the unclipped surrogate ``-rho A`` (KL-Cov's, as in Cui et al.'s code).
 
     Conventions, where they could differ from TRL's: ``use_bias_correction_kl=True`` (TRL's
@@ -408,22 +547,30 @@ def policy_loss(logp, old_logp, advantages, mask=None, *, loss_type: str = "dapo
     Parameters
     ----------
     logp, old_logp : tensor, shape (B, T)
-        Log-probabilities of the sampled tokens under the current and the sampling policy.
+        Log-probabilities of the sampled tokens under the current and the sampling policy
+        (finite; ``logp - old_logp`` at most 80, so that the ratio is finite).
     advantages : tensor, shape (B,) or (B, T)
     mask : tensor, shape (B, T), optional
         1 for completion tokens, 0 for padding.
     loss_type : {"grpo", "bnpo", "dr_grpo", "dapo", "cispo", "delta_l"}
     epsilon, epsilon_high : float
-        Clip range (TRL's names); ``epsilon_high=None`` means ``epsilon``.
+        Clip range (TRL's names), ``epsilon`` in [0, 1] and ``epsilon_high`` in [0, 100];
+        ``epsilon_high=None`` means ``epsilon``.
     importance_sampling_level : {"token", "sequence"}
     clip : bool
         ``False`` drops the clip (KL-Cov's surrogate); not with ``"cispo"``.
     beta : float
         Weight of the k3 KL penalty; needs ``ref_logp``.
+    ref_logp : tensor, shape (B, T), optional
+        Log-probabilities under the reference policy.
     use_bias_correction_kl : bool
         Multiply the k3 term by the importance ratio (TRL's default).
     max_completion_length, alpha, num_items_in_batch
         See :func:`aggregation_weights`.
+    token_weights : tensor, shape (B, T), optional
+        Non-negative weights of the policy term (detached).
+    extra_token_loss : tensor, shape (B, T), optional
+        A differentiable per-token loss added to the policy term.
     entropy : tensor, shape (B, T), optional
         Token entropies (differentiable) for the bonus and the diagnostics.
     entropy_coef : float
@@ -441,22 +588,26 @@ def policy_loss(logp, old_logp, advantages, mask=None, *, loss_type: str = "dapo
 
     References
     ----------
-    schulman2017proximal, shao2024deepseekmath, yu2025dapo, liu2025understanding,
-    zheng2025gspo, minimax2025m1
+    - schulman2017proximal: Schulman et al. (2017), "Proximal Policy Optimization Algorithms".
+    - shao2024deepseekmath: Shao et al. (2024), "DeepSeekMath: Pushing the Limits of Mathematical
+      Reasoning in Open Language Models".
+    - yu2025dapo: Yu et al. (2025), "DAPO: An Open-Source LLM Reinforcement Learning System at Scale".
+    - liu2025understanding: Liu et al. (2025), "Understanding R1-Zero-Like Training: A Critical Perspective".
+    - zheng2025gspo: Zheng et al. (2025), "Group Sequence Policy Optimization".
+    - minimax2025m1: MiniMax (2025), "MiniMax-M1: Scaling Test-Time Compute Efficiently with Lightning
+      Attention".
 
     Examples
     --------
     >>> logp = torch.log(torch.tensor([[1.3, 0.9]], dtype=torch.float64)).requires_grad_()
     >>> loss, info = policy_loss(logp, torch.zeros(1, 2, dtype=torch.float64), torch.tensor([1.0]))
-    >>> round(float(loss), 4), info["clip_high"]
+    >>> round(loss.item(), 4), info["clip_high"]
     (-1.05, 0.5)
     """
-    lp, olp, adv, m, ref, w, ent = _check_loss_inputs(
+    lp, olp, adv, m, ref, w, extra, ent = _loss_inputs(
         logp, old_logp, advantages, mask, ref_logp, token_weights, extra_token_loss, entropy,
-        loss_type=loss_type, epsilon=epsilon, epsilon_high=epsilon_high,
-        importance_sampling_level=importance_sampling_level, beta=beta, entropy_coef=entropy_coef)
-    eps_low = float(epsilon)
-    eps_high = eps_low if epsilon_high is None else float(epsilon_high)
+        beta=beta, entropy_coef=entropy_coef)
+    eps_low, eps_high = epsilon, epsilon if epsilon_high is None else epsilon_high
     c = aggregation_weights(m, loss_type, max_completion_length=max_completion_length, alpha=alpha,
                             num_items_in_batch=num_items_in_batch)[:, None]   # (B, 1)
 
@@ -465,61 +616,45 @@ def policy_loss(logp, old_logp, advantages, mask=None, *, loss_type: str = "dapo
         log_ratio = (log_ratio * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp(min=1.0)  # (B, 1)
     ratio = torch.exp(log_ratio)                                             # (B, T) or (B, 1)
 
-    if loss_type == "cispo":
+    if loss_type == "cispo":                                                 # clipped, detached ratio x log pi
         per_token = -torch.clamp(ratio, max=eps_high).detach() * adv * lp    # (B, T)
-    elif clip:
-        clipped = torch.clamp(ratio, 1 - eps_low, 1 + eps_high)
-        per_token = -torch.min(ratio * adv, clipped * adv)
-    else:
+    elif clip:                                                               # PPO's clipped surrogate
+        per_token = -torch.min(ratio * adv, torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * adv)
+    else:                                                                    # KL-Cov's unclipped surrogate
         per_token = -ratio * adv
-    if w is not None:
-        per_token = per_token * w
-    if extra_token_loss is not None:
-        per_token = per_token + extra_token_loss
+    per_token = per_token * w + extra                                        # interventions (STEER, Clip-Cov, ...)
     kl = None
-    if ref is not None:
-        kl = k3_kl(lp, ref)
-        if use_bias_correction_kl:
-            kl = kl * ratio
+    if ref is not None:                                                      # beta k3 (x ratio: TRL's correction)
+        kl = k3_kl(lp, ref) * (ratio if use_bias_correction_kl else 1.0)
         per_token = per_token + beta * kl
-    loss = (c * per_token * m).sum()
-    if ent is not None and entropy_coef != 0:
-        loss = loss - float(entropy_coef) * (ent * m).sum() / m.sum().clamp(min=1.0)
+    loss = (c * per_token * m).sum()                                         # sum_i c_i sum_t l_it
+    if entropy_coef != 0:                                                    # token-mean entropy bonus
+        loss = loss - entropy_coef * (ent * m).sum() / m.sum().clamp(min=1.0)
+    return loss, _loss_info(ratio, adv, m, kl, ent, loss_type=loss_type, eps_low=eps_low, eps_high=eps_high)
 
-    with torch.no_grad():
-        if loss_type == "cispo":
-            low = torch.zeros_like(ratio * adv, dtype=torch.bool)
-            high = (ratio > eps_high) & (adv > 0)
-        else:
-            low = (ratio < 1 - eps_low) & (adv < 0)
-            high = (ratio > 1 + eps_high) & (adv > 0)
-        info = {"clip_low": _masked_mean(low.to(lp.dtype), m), "clip_high": _masked_mean(high.to(lp.dtype), m),
-                "ratio": _masked_mean(ratio, m)}
-        info["clip_ratio"] = info["clip_low"] + info["clip_high"]
-        info["kl"] = _masked_mean(kl, m) if kl is not None else 0.0
-        if ent is not None:
-            info["entropy"] = _masked_mean(ent, m)
-    return loss, info
-
-
-def _check_real_coef(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return float(value)
 
 # ----------------------------------------------------------------------------------------
 # the entropy mechanism
 # ----------------------------------------------------------------------------------------
+@validate_params({"logits": [_LOGITS]})
 def softmax_entropy(logits):
     r"""Entropy ``H(z) = -sum_a pi_a log pi_a`` of ``pi = softmax(z)`` (last axis).
 
-    Accepts numpy arrays or tensors; returns the same kind.
+    Accepts numpy arrays or tensors of any leading shape; returns the same kind.
+
+    Examples
+    --------
+    >>> round(float(softmax_entropy(np.zeros(4))), 4)   # uniform over 4 actions: log 4
+    1.3863
     """
     return token_entropy(logits)
 
 
+_UPDATE = {"logits": [_LOGITS], "advantages": [Array(min_size=1, max_abs=_MAX_COEF)],
+           "lr": [_LR], "update": [Options(("vanilla", "natural"))]}
+
+
+@validate_params({"logits": [_LOGITS], "delta_logits": [Array(min_size=1, max_abs=_MAX_COEF)]})
 def first_order_entropy_change(logits, delta_logits):
     r"""First-order change of a softmax policy's entropy under a logit update.
 
@@ -530,17 +665,22 @@ def first_order_entropy_change(logits, delta_logits):
 
     Entropy falls when the update raises the logits of actions that are already likely.
     Works on the last axis (batched states allowed).
+
+    References
+    ----------
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
     """
-    z = as_tensor(logits, "logits", dtype=torch.float64).to(torch.float64)
-    dz = as_tensor(delta_logits, "delta_logits", dtype=torch.float64).to(torch.float64)
-    if z.shape != dz.shape:
-        raise ValueError(f"delta_logits must have logits' shape {tuple(z.shape)}, got {tuple(dz.shape)}")
+    _check_same_shape(logits, delta_logits, "logits", "delta_logits")
+    z = as_tensor(logits, "logits").to(torch.float64)
+    dz = as_tensor(delta_logits, "delta_logits").to(torch.float64)
     logp = F.log_softmax(z, dim=-1)
     p = logp.exp()
-    centred = logp - (p * logp).sum(-1, keepdim=True)
+    centred = logp - (p * logp).sum(-1, keepdim=True)                         # log pi - E_pi log pi
     return _like_input(-(p * centred * dz).sum(-1), logits)
 
 
+@validate_params(_UPDATE)
 def logit_update(logits, advantages, lr: float, update: str = "vanilla"):
     r"""The expected policy-gradient step on the logits of a softmax policy.
 
@@ -553,28 +693,43 @@ def logit_update(logits, advantages, lr: float, update: str = "vanilla"):
 
     (Cui et al. (2025), with advantages centred under the policy so that the
     expected update is exact.)
+
+    References
+    ----------
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
     """
+    _check_same_shape(logits, advantages, "logits", "advantages")
     z = as_tensor(logits, "logits").to(torch.float64)
     A = as_tensor(advantages, "advantages").to(torch.float64)
-    if z.shape != A.shape:
-        raise ValueError(f"advantages must have logits' shape {tuple(z.shape)}, got {tuple(A.shape)}")
-    lr = check_positive(lr, "lr")
-    check_choice(update, "update", ("vanilla", "natural"))
     p = torch.softmax(z, dim=-1)
-    centred = A - (p * A).sum(-1, keepdim=True)
+    centred = A - (p * A).sum(-1, keepdim=True)                               # A - E_pi A
     step = p * centred if update == "vanilla" else centred
     return _like_input(lr * step, logits)
 
 
+@validate_params(_UPDATE)
 def entropy_change(logits, advantages, lr: float, update: str = "vanilla"):
-    """Exact entropy change ``H(z + Delta z) - H(z)`` of one :func:`logit_update` step."""
+    """Exact entropy change ``H(z + Delta z) - H(z)`` of one :func:`logit_update` step.
+
+    References
+    ----------
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
+
+    Examples
+    --------
+    >>> z, A = np.log([0.5, 0.3, 0.2]), np.array([1.0, 0.0, 0.0])   # reward the likeliest action
+    >>> round(float(entropy_change(z, A, lr=0.1)), 5)
+    -0.00634
+    """
     z = as_tensor(logits, "logits").to(torch.float64)
-    dz = torch.as_tensor(logit_update(z, advantages if is_tensor(advantages) else
-                                      torch.as_tensor(as_array(advantages, "advantages")), lr, update))
+    dz = torch.as_tensor(logit_update(logits, advantages, lr, update)).to(z)
     out = torch.as_tensor(softmax_entropy(z + dz)) - torch.as_tensor(softmax_entropy(z))
     return _like_input(out, logits)
 
 
+@validate_params(_UPDATE)
 def predicted_entropy_change(logits, advantages, lr: float, update: str = "vanilla"):
     r"""The covariance prediction of the entropy change of one policy-gradient step.
 
@@ -598,11 +753,22 @@ def predicted_entropy_change(logits, advantages, lr: float, update: str = "vanil
     lr : float
         Step size ``eta``.
     update : {"vanilla", "natural"}
+
+    References
+    ----------
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
+
+    Examples
+    --------
+    >>> z, A = np.log([0.5, 0.3, 0.2]), np.array([1.0, 0.0, 0.0])
+    >>> round(float(predicted_entropy_change(z, A, lr=0.1)), 5)   # entropy_change gives -0.00634
+    -0.00615
     """
-    dz = logit_update(logits, advantages, lr, update)
-    return first_order_entropy_change(logits, dz)
+    return first_order_entropy_change(logits, logit_update(logits, advantages, lr, update))
 
 
+@validate_params({"logp": [_LOGP], "advantages": _ADVANTAGES, "mask": _MASK})
 def token_covariance(logp, advantages, mask=None):
     r"""Token-level covariance terms of Clip-Cov and KL-Cov (Cui et al., 2025).
 
@@ -620,25 +786,31 @@ def token_covariance(logp, advantages, mask=None):
     Returns
     -------
     numpy.ndarray or torch.Tensor, shape (B, T) (zero on padding).
+
+    References
+    ----------
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
     """
-    lp = as_tensor(logp, "logp", ndim=2).detach().to(torch.float64)
-    A = as_tensor(advantages, "advantages", ndim=(1, 2)).detach().to(torch.float64)
-    if A.ndim == 1:
-        if A.shape[0] != lp.shape[0]:
-            raise ValueError(f"advantages must have {lp.shape[0]} entries, got {A.shape[0]}")
-        A = A[:, None].expand_as(lp)
-    elif A.shape != lp.shape:
-        raise ValueError(f"advantages must have shape (B,) or {tuple(lp.shape)}, got {tuple(A.shape)}")
-    m = _check_mask(mask, lp.shape)
+    lp = as_tensor(logp, "logp").detach().to(torch.float64)                   # (B, T)
+    A = _as_advantages(advantages, lp).expand_as(lp)                          # (B, T)
+    m = _as_mask(mask, lp)                                                    # (B, T)
     n = m.sum().clamp(min=1.0)
-    a_bar = (A * m).sum() / n
-    l_bar = (lp * m).sum() / n
+    a_bar, l_bar = (A * m).sum() / n, (lp * m).sum() / n
     return _like_input((A - a_bar) * (lp - l_bar) * m, logp)
 
 
 # ----------------------------------------------------------------------------------------
 # interventions
 # ----------------------------------------------------------------------------------------
+@validate_params({
+    "cov": [Array(ndim=2, shape=("B", "T"), min_size=1)],
+    "mask": _MASK,
+    "ratio": [_FRACTION],
+    "bounds": [Array(ndim=1, shape=(2,))],
+    "clipped": [Array(ndim=2, shape=("B", "T"), dtype="bool"), None],
+    "generator": _GENERATOR,
+})
 def clip_cov_mask(cov, mask=None, *, ratio: float = 2e-4, bounds=(1.0, 5.0), clipped=None, generator=None):
     r"""Tokens whose gradient Clip-Cov stops, selected as in Cui et al.'s released code.
 
@@ -657,7 +829,7 @@ def clip_cov_mask(cov, mask=None, *, ratio: float = 2e-4, bounds=(1.0, 5.0), cli
     ratio : float
         Fraction of the valid tokens to detach (at least one when a candidate exists).
     bounds : (float, float)
-        The covariance band of the candidates.
+        The covariance band of the candidates (increasing).
     clipped : bool tensor, shape (B, T), optional
         Tokens the PPO clip already clipped (excluded, as in the reference).
     generator : torch.Generator, optional
@@ -668,15 +840,13 @@ def clip_cov_mask(cov, mask=None, *, ratio: float = 2e-4, bounds=(1.0, 5.0), cli
 
     References
     ----------
-    cui2025entropy
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
     """
-    c = as_tensor(cov, "cov", ndim=2).detach()
-    m = _check_mask(mask, c.shape) > 0
-    ratio = check_fraction(ratio, "ratio")
-    lo, hi = float(bounds[0]), float(bounds[1])
-    if not lo < hi:
-        raise ValueError(f"bounds must be increasing, got {bounds}")
-    ok = m if clipped is None else m & ~_check_mask(clipped, c.shape, "clipped").bool()
+    lo, hi = _check_pair(bounds, "bounds")
+    c = as_tensor(cov, "cov").detach()                                          # (B, T)
+    m = _as_mask(mask, c) > 0
+    ok = m if clipped is None else m & ~torch.as_tensor(clipped, device=c.device)
     candidates = torch.nonzero(((c > lo) & (c < hi) & ok).reshape(-1)).reshape(-1)
     k = min(max(1, int(ratio * int(m.sum()))), candidates.numel()) if ratio > 0 else 0
     out = torch.zeros(c.numel(), dtype=torch.bool)
@@ -686,6 +856,7 @@ def clip_cov_mask(cov, mask=None, *, ratio: float = 2e-4, bounds=(1.0, 5.0), cli
     return out.reshape(c.shape)
 
 
+@validate_params({"cov": [Array(ndim=2, shape=("B", "T"), min_size=1)], "mask": _MASK, "ratio": [_FRACTION]})
 def kl_cov_mask(cov, mask=None, *, ratio: float = 2e-3):
     r"""Tokens that KL-Cov penalises: the top ``max(1, int(ratio * n_valid))`` valid tokens by ``cov_t``.
 
@@ -701,16 +872,16 @@ def kl_cov_mask(cov, mask=None, *, ratio: float = 2e-3):
 
     References
     ----------
-    cui2025entropy
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
 
     Examples
     --------
     >>> kl_cov_mask(torch.tensor([[0.5, -1.0], [2.0, 0.1]]), ratio=0.2).tolist()
     [[False, False], [True, False]]
     """
-    c = as_tensor(cov, "cov", ndim=2).detach()
-    m = _check_mask(mask, c.shape) > 0
-    ratio = check_fraction(ratio, "ratio")
+    c = as_tensor(cov, "cov").detach()                                          # (B, T)
+    m = _as_mask(mask, c) > 0
     n = int(m.sum())
     k = min(max(1, int(ratio * n)), n) if ratio > 0 else 0
     out = torch.zeros(c.numel(), dtype=torch.bool)
@@ -720,6 +891,13 @@ def kl_cov_mask(cov, mask=None, *, ratio: float = 2e-3):
     return out.reshape(c.shape)
 
 
+@validate_params({
+    "advantages": _ADVANTAGES,
+    "old_logp": [Array(ndim=2, shape=("B", "T"), min_size=1, high=0)],
+    "entropy": [Array(ndim=2, shape=("B", "T"), low=0, high=_MAX_ENTROPY)],
+    "mask": _MASK,
+    "w_min": [Interval(float, 0, 1, closed="neither")],
+})
 def steer_weights(advantages, old_logp, entropy, mask=None, *, w_min: float = 0.5):
     r"""STEER's per-token loss weights (Hao et al., 2025, STEER).
 
@@ -733,22 +911,25 @@ def steer_weights(advantages, old_logp, entropy, mask=None, *, w_min: float = 0.
     .. math:: \lambda_t = \mathrm{clamp}\bigl(e^{-k|\Omega_t|},\, w_{\min},\, 1\bigr), \qquad
               k = \frac{-\ln w_{\min}}{\max(\max_t |\Omega_t|,\ 0.02)} .
 
+    ``old_logp`` are log-probabilities (``<= 0``), ``entropy`` non-negative.
     Returns a detached tensor of shape (B, T) with values in ``[w_min, 1]``.
+
+    References
+    ----------
+    - hao2025rethinking: Hao et al. (2025), "Rethinking Entropy Interventions in RLVR: An Entropy Change
+      Perspective".
     """
-    olp = as_tensor(old_logp, "old_logp", ndim=2).detach().to(torch.float64)
-    H = as_tensor(entropy, "entropy", ndim=2).detach().to(torch.float64)
-    A = as_tensor(advantages, "advantages", ndim=(1, 2)).detach().to(torch.float64)
-    A = A[:, None].expand_as(olp) if A.ndim == 1 else A
-    if A.shape != olp.shape or H.shape != olp.shape:
-        raise ValueError(f"advantages, old_logp and entropy must share shape {tuple(olp.shape)}")
-    w_min = check_fraction(w_min, "w_min", inclusive=False)
-    m = _check_mask(mask, olp.shape)
+    olp = as_tensor(old_logp, "old_logp").detach().to(torch.float64)           # (B, T)
+    H = as_tensor(entropy, "entropy").detach().to(torch.float64)               # (B, T)
+    A = _as_advantages(advantages, olp).expand_as(olp)                        # (B, T)
+    m = _as_mask(mask, olp)
     p = olp.exp()
     omega = (A / p) * p * (1 - p) * (olp + H) * m
     k = -math.log(w_min) / max(float(omega.abs().max()), 0.02)
     return torch.clamp(torch.exp(-k * omega.abs()), w_min, 1.0)
 
 
+@validate_params({"progress_fraction": [_FRACTION]})
 def epo_phase_weight(progress_fraction: float) -> float:
     r"""EPO's phase weight ``beta_k`` of the entropy smoothing term (Xu et al., 2025, EPO).
 
@@ -760,8 +941,13 @@ def epo_phase_weight(progress_fraction: float) -> float:
     a strong constraint early that is relaxed late. (We read ``p`` as the progress inside
     each half, which makes the schedule nearly continuous at the midpoint; this reading is
     ours.) ``progress_fraction`` is the progress of the whole run in ``[0, 1]``.
+
+    References
+    ----------
+    - xu2025epo: Xu et al. (2025), "EPO: Entropy-regularized Policy Optimization for LLM Agents
+      Reinforcement Learning".
     """
-    f = check_fraction(progress_fraction, "progress_fraction")
+    f = float(progress_fraction)
     if f < 0.5:
         p = 2 * f
         return 1 - 0.2 * (1 - math.exp(-2 * p))
@@ -769,6 +955,12 @@ def epo_phase_weight(progress_fraction: float) -> float:
     return 0.8 * math.exp(-3 * p)
 
 
+@validate_params({
+    "entropy": [Array(ndim=2, shape=("B", "T"), min_size=1, low=0, high=_MAX_ENTROPY)],
+    "reference": [Interval(float, 0, _MAX_COEF)],
+    "mask": _MASK,
+    "kappa": [Array(ndim=1, shape=(2,), low=0, max_abs=_MAX_COEF)],
+})
 def epo_smoothing_penalty(entropy, reference: float, mask=None, *, kappa=(0.8, 1.2)):
     r"""EPO's entropy smoothing penalty per token (Xu et al., 2025, EPO).
 
@@ -777,32 +969,37 @@ def epo_smoothing_penalty(entropy, reference: float, mask=None, *, kappa=(0.8, 1
 
     .. math:: s_t = \mathrm{relu}(\kappa_l H_{\text{hist}} - H_t) + \mathrm{relu}(H_t - \kappa_r H_{\text{hist}}).
 
-    Returns a tensor of ``entropy``'s shape (zero on padding), differentiable in ``entropy``.
+    ``kappa = (kappa_l, kappa_r)`` with ``0 <= kappa_l <= kappa_r``. Returns a tensor of
+    ``entropy``'s shape (zero on padding), differentiable in ``entropy``.
+
+    References
+    ----------
+    - xu2025epo: Xu et al. (2025), "EPO: Entropy-regularized Policy Optimization for LLM Agents
+      Reinforcement Learning".
     """
-    H = as_tensor(entropy, "entropy", ndim=2)
-    ref = check_nonnegative(reference, "reference")
-    kl, kr = float(kappa[0]), float(kappa[1])
-    if not 0 <= kl <= kr:
-        raise ValueError(f"kappa must satisfy 0 <= kappa_l <= kappa_r, got {kappa}")
-    m = _check_mask(mask, H.shape).to(H.dtype)
-    return (F.relu(kl * ref - H) + F.relu(H - kr * ref)) * m
+    kl, kr = _check_pair(kappa, "kappa")
+    H = as_tensor(entropy, "entropy")                                          # (B, T)
+    m = _as_mask(mask, H)
+    return (F.relu(kl * reference - H) + F.relu(H - kr * reference)) * m
 
 
+@validate_params({
+    "coef": [_COEF], "entropy": [_COEF], "target": [_COEF], "delta": [_COEF], "c_min": [_COEF], "c_max": [_COEF],
+})
 def adaptive_entropy_coef(coef: float, entropy: float, target: float, *, delta: float = 5e-3,
                           c_min: float = 0.0, c_max: float = 0.05) -> float:
     r"""One update of Skywork-OR1's adaptive entropy coefficient (He et al., 2025, Skywork-OR1).
 
     .. math:: c \leftarrow \mathrm{clip}\bigl(c + \delta\,\mathrm{sign}(H_{\text{target}} - H),\ c_{\min},\ c_{\max}\bigr);
 
-    :func:`train_grpo` applies the bonus only while ``H < H_target``.
+    :func:`train_grpo` applies the bonus only while ``H < H_target``. Every argument is a
+    non-negative number, ``c_min <= c_max``.
+
+    References
+    ----------
+    - he2025skywork: He et al. (2025), "Skywork Open Reasoner 1 Technical Report".
     """
-    coef = check_nonnegative(coef, "coef")
-    entropy = check_nonnegative(entropy, "entropy")
-    target = check_nonnegative(target, "target")
-    delta = check_nonnegative(delta, "delta")
-    c_min, c_max = check_nonnegative(c_min, "c_min"), check_nonnegative(c_max, "c_max")
-    if c_min > c_max:
-        raise ValueError(f"c_min must be <= c_max, got {c_min} > {c_max}")
+    c_min, c_max = _check_pair((c_min, c_max), "c_min, c_max")
     return float(np.clip(coef + delta * np.sign(target - entropy), c_min, c_max))
 
 
@@ -817,7 +1014,8 @@ class BanditTask:
     """
 
     def __init__(self, rewards=(1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)):
-        r = as_array(rewards, "rewards", ndim=1, min_rows=2)
+        check_params({"rewards": rewards}, {"rewards": [Array(ndim=1, min_rows=2, max_abs=_MAX_COEF)]})
+        r = np.asarray(as_tensor(rewards, "rewards").cpu())
         self.rewards = torch.as_tensor(r, dtype=torch.float32)
         self.vocab_size = len(r)
         self.answer_length = 1
@@ -828,13 +1026,21 @@ class BanditTask:
     def all_prompts(self) -> torch.Tensor:
         return torch.zeros(1, 1, dtype=torch.long)
 
+    @validate_params({"n": [_INT_POS], "generator": _GENERATOR})
     def sample_prompts(self, n: int, generator=None) -> torch.Tensor:
         return torch.zeros(n, 1, dtype=torch.long)
 
+    _ANSWERS = {"prompts": [TokenIds(high=1, shape=("n", 1), min_size=1)],
+                "answers": [TokenIds(high="self.vocab_size", shape=("n", 1))]}
+
+    @validate_params(_ANSWERS)
     def reward(self, prompts, answers) -> torch.Tensor:
+        """The reward of each answer (prompts: zeros (n, 1); answers: arms (n, 1))."""
         return self.rewards.to(answers.device)[answers[:, 0]]
 
+    @validate_params(_ANSWERS)
     def is_correct(self, prompts, answers) -> torch.Tensor:
+        """Whether each answer is a best arm."""
         return self.reward(prompts, answers) >= self.rewards.max()
 
 
@@ -853,44 +1059,64 @@ class ModularTask:
     plus the end token when there is one (:func:`answer_mask`; tokens after it are padding).
     Correct answers then exist at every length, so how a loss weighs long against short
     answers (:func:`aggregation_weights`) changes what the policy learns.
+
+    Prompt digits must lie in ``[0, p)``, answer tokens in ``[0, vocab_size)`` and answers
+    have exactly ``length`` tokens; anything else raises ``ValueError``.
+
+    Examples
+    --------
+    >>> task = ModularTask(p=5, length=2, target="sum")
+    >>> prompts = torch.tensor([[1, 2], [4, 4]])
+    >>> task.target(prompts).tolist()
+    [3, 3]
+    >>> task.reward(prompts, torch.tensor([[1, 2], [0, 0]])).tolist()   # 1 + 2 = 3; 0 + 0 != 3
+    [1.0, 0.0]
     """
 
     def __init__(self, p: int = 11, length: int = 2, target: str = "product", eos: bool = False):
-        self.p = check_int(p, "p", minimum=2)
-        self.answer_length = check_int(length, "length", minimum=1)
-        self.target_rule = check_choice(target, "target", ("product", "sum"))
-        if not isinstance(eos, bool):
-            raise TypeError(f"eos must be a bool, got {type(eos).__name__}")
+        check_params({"p": p, "length": length, "target": target, "eos": eos},
+                     {"p": [Interval(int, 2, 10_000)], "length": [Interval(int, 1, 64)],
+                      "target": [Options(("product", "sum"))], "eos": ["boolean"]})
+        self.p, self.answer_length, self.target_rule = int(p), int(length), target
         self.eos = self.p if eos else None
         self.vocab_size = self.p + 1 if eos else self.p
         self.num_prompts = self.p * self.p
         self.success = 1.0  # the reward that counts as correct
 
     def all_prompts(self) -> torch.Tensor:
+        """Every prompt ``(a, b)``, shape (p^2, 2)."""
         a = torch.arange(self.p)
         return torch.cartesian_prod(a, a)
 
+    @validate_params({"n": [_INT_POS], "generator": _GENERATOR})
     def sample_prompts(self, n: int, generator=None) -> torch.Tensor:
+        """``n`` uniformly random prompts, shape (n, 2)."""
         return torch.randint(0, self.p, (n, 2), generator=generator)
 
+    _PROMPTS = TokenIds(high="self.p", shape=("n", 2), min_size=1)
+    _ANSWERS = TokenIds(high="self.vocab_size", shape=("n", "self.answer_length"), min_size=1)
+
+    @validate_params({"prompts": [_PROMPTS]})
     def target(self, prompts) -> torch.Tensor:
-        a, b = prompts[:, 0], prompts[:, 1]
-        return (a * b) % self.p if self.target_rule == "product" else (a + b) % self.p
+        """The target sum ``a b`` (or ``a + b``) mod ``p`` of each prompt, shape (n,)."""
+        return self._target(prompts)
 
+    @validate_params({"prompts": [_PROMPTS], "answers": [_ANSWERS]})
     def reward(self, prompts, answers) -> torch.Tensor:
-        return self.is_correct(prompts, answers).float()
+        """1.0 for a correct answer, 0.0 otherwise, shape (n,)."""
+        return self._is_correct(prompts, answers).float()
 
+    @validate_params({"answers": [_ANSWERS]})
     def digits(self, answers):
         """``(digits, n_digits)``: the answer digits (zero after the end token) and their count."""
-        if self.eos is None:
-            return answers, torch.full((answers.shape[0],), answers.shape[1], device=answers.device)
-        before_end = torch.cumsum(answers == self.eos, dim=1) == 0             # (n, L)
-        return answers * before_end, before_end.sum(dim=1)
+        return self._digits(answers)
 
+    @validate_params({"prompts": [_PROMPTS], "answers": [_ANSWERS]})
     def is_correct(self, prompts, answers) -> torch.Tensor:
-        digits, n = self.digits(answers)
-        return (digits.sum(dim=1) % self.p == self.target(prompts).to(answers.device)) & (n > 0)
+        """Whether each answer's digits sum to its prompt's target mod ``p`` (and it has a digit), shape (n,)."""
+        return self._is_correct(prompts, answers)
 
+    @validate_params({"prompts": [_PROMPTS], "generator": _GENERATOR})
     def sample_correct(self, prompts, generator=None) -> torch.Tensor:
         """A uniformly random correct answer for each prompt (for the supervised warm start).
 
@@ -899,27 +1125,29 @@ class ModularTask:
         n, L = prompts.shape[0], self.answer_length
         if self.eos is None:
             free = torch.randint(0, self.p, (n, L - 1), generator=generator)      # (n, L - 1)
-            last = (self.target(prompts) - free.sum(dim=1)) % self.p
+            last = (self._target(prompts) - free.sum(dim=1)) % self.p
             return torch.cat([free, last[:, None]], dim=1)
         free = torch.randint(0, self.p, (n, L), generator=generator)              # (n, L)
         n_digits = torch.randint(1, L + 1, (n,), generator=generator)             # (n,)
         pos = torch.arange(L)[None, :]
         free = torch.where(pos < n_digits[:, None] - 1, free, torch.zeros_like(free))
-        last = (self.target(prompts) - free.sum(dim=1)) % self.p
+        last = (self._target(prompts) - free.sum(dim=1)) % self.p
         answers = torch.where(pos == n_digits[:, None] - 1, last[:, None], free)
         return torch.where(pos >= n_digits[:, None], torch.full_like(answers, self.eos), answers)
 
+    def _target(self, prompts):
+        a, b = prompts[:, 0], prompts[:, 1]
+        return (a * b) % self.p if self.target_rule == "product" else (a + b) % self.p
 
-def answer_mask(task, answers) -> torch.Tensor:
-    """1 on an answer's tokens (its digits and its end token), 0 on the padding after it, shape (n, L).
+    def _digits(self, answers):
+        if self.eos is None:
+            return answers, torch.full((answers.shape[0],), answers.shape[1], device=answers.device)
+        before_end = torch.cumsum(answers == self.eos, dim=1) == 0             # (n, L)
+        return answers * before_end, before_end.sum(dim=1)
 
-    For tasks without an end token every position counts.
-    """
-    eos = getattr(task, "eos", None)
-    if eos is None:
-        return torch.ones(answers.shape, dtype=torch.float32, device=answers.device)
-    ended_before = (torch.cumsum(answers == eos, dim=1) - (answers == eos).long()) > 0   # (n, L)
-    return (~ended_before).float()
+    def _is_correct(self, prompts, answers):
+        digits, n = self._digits(answers)
+        return (digits.sum(dim=1) % self.p == self._target(prompts).to(answers.device)) & (n > 0)
 
 
 class TemplatedTask:
@@ -955,66 +1183,102 @@ class TemplatedTask:
     def __init__(self, task, num_templates: int):
         if isinstance(task, TemplatedTask):
             raise TypeError("task is already a TemplatedTask")
-        self.task = task
-        self.num_templates = check_int(num_templates, "num_templates", minimum=1)
-        if self.num_templates > task.vocab_size:
+        check_params({"task": task, "num_templates": num_templates},
+                     {"task": [BanditTask, ModularTask], "num_templates": [_INT_POS]})
+        if num_templates > task.vocab_size:
             raise ValueError(f"num_templates must be <= the task's vocab_size {task.vocab_size} "
-                             f"(template tokens reuse its alphabet), got {self.num_templates}")
+                             f"(template tokens reuse its alphabet), got {num_templates}")
+        self.task, self.num_templates = task, int(num_templates)
         self.vocab_size = task.vocab_size
         self.answer_length = task.answer_length
         self.num_prompts = task.num_prompts
         self.eos = getattr(task, "eos", None)
         self.success = task.success
 
-    @staticmethod
-    def problems(prompts) -> torch.Tensor:
+    _PROMPTS = TokenIds(high="self.vocab_size", ndim=2, shape=("n", None), min_size=1)
+
+    @validate_params({"prompts": [_PROMPTS]})
+    def problems(self, prompts) -> torch.Tensor:
         """The problems behind templated prompts (the template token removed)."""
         return prompts[:, 1:]
 
-    @staticmethod
-    def templates(prompts) -> torch.Tensor:
+    @validate_params({"prompts": [_PROMPTS]})
+    def templates(self, prompts) -> torch.Tensor:
         """The template index of each templated prompt."""
         return prompts[:, 0]
 
+    @validate_params({"problems": [TokenIds(ndim=2, shape=("n", None), min_size=1)],
+                      "templates": [TokenIds(high="self.num_templates", ndim=1, shape=("n",))]})
     def format(self, problems, templates) -> torch.Tensor:
         """The policy input ``(t, x)`` for problems ``x`` (n, P) and template indices ``t`` (n,)."""
-        t = torch.as_tensor(templates, dtype=torch.long).reshape(-1, 1)
-        if t.shape[0] != problems.shape[0]:
-            raise ValueError(f"templates must have {problems.shape[0]} entries, got {t.shape[0]}")
-        if t.numel() and (t.min() < 0 or t.max() >= self.num_templates):
-            raise ValueError(f"templates must lie in [0, {self.num_templates})")
-        return torch.cat([t, problems], dim=1)
+        t = torch.as_tensor(templates, dtype=torch.long, device=problems.device)
+        return torch.cat([t[:, None], problems], dim=1)                          # (n, 1 + P)
 
     def all_prompts(self) -> torch.Tensor:
+        """Every problem under template 0 (the test-time format)."""
         p = self.task.all_prompts()
         return self.format(p, torch.zeros(p.shape[0], dtype=torch.long))
 
+    @validate_params({"n": [_INT_POS], "generator": _GENERATOR})
     def sample_prompts(self, n: int, generator=None) -> torch.Tensor:
+        """``n`` random problems, each under a uniformly random template."""
         p = self.task.sample_prompts(n, generator)
         return self.format(p, torch.randint(0, self.num_templates, (n,), generator=generator))
 
+    @validate_params({"prompts": [_PROMPTS]})
     def reward(self, prompts, answers) -> torch.Tensor:
-        return self.task.reward(self.problems(prompts), answers)
+        """The underlying task's reward for the problem behind each prompt."""
+        return self.task.reward(prompts[:, 1:], answers)
 
+    @validate_params({"prompts": [_PROMPTS]})
     def is_correct(self, prompts, answers) -> torch.Tensor:
-        return self.task.is_correct(self.problems(prompts), answers)
+        """The underlying task's verdict for the problem behind each prompt."""
+        return self.task.is_correct(prompts[:, 1:], answers)
 
+    @validate_params({"prompts": [_PROMPTS]})
     def sample_correct(self, prompts, generator=None) -> torch.Tensor:
-        return self.task.sample_correct(self.problems(prompts), generator)
+        """A random correct answer to the problem behind each prompt."""
+        return self.task.sample_correct(prompts[:, 1:], generator)
+
+
+_TASKS = [BanditTask, ModularTask, TemplatedTask]
+
+
+@validate_params({"task": _TASKS,
+                  "answers": [TokenIds(high=lambda args: args["task"].vocab_size, ndim=2, min_size=1)]})
+def answer_mask(task, answers) -> torch.Tensor:
+    """1 on an answer's tokens (its digits and its end token), 0 on the padding after it, shape (n, L).
+
+    For tasks without an end token every position counts.
+    """
+    answers = torch.as_tensor(answers)
+    if task.eos is None:
+        return torch.ones(answers.shape, dtype=torch.float32, device=answers.device)
+    ended_before = (torch.cumsum(answers == task.eos, dim=1) - (answers == task.eos).long()) > 0   # (n, L)
+    return (~ended_before).float()
 
 
 def _policy_device(policy, device=None) -> torch.device:
     """Move ``policy`` to ``device`` (default: where its parameters already are) and return it."""
     if device is None:
         return next(policy.parameters()).device
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must name a torch device ('cpu', 'cuda', 'mps', ...), got {device!r}") from err
     policy.to(device)
     return device
 
 
+def _check_policy_task(policy, task) -> None:
+    """The policy speaks the task's alphabet: one logit per token of the task's vocabulary."""
+    if getattr(policy, "vocab_size", None) != task.vocab_size:
+        raise ValueError(f"policy must have the task's vocab_size {task.vocab_size}, "
+                         f"got {getattr(policy, 'vocab_size', None)}")
+
+
 def _with_templates(task, num_templates: int):
     """``task`` itself for one template (the plain, unaugmented path), else a :class:`TemplatedTask`."""
-    num_templates = check_int(num_templates, "prompt_templates", minimum=1)
     if isinstance(task, TemplatedTask):  # already augmented: keep it, unless the counts disagree
         if num_templates not in (1, task.num_templates):
             raise ValueError(f"prompt_templates={num_templates} but task has {task.num_templates} templates")
@@ -1061,14 +1325,18 @@ class TabularPolicy(_Policy):
 
     def __init__(self, num_actions: int, init_logits=None):
         super().__init__()
-        num_actions = check_int(num_actions, "num_actions", minimum=2)
-        init = torch.zeros(num_actions) if init_logits is None else \
-            torch.as_tensor(as_array(init_logits, "init_logits", ndim=1), dtype=torch.float32)
-        if init.shape[0] != num_actions:
-            raise ValueError(f"init_logits must have {num_actions} entries, got {init.shape[0]}")
-        self.logits = nn.Parameter(init.clone())
+        check_params({"num_actions": num_actions, "init_logits": init_logits},
+                     {"num_actions": [Interval(int, 2, None)],
+                      "init_logits": [Array(ndim=1, shape=("num_actions",), max_abs=_MAX_COEF), None]})
+        init = torch.zeros(num_actions) if init_logits is None else as_tensor(init_logits, "init_logits")
+        self.vocab_size = int(num_actions)
+        self.logits = nn.Parameter(init.detach().to(torch.float32).clone())
 
+    @validate_params({"prompts": [TokenIds(high="self.vocab_size", ndim=2, shape=("n", None), min_size=1)],
+                      "answers": [TokenIds(high="self.vocab_size", ndim=2, shape=("n", None))],
+                      "last_only": ["boolean"]})
     def answer_logits(self, prompts, answers, last_only: bool = False):
+        """The same logits for every prompt and position: (n, V) with ``last_only``, else (n, L, V)."""
         n = prompts.shape[0]
         if last_only:
             return self.logits.expand(n, -1)
@@ -1081,19 +1349,36 @@ class GRUPolicy(_Policy):
     It reads the prompt tokens, a separator, then the answer so far, and outputs logits over
     the ``vocab_size`` answer digits. Every prompt shares every parameter, as in a language
     model, so sharpening one prompt's answers moves all the others.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> policy = GRUPolicy(vocab_size=5, hidden=8, embed=4)
+    >>> prompts, answers = torch.tensor([[1, 2], [3, 4]]), torch.tensor([[0, 1, 2], [4, 4, 4]])
+    >>> tuple(policy.answer_logits(prompts, answers).shape)            # (n, L, V)
+    (2, 3, 5)
+    >>> logp, entropy, _ = policy.score(prompts, answers)             # (n, L) each
+    >>> tuple(logp.shape), bool((entropy <= math.log(5) + 1e-6).all())
+    ((2, 3), True)
     """
 
     def __init__(self, vocab_size: int, hidden: int = 64, embed: int = 32):
         super().__init__()
-        self.vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
-        hidden = check_int(hidden, "hidden", minimum=1)
-        embed = check_int(embed, "embed", minimum=1)
+        check_params({"vocab_size": vocab_size, "hidden": hidden, "embed": embed},
+                     {"vocab_size": [Interval(int, 2, None)], "hidden": [_INT_POS], "embed": [_INT_POS]})
+        self.vocab_size = int(vocab_size)
         self.sep = self.vocab_size
         self.embed = nn.Embedding(self.vocab_size + 1, embed)
         self.gru = nn.GRU(embed, hidden, batch_first=True)
         self.head = nn.Linear(hidden, self.vocab_size)
 
+    @validate_params({"prompts": [TokenIds(high="self.vocab_size", ndim=2, shape=("n", None), min_size=1)],
+                      "answers": [TokenIds(high="self.vocab_size", ndim=2, shape=("n", None))],
+                      "last_only": ["boolean"]})
     def answer_logits(self, prompts, answers, last_only: bool = False):
+        """Logits of the next answer token: (n, V) after the whole answer with ``last_only``, else
+        (n, L, V) for each answer position (teacher forcing). Prompt and answer tokens are ids
+        below ``vocab_size``."""
         n, P = prompts.shape
         sep = torch.full((n, 1), self.sep, dtype=torch.long, device=prompts.device)
         L = answers.shape[1]
@@ -1105,6 +1390,8 @@ class GRUPolicy(_Policy):
 
 
 @thread_limit(1)  # the tiny policies: a second thread only spins (under load, many times slower)
+@validate_params({"policy": [_Policy], "task": _TASKS, "steps": [_INT_NONNEG], "batch_size": [_INT_POS],
+                  "lr": [_LR], "seed": [_SEED], "prompt_templates": [_INT_POS], "device": _DEVICE})
 def supervised_warm_start(policy, task, *, steps: int = 200, batch_size: int = 128, lr: float = 3e-3,
                           seed: int = 0, prompt_templates: int = 1, device=None) -> list[float]:
     r"""A short supervised phase on random correct answers (the "SFT" before RL).
@@ -1118,12 +1405,10 @@ def supervised_warm_start(policy, task, *, steps: int = 200, batch_size: int = 1
     ``device``: where the policy trains (default: where its parameters are); the examples
     are drawn on the CPU, so every device sees the same data.
     """
+    _check_policy_task(policy, task)
     task = _with_templates(task, prompt_templates)
     device = _policy_device(policy, device)
-    steps = check_int(steps, "steps", minimum=0)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    lr = check_positive(lr, "lr")
-    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
     losses = []
     for _ in progress(range(steps), desc="warm start"):
@@ -1142,6 +1427,9 @@ def supervised_warm_start(policy, task, *, steps: int = 200, batch_size: int = 1
 # ----------------------------------------------------------------------------------------
 # measurement
 # ----------------------------------------------------------------------------------------
+@validate_params({"n": [Interval(int, 1, None), Array(dtype="integer", min_size=1, low=1)],
+                  "c": [Interval(int, 0, None), Array(dtype="integer", min_size=1, low=0)],
+                  "k": [_INT_POS]})
 def pass_at_k(n, c, k: int):
     r"""Unbiased ``pass@k`` estimator of Chen et al. (2021).
 
@@ -1163,14 +1451,24 @@ def pass_at_k(n, c, k: int):
     Returns
     -------
     float or numpy.ndarray
+
+    References
+    ----------
+    - chen2021evaluating: Chen et al. (2021), "Evaluating Large Language Models Trained on Code".
+
+    Examples
+    --------
+    >>> round(pass_at_k(10, 3, 1), 4), round(pass_at_k(10, 3, 4), 4)
+    (0.3, 0.8333)
     """
-    k = check_int(k, "k", minimum=1)
-    n_arr = np.atleast_1d(as_array(n, "n", dtype=np.int64))
-    c_arr = np.atleast_1d(as_array(c, "c", dtype=np.int64))
-    n_arr, c_arr = np.broadcast_arrays(n_arr, c_arr)
+    try:
+        n_arr, c_arr = np.broadcast_arrays(np.atleast_1d(np.asarray(n, dtype=np.int64)),
+                                           np.atleast_1d(np.asarray(c, dtype=np.int64)))
+    except ValueError:
+        raise ValueError(f"c must have n's shape {np.shape(n)} (or broadcast to it), got {np.shape(c)}") from None
     if np.any(n_arr < k):
         raise ValueError(f"n must be >= k={k}, got minimum {n_arr.min()}")
-    if np.any(c_arr < 0) or np.any(c_arr > n_arr):
+    if np.any(c_arr > n_arr):
         raise ValueError("c must satisfy 0 <= c <= n")
     out = np.empty(n_arr.shape, dtype=np.float64)
     for idx, (ni, ci) in enumerate(zip(n_arr.ravel(), c_arr.ravel())):
@@ -1182,8 +1480,18 @@ def pass_at_k(n, c, k: int):
     return float(out.ravel()[0]) if scalar else out
 
 
+_KS = Array(ndim=1, dtype="integer", min_size=1, low=1)
+
+
+def _check_ks(ks, n_samples: int, name: str = "ks") -> None:
+    if max(int(k) for k in ks) > n_samples:
+        raise ValueError(f"{name} must be <= the number of samples per prompt ({n_samples}), got {tuple(ks)}")
+
+
 @thread_limit(1)  # the tiny policies: a second thread only spins (under load, many times slower)
 @torch.no_grad()
+@validate_params({"policy": [_Policy], "task": _TASKS, "n_samples": [_INT_POS], "ks": [_KS], "seed": [_SEED],
+                  "device": _DEVICE})
 def evaluate_policy(policy, task, *, n_samples: int = 32, ks=(1, 4, 32), seed: int = 1234,
                     device=None) -> dict:
     r"""pass@k, reward, token entropy, distinct correct answers and lengths on every prompt of ``task``.
@@ -1193,9 +1501,15 @@ def evaluate_policy(policy, task, *, n_samples: int = 32, ks=(1, 4, 32), seed: i
     ``entropy`` the mean token entropy of the policy on its own answers' tokens;
     ``length``, ``length_correct`` and ``length_wrong`` the mean number of answer tokens
     (:func:`answer_mask`) of all, correct and wrong answers (NaN when there are none).
+    ``ks`` are at most ``n_samples``.
+
+    References
+    ----------
+    - chen2021evaluating: Chen et al. (2021), "Evaluating Large Language Models Trained on Code".
     """
-    n_samples = check_int(n_samples, "n_samples", minimum=1)
-    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    _check_ks(ks, n_samples)
+    _check_policy_task(policy, task)
+    gen = torch.Generator().manual_seed(seed)
     device = _policy_device(policy, device)
     prompts = task.all_prompts().to(device)
     P = prompts.shape[0]
@@ -1221,23 +1535,34 @@ def evaluate_policy(policy, task, *, n_samples: int = 32, ks=(1, 4, 32), seed: i
     return out
 
 
+_LAW_COEF = Interval(float, -1e100, 1e100)  # exp(H <= 50) times it stays finite
+
+
 @dataclass
 class EntropyPerformanceFit:
-    """Result of :func:`fit_entropy_performance`: ``R = -a exp(H) + b``."""
+    """Result of :func:`fit_entropy_performance`: ``R = -a exp(H) + b`` (finite ``a``, ``b``; ``r2 <= 1``)."""
 
     a: float
     b: float
     r2: float
+
+    def __post_init__(self):
+        check_params({"a": self.a, "b": self.b, "r2": self.r2},
+                     {"a": [_LAW_COEF], "b": [_LAW_COEF], "r2": [Interval(float, None, 1)]})
 
     @property
     def ceiling(self) -> float:
         """The predicted performance when the entropy is exhausted, ``R(H=0) = b - a``."""
         return self.b - self.a
 
+    @validate_params({"H": [Interval(float, 0, _MAX_ENTROPY), Array(min_size=1, low=0, high=_MAX_ENTROPY)]})
     def predict(self, H):
+        """The law at entropies ``H`` (nats, in [0, 50]; any shape, evaluated entrywise)."""
         return -self.a * np.exp(np.asarray(H, dtype=float)) + self.b
 
 
+@validate_params({"H": [Array(ndim=1, shape=("n",), min_rows=3, low=0, high=_MAX_ENTROPY)],
+                  "R": [Array(ndim=1, shape=("n",), max_abs=_MAX_COEF)]})
 def fit_entropy_performance(H, R) -> EntropyPerformanceFit:
     r"""Fit the entropy-performance law of Cui et al. (2025), ``R = -a e^{H} + b``.
 
@@ -1248,15 +1573,25 @@ def fit_entropy_performance(H, R) -> EntropyPerformanceFit:
     Parameters
     ----------
     H, R : array-like, shape (n,)
-        Entropies and performances (reward or accuracy) along a run, ``n >= 3``.
+        Entropies (nats, in [0, 50]) and performances (reward or accuracy) along a run,
+        ``n >= 3``.
+
+    References
+    ----------
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
+
+    Examples
+    --------
+    >>> H = np.array([1.0, 0.8, 0.6, 0.4, 0.2])
+    >>> fit = fit_entropy_performance(H, -0.1 * np.exp(H) + 0.9)
+    >>> round(fit.a, 3), round(fit.b, 3), round(fit.ceiling, 3)
+    (0.1, 0.9, 0.8)
     """
     from scipy.optimize import curve_fit
 
-    H = as_array(H, "H", ndim=1, min_rows=3)
-    R = as_array(R, "R", ndim=1)
-    if R.shape != H.shape:
-        raise ValueError(f"R must have H's shape {H.shape}, got {R.shape}")
-    X = np.stack([-np.exp(H), np.ones_like(H)], axis=1)
+    H, R = np.asarray(H, dtype=float), np.asarray(R, dtype=float)
+    X = np.stack([-np.exp(H), np.ones_like(H)], axis=1)                       # (n, 2)
     (a0, b0), *_ = np.linalg.lstsq(X, R, rcond=None)
     (a, b), _ = curve_fit(lambda h, a, b: -a * np.exp(h) + b, H, R, p0=(a0, b0))
     resid = R - (-a * np.exp(H) + b)
@@ -1285,6 +1620,26 @@ class GRPOConfig:
     wrapped in :class:`TemplatedTask`, each sampled prompt is asked under a uniformly random
     one of ``T`` templates and evaluation uses template 0; ``T = 1`` leaves the task and
     every random draw exactly as without the option).
+
+    Every option is checked when the config is made (and by :func:`dataclasses.replace`):
+    ``beta`` must be 0 (training is KL-free, without a reference model), ``pass_ks`` at most
+    ``eval_samples``.
+
+    References
+    ----------
+    - shao2024deepseekmath: Shao et al. (2024), "DeepSeekMath: Pushing the Limits of Mathematical
+      Reasoning in Open Language Models".
+    - yu2025dapo: Yu et al. (2025), "DAPO: An Open-Source LLM Reinforcement Learning System at Scale".
+
+    Examples
+    --------
+    >>> cfg = GRPOConfig(steps=10, epsilon_high=0.28)
+    >>> cfg.loss_type, cfg.epsilon, cfg.epsilon_high
+    ('dapo', 0.2, 0.28)
+    >>> GRPOConfig(seed="x")
+    Traceback (most recent call last):
+    ...
+    TypeError: seed must be an int in [0, inf), got 'x'
     """
 
     steps: int = 100
@@ -1322,25 +1677,37 @@ class GRPOConfig:
     eval_seed: int = 1234
     seed: int = 0
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self):
-        check_int(self.steps, "steps", minimum=0)
-        check_int(self.prompts_per_step, "prompts_per_step", minimum=1)
-        check_int(self.group_size, "group_size", minimum=2)
-        check_positive(self.lr, "lr")
-        check_choice(self.optimizer, "optimizer", ("adam", "sgd"))
-        check_int(self.num_iterations, "num_iterations", minimum=1)
-        check_choice(self.loss_type, "loss_type", LOSS_TYPES)
-        check_choice(self.scale_rewards, "scale_rewards", ("group", "batch", "none"))
-        check_choice(self.importance_sampling_level, "importance_sampling_level", ("token", "sequence"))
-        check_nonnegative(self.epsilon, "epsilon")
-        if self.epsilon_high is not None:
-            check_nonnegative(self.epsilon_high, "epsilon_high")
-        check_nonnegative(self.entropy_coef, "entropy_coef")
-        check_choice(self.intervention, "intervention", INTERVENTIONS)
-        check_int(self.max_resample, "max_resample", minimum=0)
-        check_int(self.eval_every, "eval_every", minimum=1)
-        check_int(self.prompt_templates, "prompt_templates", minimum=1)
+        """Check every option (done on construction and by :func:`dataclasses.replace`); returns self."""
+        check_params(vars(self), _GRPO_CONSTRAINTS)
+        if self.beta != 0:
+            raise ValueError(f"beta must be 0: train_grpo trains KL-free, without a reference model "
+                             f"(as DAPO and Dr. GRPO), got {self.beta}")
+        _check_pair(self.clip_cov_bounds, "clip_cov_bounds")
+        _check_pair(self.epo_kappa, "epo_kappa")
+        _check_ks(self.pass_ks, self.eval_samples, "pass_ks")
         return self
+
+
+_GRPO_CONSTRAINTS = {
+    "steps": [_INT_NONNEG], "prompts_per_step": [_INT_POS], "group_size": [Interval(int, 2, None)],
+    "lr": [_LR], "optimizer": [Options(("adam", "sgd"))], "num_iterations": [_INT_POS],
+    "loss_type": [Options(LOSS_TYPES)], "scale_rewards": [Options(("group", "batch", "none"))],
+    "epsilon": [_FRACTION], "epsilon_high": [Interval(float, 0, 100), None],
+    "importance_sampling_level": [Options(("token", "sequence"))], "beta": [_NONNEG],
+    "entropy_coef": [_COEF], "entropy_target": [Interval(float, 0, _MAX_ENTROPY), None],
+    "entropy_coef_delta": [_COEF], "entropy_coef_max": [_COEF], "intervention": [Options(INTERVENTIONS)],
+    "clip_cov_ratio": [_FRACTION], "clip_cov_bounds": [Array(ndim=1, shape=(2,))],
+    "kl_cov_ratio": [_FRACTION], "kl_cov_coef": [_COEF], "epo_coef": [_COEF], "epo_smooth_coef": [_COEF],
+    "epo_kappa": [Array(ndim=1, shape=(2,), low=0, max_abs=_MAX_COEF)],
+    "steer_w_min": [Interval(float, 0, 1, closed="neither")], "zvp_alpha": [_COEF],
+    "dynamic_sampling": ["boolean"], "max_resample": [_INT_NONNEG], "prompt_templates": [_INT_POS],
+    "eval_every": [_INT_POS], "eval_samples": [_INT_POS], "pass_ks": [_KS], "eval_seed": [_SEED],
+    "seed": [_SEED],
+}
 
 
 @dataclass
@@ -1352,7 +1719,9 @@ class Rollouts:
     more); ``reward``, ``zero_var`` and ``length`` (``length_correct``, ``length_wrong``:
     of the correct and the wrong answers, NaN when none) describe the first draw of
     ``prompts_per_step`` groups, the same population for every method, and ``first`` keeps
-    its prompts and answers so that its entropy can be measured too.
+    its prompts and answers so that its entropy can be measured too. A record: shapes and
+    kinds are checked here, token ids against the task's vocabulary where they are used
+    (the task's reward, the policy's logits).
     """
 
     prompts: torch.Tensor
@@ -1367,22 +1736,48 @@ class Rollouts:
     length_wrong: float
     first: tuple
 
+    def __post_init__(self):
+        check_params(vars(self), {
+            "prompts": [TokenIds(ndim=2, shape=("B", None), min_size=1)],
+            "answers": [TokenIds(ndim=2, shape=("B", "L"))],
+            "mask": [Array(ndim=2, shape=("B", "L"), low=0, high=1)],
+            "rewards": [Array(ndim=1, shape=("B",), max_abs=_MAX_COEF)],
+            "drawn": [_INT_POS], "reward": [_REAL], "zero_var": [_FRACTION], "length": [_NONNEG],
+            "first": [tuple],
+        })
+        for name in ("length_correct", "length_wrong"):  # NaN (no such answer) is allowed
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+                raise TypeError(f"{name} must be a real number (NaN when there is no such answer), got {value!r}")
+            if math.isinf(value) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number or NaN, got {value}")
+        if len(self.first) != 2:
+            raise ValueError(f"first must be the pair (prompts, answers) of the first draw, got {len(self.first)} items")
+
 
 def _draw(policy, task, cfg: GRPOConfig, gen, device):
     """``prompts_per_step`` prompts and ``group_size`` answers each: prompts, answers, rewards (float64, CPU)."""
     prompts = task.sample_prompts(cfg.prompts_per_step, gen).to(device)
     rep = prompts.repeat_interleave(cfg.group_size, dim=0)                     # (B, P)
     answers = policy.sample(rep, task.answer_length, gen, eos=task.eos)        # (B, L)
-    return rep, answers, task.reward(rep, answers).double().cpu()
+    return rep, answers, task.reward(rep, answers).double().cpu()              # (B,)
 
 
+@validate_params({"policy": [_Policy], "task": _TASKS, "cfg": [GRPOConfig], "gen": [torch.Generator],
+                  "device": _DEVICE})
 def collect_rollouts(policy, task, cfg: GRPOConfig, gen, device=None) -> Rollouts:
     """Sample a step's batch; with ``cfg.dynamic_sampling`` replace zero-variance groups (DAPO).
 
     Dynamic sampling keeps the informative groups of the first draw and fills the batch from
     up to ``cfg.max_resample`` further draws (every answer drawn is counted in ``drawn``);
-    groups that are still zero-variance after the last draw are dropped.
+    groups that are still zero-variance after the last draw are dropped. ``gen`` is the CPU
+    generator every draw uses.
+
+    References
+    ----------
+    - yu2025dapo: Yu et al. (2025), "DAPO: An Open-Source LLM Reinforcement Learning System at Scale".
     """
+    _check_policy_task(policy, task)
     G, B = cfg.group_size, cfg.prompts_per_step * cfg.group_size
     rep, answers, rewards = _draw(policy, task, cfg, gen, device)
     zero = torch.as_tensor(zero_variance_groups(rewards, G))                   # (B / G,)
@@ -1410,12 +1805,27 @@ def collect_rollouts(policy, task, cfg: GRPOConfig, gen, device=None) -> Rollout
     return Rollouts(rep, answers, answer_mask(task, answers).double(), rewards, **stats)
 
 
+@torch.no_grad()
+def _first_draw_entropy(policy, task, batch: Rollouts, old_entropy, mask) -> float:
+    """Mean token entropy of the step's first draw (the batch itself unless dynamic sampling replaced groups)."""
+    if batch.first[1] is not batch.answers:
+        mask = answer_mask(task, batch.first[1]).double().to(mask.device)     # (B, L)
+        old_entropy = policy.score(*batch.first)[1].double()                  # (B, L)
+    return float((old_entropy * mask).sum() / mask.sum())
+
+
+def _evaluate(policy, task, cfg: GRPOConfig) -> dict:
+    """:func:`evaluate_policy` on every prompt, keys prefixed by ``eval_``."""
+    res = evaluate_policy(policy, task, n_samples=cfg.eval_samples, ks=cfg.pass_ks, seed=cfg.eval_seed)
+    return {f"eval_{k}": v for k, v in res.items()}
+
+
 # ---- one named function per intervention (each returns what it changes in the loss) ----
 def _advantages(rollouts: Rollouts, old_entropy, cfg: GRPOConfig, success: float):
     """GRPO advantages (B,), or RL-ZVP's token advantages (B, L)."""
     if cfg.intervention == "rl_zvp":
         return rlzvp_advantages(rollouts.rewards.to(old_entropy.device), old_entropy, cfg.group_size,
-                                rollouts.mask, success=success, alpha=cfg.zvp_alpha)
+                                rollouts.mask.to(old_entropy.device), success=success, alpha=cfg.zvp_alpha)
     adv = group_advantages(rollouts.rewards, cfg.group_size, cfg.scale_rewards)
     return adv.to(old_entropy.device)
 
@@ -1431,9 +1841,17 @@ def _entropy_bonus(coef: float, mean_entropy: float, cfg: GRPOConfig) -> tuple[f
     return coef, bonus + (cfg.epo_coef if cfg.intervention == "epo" else 0.0)
 
 
-def _clip_cov_weights(logp, adv, mask, cfg: GRPOConfig, eps_high: float, ratio, gen):
+def _steer_weights(adv, old_logp, old_entropy, mask, cfg: GRPOConfig):
+    """STEER: per-token weights damping the tokens that would change the entropy most (None otherwise)."""
+    return steer_weights(adv, old_logp, old_entropy, mask, w_min=cfg.steer_w_min) if cfg.intervention == "steer" \
+        else None
+
+
+def _clip_cov_weights(logp, old_logp, adv, mask, cfg: GRPOConfig, gen):
     """Clip-Cov: 0 on the tokens to detach, chosen from the *current* covariance, 1 elsewhere."""
-    a = adv if adv.ndim == 2 else adv[:, None]
+    ratio = torch.exp(logp.detach() - old_logp)                                # (B, L)
+    a = adv if adv.ndim == 2 else adv[:, None]                                 # (B, L) or (B, 1)
+    eps_high = cfg.epsilon if cfg.epsilon_high is None else cfg.epsilon_high
     clipped = ((ratio > 1 + eps_high) & (a > 0)) | ((ratio < 1 - cfg.epsilon) & (a < 0))   # (B, L)
     cov = token_covariance(logp.detach(), adv, mask)                           # (B, L)
     detach = clip_cov_mask(cov, mask, ratio=cfg.clip_cov_ratio, bounds=cfg.clip_cov_bounds,
@@ -1455,6 +1873,8 @@ def _epo_penalty(entropy, entropy_hist: float, mask, step: int, cfg: GRPOConfig)
 
 
 @thread_limit(1)  # the tiny policies: a second thread only spins (under load, many times slower)
+@validate_params({"policy": [_Policy], "task": _TASKS, "config": [GRPOConfig, None], "device": _DEVICE,
+                  "show_progress": ["boolean", None]})
 def train_grpo(policy, task, config: GRPOConfig | None = None, *, device=None, show_progress=None,
                **overrides) -> History:
     r"""GRPO-family training with every entropy intervention of the chapter as an option.
@@ -1462,59 +1882,59 @@ def train_grpo(policy, task, config: GRPOConfig | None = None, *, device=None, s
     Each step samples ``prompts_per_step`` prompts and ``group_size`` answers each
     (:func:`collect_rollouts`), computes group advantages (:func:`group_advantages`), then
     takes ``num_iterations`` optimiser steps on :func:`policy_loss` (so the ratio leaves 1
-    and clipping acts). Options (:class:`GRPOConfig`): the loss type, GSPO's sequence-level
-    ratio, the clip range (clip-higher), a KL-free setup as in DAPO/Dr. GRPO, a fixed or
-    adaptive entropy bonus, Clip-Cov and KL-Cov (as in Cui et al.'s code: the covariance is
-    recomputed at every update; KL-Cov drops the PPO clip; Clip-Cov skips tokens the clip
-    already stopped), EPO, STEER, RL-ZVP (``success`` = the task's top reward), dynamic
-    sampling and prompt augmentation (``prompt_templates``, :class:`TemplatedTask`).
+    and clipping acts). Options (:class:`GRPOConfig`, or its fields as keyword arguments):
+    the loss type, GSPO's sequence-level ratio, the clip range (clip-higher), a KL-free
+    setup as in DAPO/Dr. GRPO, a fixed or adaptive entropy bonus, Clip-Cov and KL-Cov (as in
+    Cui et al.'s code: the covariance is recomputed at every update; KL-Cov drops the PPO
+    clip; Clip-Cov skips tokens the clip already stopped), EPO, STEER, RL-ZVP (``success`` =
+    the task's top reward), dynamic sampling and prompt augmentation (``prompt_templates``,
+    :class:`TemplatedTask`). The policy's ``vocab_size`` must be the task's.
 
     Returns a :class:`~companion.training.History` with, per step, ``reward``, ``entropy``,
-    ``zero_var``, ``length``, ``length_correct`` and ``length_wrong`` of the step's first draw (the same population for every
-    method, dynamic sampling included), ``rollouts`` (answers sampled so far),
-    ``batch_reward`` (of the batch trained on), ``clip_low``, ``clip_high``, ``cov`` (mean
-    ``Cov(log pi, A)`` over tokens), ``entropy_coef``, ``loss``, and at step 0 and every
-    ``eval_every`` steps the keys of :func:`evaluate_policy` prefixed by ``eval_``.
-    ``device`` is where the policy trains (default: where its parameters are); sampling
-    draws on the CPU generator, so the runs are the same draws on any device. The loop runs
-    on one CPU thread (restored afterwards): with tensors this small, extra threads only add
-    synchronisation.
+    ``zero_var``, ``length``, ``length_correct`` and ``length_wrong`` of the step's first
+    draw (the same population for every method, dynamic sampling included; the two lengths
+    are NaN when the draw has no correct, or no wrong, answer), ``rollouts`` (answers
+    sampled so far), ``batch_reward`` (of the batch trained on), ``clip_low``,
+    ``clip_high``, ``cov`` (mean ``Cov(log pi, A)`` over tokens), ``entropy_coef``,
+    ``loss``, and at step 0 and every ``eval_every`` steps the keys of
+    :func:`evaluate_policy` prefixed by ``eval_``. ``device`` is where the policy trains
+    (default: where its parameters are); sampling draws on the CPU generator, so the runs
+    are the same draws on any device. The loop runs on one CPU thread (restored
+    afterwards): with tensors this small, extra threads only add synchronisation.
+
+    References
+    ----------
+    - shao2024deepseekmath: Shao et al. (2024), "DeepSeekMath: Pushing the Limits of Mathematical
+      Reasoning in Open Language Models".
+    - yu2025dapo: Yu et al. (2025), "DAPO: An Open-Source LLM Reinforcement Learning System at Scale".
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
     """
-    cfg = replace(config or GRPOConfig(), **overrides).validate()
+    cfg = replace(config or GRPOConfig(), **overrides)
+    _check_policy_task(policy, task)
     task = _with_templates(task, cfg.prompt_templates)
     device = _policy_device(policy, device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)(policy.parameters(), lr=cfg.lr)
-    eps_high = cfg.epsilon if cfg.epsilon_high is None else cfg.epsilon_high
     coef, entropy_hist, drawn = cfg.entropy_coef, None, 0
 
-    def evaluate():
-        res = evaluate_policy(policy, task, n_samples=cfg.eval_samples, ks=cfg.pass_ks, seed=cfg.eval_seed)
-        return {f"eval_{k}": v for k, v in res.items()}
-
     history = History()
-    history.log(0, evaluate())
+    history.log(0, _evaluate(policy, task, cfg))
     for step in progress(range(cfg.steps), desc=f"GRPO ({cfg.intervention})",
                          disable=None if show_progress is None else not show_progress):
-        # ---- rollouts and advantages
+        # ---- rollouts, advantages and the step's entropy-dependent terms
         batch = collect_rollouts(policy, task, cfg, gen, device)
         drawn += batch.drawn
         mask = batch.mask.to(device)                                           # (B, L)
         with torch.no_grad():
             old_logp, old_entropy, _ = policy.score(batch.prompts, batch.answers)     # (B, L) each
             old_logp, old_entropy = old_logp.double(), old_entropy.double()
-            if batch.first[1] is batch.answers:
-                mean_h = float((old_entropy * mask).sum() / mask.sum())
-            else:                                                              # dynamic sampling: the first draw's entropy
-                first_mask = answer_mask(task, batch.first[1]).double()
-                first_h = policy.score(*batch.first)[1].double()
-                mean_h = float((first_h * first_mask).sum() / first_mask.sum())
-        adv = _advantages(batch, old_entropy, cfg, task.success)                    # (B,) or (B, L)
+        mean_h = _first_draw_entropy(policy, task, batch, old_entropy, mask)
         entropy_hist = mean_h if entropy_hist is None else 0.9 * entropy_hist + 0.1 * mean_h
+        adv = _advantages(batch, old_entropy, cfg, task.success)               # (B,) or (B, L)
         coef, bonus = _entropy_bonus(coef, mean_h, cfg)
-        weights = (steer_weights(adv, old_logp, old_entropy, mask, w_min=cfg.steer_w_min)
-                   if cfg.intervention == "steer" else None)
+        weights = _steer_weights(adv, old_logp, old_entropy, mask, cfg)         # (B, L) or None
 
         # ---- num_iterations optimiser steps on the same batch
         for _ in range(cfg.num_iterations):
@@ -1522,7 +1942,7 @@ def train_grpo(policy, task, config: GRPOConfig | None = None, *, device=None, s
             logp, entropy = logp.double(), entropy.double()
             extra = None
             if cfg.intervention == "clip_cov":
-                weights = _clip_cov_weights(logp, adv, mask, cfg, eps_high, torch.exp(logp - old_logp), gen)
+                weights = _clip_cov_weights(logp, old_logp, adv, mask, cfg, gen)
             elif cfg.intervention == "kl_cov":
                 extra = _kl_cov_penalty(logp, old_logp, adv, mask, cfg)
             elif cfg.intervention == "epo":
@@ -1537,7 +1957,8 @@ def train_grpo(policy, task, config: GRPOConfig | None = None, *, device=None, s
             loss.backward()
             opt.step()
 
-        cov = token_covariance(old_logp, adv, mask)
+        # ---- logging
+        cov = token_covariance(old_logp, adv, mask)                            # (B, L)
         history.log(step + 1, {"reward": batch.reward, "entropy": mean_h, "zero_var": batch.zero_var,
                                "length": batch.length, "length_correct": batch.length_correct,
                                "length_wrong": batch.length_wrong, "rollouts": drawn,
@@ -1546,11 +1967,13 @@ def train_grpo(policy, task, config: GRPOConfig | None = None, *, device=None, s
                                "cov": float(cov.sum() / mask.sum()), "entropy_coef": bonus,
                                "loss": float(loss.detach())})
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            history.log(step + 1, evaluate())
+            history.log(step + 1, _evaluate(policy, task, cfg))
     return history
 
 
 @thread_limit(1)  # the tiny policies: a second thread only spins (under load, many times slower)
+@validate_params({"task": [BanditTask, None], "steps": [_INT_POS], "lr": [_LR], "group_size": [Interval(int, 2, None)],
+                  "seed": [_SEED]})
 def bandit_entropy_trace(task: BanditTask | None = None, *, steps: int = 200, lr: float = 0.1,
                          group_size: int = 8, seed: int = 0) -> dict:
     r"""Sampled GRPO on a bandit with plain SGD, recording each step's entropy change.
@@ -1564,12 +1987,20 @@ def bandit_entropy_trace(task: BanditTask | None = None, *, steps: int = 200, lr
 
     Returns a dict of numpy arrays ``entropy`` (steps + 1), ``measured``, ``first_order``,
     ``expected`` (steps each) and ``reward`` (mean sampled reward per step).
+
+    References
+    ----------
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
+
+    Examples
+    --------
+    >>> trace = bandit_entropy_trace(steps=5, seed=0)
+    >>> trace["entropy"].shape, trace["measured"].shape, round(float(trace["entropy"][0]), 4)  # log 8 at the start
+    ((6,), (5,), 2.0794)
     """
     task = BanditTask() if task is None else task
-    steps = check_int(steps, "steps", minimum=1)
-    lr = check_positive(lr, "lr")
-    group_size = check_int(group_size, "group_size", minimum=2)
-    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    gen = torch.Generator().manual_seed(seed)
     z = torch.zeros(task.vocab_size, dtype=torch.float64)
     r = task.rewards.double()
     H = [float(softmax_entropy(z))]
@@ -1601,24 +2032,71 @@ def _adv_scale(r, p):
 # ----------------------------------------------------------------------------------------
 # figures
 # ----------------------------------------------------------------------------------------
-def _as_runs(histories, name="histories") -> list:
-    """One History or a list of them (one per seed) as a non-empty list."""
+def _as_runs(histories, name="histories", keys=()) -> list:
+    """One History or a list of them (one per seed) as a non-empty list; each must have logged ``keys``."""
     runs = [histories] if isinstance(histories, History) else list(histories)
     if not runs or not all(isinstance(h, History) for h in runs):
         raise TypeError(f"{name} must be a History or a non-empty list of Histories (one per seed)")
+    for key in keys:
+        if not all(key in h for h in runs):
+            raise ValueError(f"{name} must have logged {key!r} in every run (train_grpo's histories do), "
+                             f"got keys {sorted(runs[0].keys())[:12]}")
     return runs
 
 
+_RUNS = [History, list, tuple]
+
+
+def _pass_keys(run) -> list:
+    """The ``eval_pass@k`` keys of a history, by increasing ``k``."""
+    return sorted((k for k in run.keys() if k.startswith("eval_pass@")), key=lambda k: int(k.split("@")[1]))
+
+
+def _labelled_runs(histories: dict, keys=()) -> dict:
+    """``{label: [History, ...]}`` from a non-empty dict of label -> one History or a list per seed."""
+    if not histories:
+        raise ValueError("histories must not be empty (a dict of label -> list of histories)")
+    runs = {label: _as_runs(h, f"histories[{label!r}]", keys) for label, h in histories.items()}
+    if not all(_pass_keys(r[0]) for r in runs.values()):
+        raise ValueError("histories must come from train_grpo (no eval_pass@k logged)")
+    return runs
+
+
+@validate_params({"histories": _RUNS, "key": ["string"], "index": [int]})
 def seed_values(histories, key: str, index: int = -1) -> np.ndarray:
-    """``key``'s value at position ``index`` (default: the last logged) in each seed's history, shape (n_seeds,)."""
-    return np.array([h[key][index] for h in _as_runs(histories)], dtype=float)
+    """``key``'s value at position ``index`` (default: the last logged) in each seed's history, shape (n_seeds,).
 
-
-def plot_training_curves(histories, *, title: str = "", k_max: int | None = None):
-    """Entropy, pass@1 and pass@k over training, mean and min-max band over the seeds' runs."""
+    Examples
+    --------
+    >>> runs = [History(), History()]
+    >>> for seed, h in enumerate(runs):
+    ...     h.log(0, {"reward": 0.5}); h.log(1, {"reward": 0.6 + 0.1 * seed})
+    >>> seed_values(runs, "reward").tolist(), seed_values(runs, "reward", 0).tolist()
+    ([0.6, 0.7], [0.5, 0.5])
+    """
     runs = _as_runs(histories)
-    keys = sorted((k for k in runs[0].keys() if k.startswith("eval_pass@")), key=lambda k: int(k.split("@")[1]))
+    if not all(key in h for h in runs):
+        raise ValueError(f"key {key!r} is not logged in every run; logged: {sorted(runs[0].keys())}")
+    n = min(len(h[key]) for h in runs)
+    if not -n <= index < n:
+        raise ValueError(f"index must lie in [{-n}, {n}) ({key!r} has {n} logged values), got {index}")
+    return np.array([h[key][index] for h in runs], dtype=float)
+
+
+@validate_params({"histories": _RUNS, "title": ["string"], "k_max": [_INT_POS, None]})
+def plot_training_curves(histories, *, title: str = "", k_max: int | None = None):
+    """Entropy, pass@1 and pass@k over training, mean and min-max band over the seeds' runs.
+
+    References
+    ----------
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
+    """
+    runs = _as_runs(histories, keys=("eval_entropy", "eval_pass@1"))
+    keys = _pass_keys(runs[0])
     kmax = keys[-1] if k_max is None else f"eval_pass@{k_max}"
+    if kmax not in keys:
+        raise ValueError(f"k_max must be one of the logged k {[int(k.split('@')[1]) for k in keys]}, got {k_max}")
     fig, (ax_h, ax_r, ax_p) = subplots(3, width=4.2, height=3.2)
     plot_spread(ax_h, runs[0].steps("eval_entropy"), [h["eval_entropy"] for h in runs], label="token entropy")
     ax_h.set(xlabel="RL step", ylabel="token entropy (nats)", title="entropy")
@@ -1634,11 +2112,21 @@ def plot_training_curves(histories, *, title: str = "", k_max: int | None = None
     return fig
 
 
+@validate_params({"trace": [dict]})
 def plot_entropy_prediction(trace: dict):
-    """Measured entropy change per step against the covariance predictions (a bandit trace)."""
+    """Measured entropy change per step against the covariance predictions (a bandit trace).
+
+    References
+    ----------
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
+    """
     for key in ("entropy", "measured", "first_order"):
         if key not in trace:
             raise ValueError(f"trace must contain {key!r} (use bandit_entropy_trace)")
+    for key in ("measured", "first_order", "expected"):
+        if key in trace:
+            check_params({f"trace[{key!r}]": trace[key]}, {f"trace[{key!r}]": [Array(ndim=1, min_size=1)]})
     fig, (ax_h, ax_s) = subplots(2, width=4.6, height=3.2)
     ax_h.plot(trace["entropy"])
     ax_h.set(xlabel="step", ylabel="entropy H (nats)", title="GRPO on a softmax bandit")
@@ -1654,22 +2142,26 @@ def plot_entropy_prediction(trace: dict):
     return fig
 
 
+@validate_params({"histories": [dict]})
 def plot_pass_at_k(histories: dict):
     """pass@k against k before and after RL (mean and min-max over seeds): RL sharpens pass@1, narrows pass@k.
 
     ``histories`` maps a label to a list of :func:`train_grpo` histories (one per seed); the
     "before" curve is taken from the first label's runs.
+
+    References
+    ----------
+    - chen2021evaluating: Chen et al. (2021), "Evaluating Large Language Models Trained on Code".
     """
-    if not histories:
-        raise ValueError("histories must not be empty")
-    first = _as_runs(next(iter(histories.values())))
-    keys = sorted((k for k in first[0].keys() if k.startswith("eval_pass@")), key=lambda k: int(k.split("@")[1]))
+    histories = _labelled_runs(histories)
+    first = next(iter(histories.values()))
+    keys = _pass_keys(first[0])
     kk = np.array([int(k.split("@")[1]) for k in keys], dtype=float)
     fig, (ax,) = subplots(1, width=5.0, height=3.6)
     plot_spread(ax, kk, [[h[k][0] for k in keys] for h in first], label="warm start (before RL)", color="k",
                 ls="--", marker="o")
     for label, runs in histories.items():
-        plot_spread(ax, kk, [[h[k][-1] for k in keys] for h in _as_runs(runs)], label=label, marker="o")
+        plot_spread(ax, kk, [[h[k][-1] for k in keys] for h in runs], label=label, marker="o")
     ax.set_xscale("log", base=2)
     ax.set(xlabel="k (samples)", ylabel="pass@k", title="pass@k before and after RL")
     ax.legend(fontsize=8)
@@ -1677,20 +2169,24 @@ def plot_pass_at_k(histories: dict):
     return fig
 
 
+@validate_params({"histories": [dict], "x": [Options(("step", "rollouts"))]})
 def plot_interventions(histories: dict, *, x: str = "step"):
     """Each intervention side by side: entropy, pass@1 and the largest pass@k, mean and min-max over seeds.
 
     ``histories`` maps a label to a list of histories (one per seed). ``x="step"`` plots
     against RL steps, ``x="rollouts"`` against the answers sampled so far (compute-matched:
     dynamic sampling draws more answers per step).
+
+    References
+    ----------
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
     """
-    if not histories:
-        raise ValueError("histories must not be empty")
-    check_choice(x, "x", ("step", "rollouts"))
+    histories = _labelled_runs(histories, keys=("eval_entropy", "eval_pass@1")
+                               + (("rollouts",) if x == "rollouts" else ()))
     fig, (ax_h, ax_1, ax_k) = subplots(3, width=4.3, height=3.4)
     for i, (label, runs) in enumerate(histories.items()):
-        runs = _as_runs(runs)
-        kmax = max((k for k in runs[0].keys() if k.startswith("eval_pass@")), key=lambda k: int(k.split("@")[1]))
+        kmax = _pass_keys(runs[0])[-1]
         steps = runs[0].steps("eval_entropy")
         if x == "rollouts":  # rollouts drawn by each evaluation step, averaged over the seeds
             per_seed = [np.concatenate([[0.0], h["rollouts"]])[steps.astype(int)] for h in runs]
@@ -1710,11 +2206,23 @@ def plot_interventions(histories: dict, *, x: str = "step"):
     return fig
 
 
+@validate_params({"H": [Array(ndim=1, shape=("n",), min_size=1, low=0, high=_MAX_ENTROPY)],
+                  "R": [Array(ndim=1, shape=("n",), max_abs=_MAX_COEF)], "fit": [EntropyPerformanceFit, None],
+                  "labels": [list, tuple, np.ndarray, None], "ylabel": ["string"]})
 def plot_entropy_performance(H, R, fit: EntropyPerformanceFit | None = None, *, labels=None,
                              ylabel: str = "performance"):
-    """Performance against entropy with the fitted law ``R = -a exp(H) + b``."""
-    H = as_array(H, "H", ndim=1)
-    R = as_array(R, "R", ndim=1)
+    """Performance against entropy with the fitted law ``R = -a exp(H) + b`` (fitted here when ``fit`` is None).
+
+    ``labels`` (one per point) colour the points by group.
+
+    References
+    ----------
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
+    """
+    if labels is not None and len(labels) != len(H):
+        raise ValueError(f"labels must have one entry per point ({len(H)}), got {len(labels)}")
+    H, R = np.asarray(H, dtype=float), np.asarray(R, dtype=float)
     fit = fit_entropy_performance(H, R) if fit is None else fit
     fig, (ax,) = subplots(1, width=5.0, height=3.6)
     if labels is None:
@@ -1778,6 +2286,12 @@ def rl_explorer():
 
     Controls: step size ``eta`` (SGD on the logits), group size, ``eps_high``, entropy
     coefficient and the intervention. The static book precomputes intervention x eta.
+
+    References
+    ----------
+    - cui2025entropy: Cui et al. (2025), "The Entropy Mechanism of Reinforcement Learning for Reasoning
+      Language Models".
+    - yu2025dapo: Yu et al. (2025), "DAPO: An Open-Source LLM Reinforcement Learning System at Scale".
     """
     from .widgets import Choice, Explorer
 

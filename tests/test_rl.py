@@ -640,3 +640,82 @@ def test_train_grpo_accepts_a_device():
     assert len(h["reward"]) == 3
     h2 = _bandit(steps=3, device=torch.device("cpu"))
     np.testing.assert_array_equal(h["reward"], h2["reward"])
+
+
+# ---------------------------------------------------------------------------------------
+# bad inputs (issue 19): every one ends in a ValueError/TypeError naming the argument
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["mask", "token_weights", "extra_token_loss"])
+def test_policy_loss_rejects_nan_in_token_arrays(name):
+    logp, old, adv, mask = _rand_batch(0)
+    bad = torch.ones_like(logp) if name != "extra_token_loss" else torch.zeros_like(logp)
+    bad[1, 2] = float("nan")
+    kwargs = {"mask": mask, name: bad}
+    with pytest.raises(ValueError, match=name):
+        rl.policy_loss(logp, old, adv, **kwargs)
+
+
+def test_policy_loss_rejects_overflowing_ratios_and_bad_options():
+    logp, old, adv, mask = _rand_batch(0)
+    huge = logp.clone()
+    huge[0, 0] = 1e300
+    with pytest.raises(ValueError, match="logp"):
+        rl.policy_loss(huge, old, adv, mask)
+    with pytest.raises(ValueError, match="epsilon"):
+        rl.policy_loss(logp, old, adv, mask, epsilon=1e308)
+    with pytest.raises(TypeError, match="clip"):
+        rl.policy_loss(logp, old, adv, mask, clip="yes")
+    with pytest.raises(ValueError, match="advantages"):
+        rl.policy_loss(logp, old, adv[:-1], mask)
+
+
+@pytest.mark.parametrize("field, value, error", [
+    ("seed", "x", TypeError), ("eval_samples", "3", TypeError), ("kl_cov_ratio", 1.5, ValueError),
+    ("beta", "x", TypeError), ("beta", 0.1, ValueError), ("lr", float("nan"), ValueError),
+    ("pass_ks", (1, 64), ValueError), ("clip_cov_bounds", (5.0, 1.0), ValueError),
+    ("dynamic_sampling", "yes", TypeError), ("group_size", 2.5, TypeError),
+])
+def test_grpo_config_validates_every_hyperparameter(field, value, error):
+    with pytest.raises(error, match=field):
+        rl.GRPOConfig(**{field: value})
+    with pytest.raises(error, match=field):  # overrides of train_grpo go through the same checks
+        rl.train_grpo(rl.TabularPolicy(8), rl.BanditTask(), **{field: value})
+
+
+def test_gru_policy_rejects_out_of_range_token_ids():
+    policy = rl.GRUPolicy(5, hidden=8, embed=4)
+    prompts, answers = torch.tensor([[1, 2], [3, 4]]), torch.tensor([[0, 1], [2, 3]])
+    assert policy.answer_logits(prompts, answers).shape == (2, 2, 5)
+    with pytest.raises(ValueError, match="answers"):
+        policy.answer_logits(prompts, torch.tensor([[0, 5], [2, 3]]))
+    with pytest.raises(ValueError, match="answers"):
+        policy.answer_logits(prompts, torch.tensor([[0, -1], [2, 3]]))
+    with pytest.raises(ValueError, match="prompts"):
+        policy.answer_logits(torch.tensor([[1, 2], [3, 5]]), answers)  # 5 is the separator, not a prompt token
+    with pytest.raises(ValueError, match="answers"):
+        policy.answer_logits(prompts, answers[:1])
+
+
+def test_modular_task_reward_rejects_impossible_answers():
+    task = rl.ModularTask(p=5, length=2)
+    prompts = torch.tensor([[1, 2], [3, 4]])
+    assert task.reward(prompts, torch.tensor([[1, 1], [0, 2]])).tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="answers"):        # digit out of range
+        task.reward(prompts, torch.tensor([[1, 7], [0, 2]]))
+    with pytest.raises(ValueError, match="answers"):        # wrong answer length
+        task.reward(prompts, torch.tensor([[1, 1, 0], [0, 2, 0]]))
+    with pytest.raises(TypeError, match="answers"):         # NaN (a float answer)
+        task.reward(prompts, torch.tensor([[1.0, float("nan")], [0.0, 2.0]]))
+    with pytest.raises(ValueError, match="prompts"):
+        task.reward(torch.tensor([[1, 5], [3, 4]]), torch.tensor([[1, 1], [0, 2]]))
+    with pytest.raises(ValueError, match="answers"):        # one answer per prompt
+        task.reward(prompts, torch.tensor([[1, 1]]))
+    with pytest.raises(TypeError, match="eos"):
+        rl.ModularTask(p=5, eos="yes")
+
+
+def test_policy_must_speak_the_task_vocabulary():
+    with pytest.raises(ValueError, match="policy"):
+        rl.train_grpo(rl.GRUPolicy(7, hidden=8, embed=4), rl.ModularTask(p=5), steps=1)
+    with pytest.raises(ValueError, match="device"):
+        rl.evaluate_policy(rl.TabularPolicy(8), rl.BanditTask(), device="nonsense")
