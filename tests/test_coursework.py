@@ -146,6 +146,14 @@ def test_find_exercises_reads_ids_points_tasks_and_cells(chapter, registry):
         assert ex.solution_cells[0] < ex.check_cells[0]
 
 
+@pytest.mark.parametrize("bad_id", [3, None, "", ["fx-add"]])
+def test_a_malformed_exercise_id_in_the_metadata_falls_back_to_the_label(chapter, registry, bad_id):
+    nb = copy.deepcopy(chapter)
+    _answer_cell(nb, "fx-add").metadata["exercise"] = bad_id
+    found = {e.id: e for e in cw.find_exercises(nb, registry)}
+    assert set(found) == set(EXPECTED) and found["fx-add"].solution_cells
+
+
 def test_student_notebook_hides_every_solution_and_keeps_the_rest(chapter, student):
     nbformat.validate(student)
     markdown = "\n".join(_source(c) for c in student.cells if c.cell_type == "markdown")

@@ -204,8 +204,8 @@ def find_exercises(nb, registry: dict | None = None) -> list[Exercise]:
 
     A solution cell is a code cell tagged ``solution`` (``answer`` in a student
     notebook) or any code cell between a ``solution-start`` and a ``solution-end`` block;
-    its exercise id comes from the cell metadata ``exercise``, else from the
-    ``solution-start`` label (``ex-<id>``). Check cells carry the tag ``check`` and the
+    its exercise id comes from the cell metadata ``exercise`` (a non-empty str), else from
+    the ``solution-start`` label (``ex-<id>``). Check cells carry the tag ``check`` and the
     metadata ``exercise``. The task text is the body of the exercise block labelled
     ``ex-<id>`` (or the last exercise block before the solution).
 
@@ -242,7 +242,9 @@ def find_exercises(nb, registry: dict | None = None) -> list[Exercise]:
         if not (is_solution or is_check):
             continue
         label = inside_label or last_label or ""
-        ex_id = meta.get("exercise") or _label_to_id(label)
+        ex_id = meta.get("exercise")
+        if not isinstance(ex_id, str) or not ex_id.strip():  # missing or malformed: the block's label
+            ex_id = _label_to_id(label)
         if not ex_id:
             continue
         ex = exercises.setdefault(ex_id, Exercise(ex_id))
