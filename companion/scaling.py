@@ -1,20 +1,27 @@
 """Neural scaling laws: loss surfaces, compute-optimal allocation and how to fit them.
 
-The chapter's objects, in the order the chapter meets them:
+The chapter's objects, in the order the chapter (and this module) meets them:
 
-- :func:`power_law_fit`: the saturating power law ``L(x) = L_inf + (x0 / x)^alpha`` of
-  Henighan et al. (2020), fitted by variable projection (also used by other chapters);
-- a teacher-student model with a power-law spectrum (:func:`power_law_spectrum`,
-  :func:`teacher_student_risk`) in which the scaling exponents can be derived (Bahri et
-  al., 2024);
-- a small training sweep of MLPs the chapter runs itself (:func:`training_sweep`);
-- the Chinchilla loss surface ``L(N, D) = E + A / N^alpha + B / D^beta`` (Hoffmann et al.,
-  2022) with its compute-optimal allocation (:func:`chinchilla_loss`,
-  :func:`compute_optimal`);
-- three ways of fitting it: IsoFLOP parabolas (:func:`fit_approach2`), the direct robust
-  fit from a grid of starts (:func:`fit_approach3`, the protocol of Besiroglu et al., 2024)
-  and variable projection (:func:`fit_variable_projection`, Golub and Pereyra, 1973),
-  plus :func:`bootstrap` confidence intervals for any of them.
+1. a teacher-student model with a power-law spectrum (:func:`power_law_spectrum`,
+   :func:`teacher_student_risk`, :func:`teacher_student_width_gap`) in which the scaling
+   exponents can be derived (Bahri et al., 2024), and :func:`power_law_fit`, the saturating
+   power law ``L(x) = L_inf + (x0 / x)^alpha`` of Henighan et al. (2020) fitted by variable
+   projection (also used by other chapters);
+2. a small training sweep of MLPs the chapter runs itself (:func:`training_sweeps`);
+3. the Chinchilla loss surface ``L(N, D) = E + A / N^alpha + B / D^beta`` (Hoffmann et al.,
+   2022) with its compute-optimal allocation (:func:`chinchilla_loss`,
+   :func:`compute_optimal`);
+4. IsoFLOP parabolas (:func:`isoflop_grid`, :func:`fit_approach2`) and their bias
+   (:func:`approach2_bias`);
+5. variable projection (:func:`fit_variable_projection`, Golub and Pereyra, 1973) and
+   :func:`bootstrap` confidence intervals for any fit;
+6. the direct robust fit from a grid of starts (:func:`fit_approach3`, the protocol of
+   Besiroglu et al., 2024) on the real Chinchilla points;
+7. the prediction of a held-out budget (:func:`predict_held_out`);
+
+then one function per figure and the explorer. Every public function declares its
+arguments' constraints at its entry (``companion._validation``), so bad input fails with
+an error naming the argument before any formula runs.
 """
 
 from __future__ import annotations
@@ -156,6 +163,208 @@ def _check_curves(curves, name, n):
             raise ValueError(f"{name}[{label!r}] must have {n} values (one per x), got shape {arr.shape}")
         out[label] = arr
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# Teacher-student regression with a power-law spectrum (Bahri et al., 2024)
+# ---------------------------------------------------------------------------------------
+_SPECTRUM = [_PositiveArray(1, min_size=1, max_abs=1e100)]
+
+
+@validate_params({"num_features": [Interval(int, 1, None)],
+                  "exponent": [Interval(float, 0, 50, closed="right")]})
+def power_law_spectrum(num_features: int, exponent: float) -> np.ndarray:
+    """Eigenvalues ``lambda_k = k^-exponent`` for ``k = 1 .. num_features``.
+
+    A kernel (or feature covariance) with this spectrum gives power-law learning curves
+    (Bahri et al., 2024): with a teacher of unit weight per mode the test error after
+    ``n`` samples is about the tail ``sum_{k > n} lambda_k ~ n^-(exponent - 1)``.
+    ``0 < exponent <= 50``.
+
+    References
+    ----------
+    - bahri2024explaining: Bahri et al. (2024), "Explaining Neural Scaling Laws".
+
+    Examples
+    --------
+    >>> power_law_spectrum(4, 2.0).tolist()
+    [1.0, 0.25, 0.1111111111111111, 0.0625]
+    """
+    return np.arange(1, num_features + 1, dtype=float) ** -exponent
+
+
+def _teacher_student_once(seed, trial, spectrum, n_train, n_features, noise, ridge):
+    P = spectrum.size
+    rng = np.random.default_rng([seed, trial])  # teacher and student features: shared by every n
+    w = rng.standard_normal(P)                                    # (P,) teacher
+    F = None if n_features is None else rng.standard_normal((P, n_features)) / np.sqrt(n_features)  # (P, M)
+    rng = np.random.default_rng([seed, trial, n_train or 0])  # the training sample
+    if n_train is None:  # infinite data: the best student in the span of its features
+        if F is None:
+            return 0.0
+        S = F.T @ (spectrum[:, None] * F)                         # (M, M) feature covariance
+        v = np.linalg.lstsq(S, F.T @ (spectrum * w), rcond=None)[0]  # (M,)
+        diff = w - F @ v
+        return float(diff @ (spectrum * diff))
+    X = rng.standard_normal((n_train, P)) * np.sqrt(spectrum)    # (n, P) inputs
+    y = X @ w + noise * rng.standard_normal(n_train)             # (n,)
+    Z = X if F is None else X @ F                                # (n, M) the student's features
+    K = Z @ Z.T                                                  # (n, n) kernel
+    scale = np.trace(K) / n_train
+    coef = np.linalg.solve(K + ridge * scale * np.eye(n_train), y)
+    u = Z.T @ coef  # student weights in its own features
+    diff = w - (u if F is None else F @ u)
+    return float(diff @ (spectrum * diff))
+
+
+_TEACHER_STUDENT = {"spectrum": _SPECTRUM, "n_features": [Interval(int, 1, None), None],
+                    "noise": [Interval(float, 0, 1e3)], "ridge": [Interval(float, 0, 1e6)],
+                    "trials": [Interval(int, 1, None)], "seed": [Interval(int, 0, None)]}
+
+
+@validate_params({"n_train": [Interval(int, 1, None), None], **_TEACHER_STUDENT})
+@thread_limit()
+def teacher_student_risk(n_train, spectrum, *, n_features=None, noise: float = 0.0,
+                         ridge: float = 1e-8, trials: int = 4, seed: int = 0) -> float:
+    """Excess test risk of ridge regression in a linear teacher-student model.
+
+    Inputs ``x`` have independent coordinates of variances ``spectrum`` (the kernel's
+    eigenvalues ``lambda_k``); the teacher is ``y = w . x + noise z`` with ``w ~ N(0, I)``.
+    The student is ridge regression (ridge ``ridge`` times the mean kernel diagonal) on
+    all features, or on ``n_features`` random projections ``F^T x`` (a random-feature
+    model of width ``n_features``). The excess risk ``(w - w_hat)^T Lambda (w - w_hat)``
+    is computed exactly, averaged over ``trials`` draws. Trial ``t`` draws the teacher and
+    the student's features from the seed ``(seed, t)`` whatever ``n_train``, so curves over
+    ``n`` (and the infinite-data limit) are paired. ``n_train=None`` gives the
+    infinite-data limit (the best predictor with ``n_features`` features).
+
+    This is the solvable model of Bahri et al. (2024): resolution-limited scaling
+    ``~ n^-(a - 1)`` for ``lambda_k = k^-a`` while ``n`` is below the width, and
+    variance-limited ``~ 1/n`` corrections once ``n`` exceeds it.
+
+    ``spectrum`` holds positive variances of magnitude at most 1e100 (larger ones overflow
+    the kernel); ``0 <= noise <= 1e3`` and ``0 <= ridge <= 1e6``.
+
+    References
+    ----------
+    - bahri2024explaining: Bahri et al. (2024), "Explaining Neural Scaling Laws".
+
+    Examples
+    --------
+    >>> spectrum = power_law_spectrum(200, 2.0)
+    >>> risks = [teacher_student_risk(n, spectrum, trials=2) for n in (8, 32)]
+    >>> print(f"{risks[0]:.3f} -> {risks[1]:.3f}")
+    0.248 -> 0.062
+    """
+    spectrum = as_array(spectrum, "spectrum")
+    return float(np.mean([_teacher_student_once(seed, t, spectrum, n_train, n_features, noise, ridge)
+                          for t in range(trials)]))
+
+
+@validate_params({"n_values": [Array(1, dtype="integer", min_size=1, low=1)], **_TEACHER_STUDENT})
+@thread_limit()
+def teacher_student_sweep(n_values, spectrum, *, n_features=None, noise: float = 0.0,
+                          ridge: float = 1e-8, trials: int = 4, seed: int = 0) -> np.ndarray:
+    """:func:`teacher_student_risk` for every ``n`` in ``n_values`` (same seed for each).
+
+    ``n_values`` is a 1-D integer array of training-set sizes (each at least 1).
+
+    References
+    ----------
+    - bahri2024explaining: Bahri et al. (2024), "Explaining Neural Scaling Laws".
+
+    Examples
+    --------
+    >>> risks = teacher_student_sweep([8, 16, 32], power_law_spectrum(200, 2.0), trials=2)
+    >>> risks.shape, bool(np.all(np.diff(risks) < 0))
+    ((3,), True)
+    """
+    n_values = [int(n) for n in as_array(n_values, "n_values", dtype=None)]
+    return np.array([teacher_student_risk(n, spectrum, n_features=n_features, noise=noise,
+                                          ridge=ridge, trials=trials, seed=seed)
+                     for n in progress(n_values, desc="teacher-student")])
+
+
+def _width_gap_once(seed, trial, spectrum, n_train, widths, ridge):
+    """Per-width ``R(M) - R(inf) - dR`` for one draw of teacher, sample and features."""
+    P = spectrum.size
+    w = np.random.default_rng([seed, trial]).standard_normal(P)  # (P,)
+    X = np.random.default_rng([seed, trial, n_train]).standard_normal((n_train, P)) * np.sqrt(spectrum)  # (n, P)
+    y = X @ w
+    K0 = X @ X.T                           # (n, n) infinite-width kernel
+    s0 = np.trace(K0) / n_train
+    M0 = np.linalg.inv(K0 + ridge * s0 * np.eye(n_train))
+    c0 = M0 @ y
+    e0 = w - X.T @ c0                      # error of the infinite-width student
+    r0 = float(e0 @ (spectrum * e0))
+    gaps = []
+    for m in widths:
+        F = np.random.default_rng([seed, trial, n_train, m]).standard_normal((P, m)) / np.sqrt(m)  # (P, m)
+        Z = X @ F                          # (n, m) width-m random features of the sample
+        K = Z @ Z.T
+        c = np.linalg.solve(K + ridge * np.trace(K) / n_train * np.eye(n_train), y)
+        e = w - F @ (Z.T @ c)
+        # first-order change of the risk in dS = F F^T - I (mean zero over F)
+        dS_xc = F @ (Z.T @ c0) - X.T @ c0
+        dK_c = X @ dS_xc
+        ds = (np.trace(K) - np.trace(K0)) / n_train
+        dw = dS_xc - X.T @ (M0 @ (dK_c + ridge * ds * c0))
+        gaps.append(float(e @ (spectrum * e)) - r0 + 2.0 * float(e0 @ (spectrum * dw)))
+    return np.array(gaps)
+
+
+@validate_params({"n_train": [Interval(int, 1, None)], "spectrum": _SPECTRUM,
+                  "widths": [Array(1, dtype="integer", min_size=1, low=1)],
+                  "ridge": [Interval(float, 0, 1e6, closed="right")], "trials": [Interval(int, 1, None)],
+                  "seed": [Interval(int, 0, None)]})
+@thread_limit()
+def teacher_student_width_gap(n_train, spectrum, widths, *, ridge: float = 1e-3, trials: int = 16,
+                              seed: int = 0) -> np.ndarray:
+    """Expected excess risk of a width-``M`` random-feature student over its infinite-width limit.
+
+    The variance-limited regime in model size of Bahri et al. (2024): at fixed data
+    (``n_train`` samples), a random-feature student ``x -> (F^T x) . u`` with ``F`` of shape
+    ``(P, M)``, entries ``N(0, 1/M)``, trained by ridge regression as in
+    :func:`teacher_student_risk`, approaches the kernel (infinite-width) student as ``M``
+    grows, and ``E_F[R(M)] - R(inf) ~ 1/M``. Each draw of ``F`` moves the risk by
+    ``O(1/sqrt(M))`` with mean zero (the first-order term in ``F F^T - I``), which would
+    drown the ``1/M`` mean in any affordable number of draws; this function subtracts that
+    first-order term exactly (a control variate of known mean zero), so the average of
+    ``trials`` draws estimates the expected gap with ``O(1/M)`` noise.
+
+    Parameters
+    ----------
+    n_train : int
+        Training samples (fixed).
+    spectrum : array-like, shape (P,)
+        Eigenvalues of the input covariance (:func:`power_law_spectrum`), positive, at
+        most 1e100.
+    widths : array-like of int, shape (k,)
+        Student widths ``M``.
+    ridge : float
+        Ridge, relative to the mean kernel diagonal, in ``(0, 1e6]``.
+    trials, seed : int
+        Draws of teacher, sample and features averaged; trial ``t`` uses seed ``(seed, t)``.
+
+    Returns
+    -------
+    ndarray, shape (len(widths),)
+        The estimated ``E[R(M)] - R(inf)`` per width.
+
+    References
+    ----------
+    - bahri2024explaining: Bahri et al. (2024), "Explaining Neural Scaling Laws".
+
+    Examples
+    --------
+    >>> gap = teacher_student_width_gap(8, power_law_spectrum(50, 2.0), [16, 64], trials=4)
+    >>> gap.shape
+    (2,)
+    """
+    spectrum = as_array(spectrum, "spectrum")
+    widths = [int(m) for m in as_array(widths, "widths", dtype=None)]
+    return np.mean([_width_gap_once(seed, t, spectrum, n_train, widths, ridge) for t in range(trials)],
+                   axis=0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -305,6 +514,265 @@ def power_law_fit(x, y, *, fit_l_inf: bool = True, alpha_bounds=(1e-3, 5.0)) -> 
         raise ValueError("y does not decrease with x: no power law to fit")
     return PowerLawFit(l_inf=float(coef[0]), x0=float(coef[1] ** (1.0 / alpha)), alpha=alpha,
                        rms_relative_error=float(np.sqrt(np.mean(residual ** 2))))
+
+
+# ---------------------------------------------------------------------------------------
+# A real training sweep: MLPs of several widths, checkpoints at several data sizes
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SweepResult:
+    """Test losses of a training sweep, one point per (width, checkpoint).
+
+    ``N`` parameters, ``D`` training samples seen, ``loss`` test mean squared error
+    (including the label-noise floor ``noise_floor``), ``width`` hidden width. ``group``
+    is the index into ``budgets`` of the IsoFLOP design point a run belongs to (its
+    ``6 N D`` equals that budget up to rounding ``D`` to whole batches), ``-1`` for the
+    plain log-spaced checkpoints.
+    """
+
+    N: np.ndarray
+    D: np.ndarray
+    loss: np.ndarray
+    width: np.ndarray
+    noise_floor: float
+    group: np.ndarray | None = None
+    budgets: np.ndarray | None = None
+    seed: int | None = None
+
+    def __post_init__(self):
+        values = {"budgets": self.budgets, **{k: getattr(self, k) for k in ("N", "D", "loss", "width", "group")},
+                  "noise_floor": self.noise_floor, "seed": self.seed}
+        budget_count = (lambda args: None if args["budgets"] is None else len(args["budgets"]))
+        check_params(values, {
+            "budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE), None], **_POINTS,
+            "width": [Array(1, shape=("n",), dtype="integer", low=1)],
+            "group": [_DesignGroups(budget_count, shape=("n",)), None],
+            "noise_floor": [Interval(float, 0, None)],
+            "seed": [Interval(int, 0, None), None],
+        })
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    def design(self) -> IsoflopData:
+        """The runs of the IsoFLOP design (several widths at each budget ``C = 6 N D``)."""
+        if self.group is None or self.budgets is None or not np.any(self.group >= 0):
+            raise ValueError("this sweep was trained without an IsoFLOP design (budgets=None)")
+        m = self.group >= 0
+        return IsoflopData(N=self.N[m], D=self.D[m], loss=self.loss[m], group=self.group[m],
+                           budgets=np.asarray(self.budgets, dtype=float))
+
+    @validate_params({"budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE)]})
+    def isoflop(self, budgets) -> IsoflopData:
+        """IsoFLOP slices: each width's loss interpolated (log-log) at ``D = C / (6 N)``.
+
+        Only budgets inside a width's range of checkpoints contribute a point.
+        """
+        budgets = as_array(budgets, "budgets")
+        rows = []
+        for g, C in enumerate(budgets):
+            for w in np.unique(self.width):
+                mask = self.width == w
+                n = self.N[mask][0]
+                d = C / (6.0 * n)
+                log_d, order = np.log(self.D[mask]), np.argsort(self.D[mask])
+                if log_d.min() <= np.log(d) <= log_d.max():
+                    loss = np.exp(np.interp(np.log(d), log_d[order], np.log(self.loss[mask][order])))
+                    rows.append((n, d, loss, g))
+        if not rows:
+            raise ValueError("budgets must intersect the sweep's range of 6 N D")
+        N, D, loss, group = (np.array(col) for col in zip(*rows))
+        return IsoflopData(N=N, D=D, loss=loss, group=group.astype(int), budgets=budgets)
+
+
+def _sweep_target(input_dim, num_terms, frequency, generator):
+    scale = torch.arange(1, num_terms + 1, dtype=torch.float32)
+    omega = torch.randn(num_terms, input_dim, generator=generator) * scale.sqrt()[:, None] * frequency
+    phase = torch.rand(num_terms, generator=generator) * 2 * np.pi
+    amplitude = 1.0 / scale
+
+    def target(x):
+        return (torch.cos(x @ omega.T.to(x.device) + phase.to(x.device)) * amplitude.to(x.device)).sum(-1)
+
+    probe = torch.rand(8192, input_dim, generator=generator) * 2 - 1
+    values = target(probe)
+    mean, std = values.mean(), values.std()
+    return lambda x: (target(x) - mean.to(x.device)) / std.to(x.device)
+
+
+def _torch_device(device):
+    """``device`` (None: the CPU) as a ``torch.device``; an unknown name raises ``ValueError``."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"device must name a torch device ('cpu', 'cuda', 'cuda:0', ...), got {device!r}: "
+                         f"{err}") from None
+
+
+_SEED_LIST = Array(1, dtype="integer", min_size=1, low=0)
+_WIDTHS = Array(1, dtype="integer", min_size=1, low=1)
+
+
+@validate_params({
+    "seed_list": [_SEED_LIST], "widths": [_WIDTHS],
+    "steps": [Interval(int, 1, None)], "batch_size": [Interval(int, 1, None)],
+    "lr": [Interval(float, 0, 1, closed="right")], "input_dim": [Interval(int, 1, None)],
+    "noise": [Interval(float, 0, 1e3)], "checkpoints": [Interval(int, 1, None)],
+    "min_samples": [Interval(int, 1, None)], "frequency": [Interval(float, 0, 1e3, closed="right")],
+    "test_size": [Interval(int, 1, None)],
+    "budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE), None],
+    "device": ["string", torch.device, None], "show_progress": ["boolean", None],
+})
+@thread_limit()
+def training_sweeps(seed_list, widths=(4, 8, 16, 32, 64), *, steps: int = 1500, batch_size: int = 128,
+                    lr: float = 1e-2, input_dim: int = 4, noise: float = 0.1,
+                    checkpoints: int = 12, min_samples: int = 5_000, frequency: float = 0.7,
+                    test_size: int = 4096, budgets=None, device=None,
+                    show_progress=None) -> list[SweepResult]:
+    """Train one-hidden-layer tanh MLPs of several widths, for several seeds, in one batch.
+
+    The task is regression of a fixed smooth function on ``[-1, 1]^input_dim``, a sum of
+    64 random cosines with amplitudes ``1/k`` and frequencies growing like ``sqrt(k)``
+    (normalised to unit variance), with label noise of standard deviation ``noise``. The
+    task and the test set are drawn from the first seed; every seed has its own
+    initialisation and its own data stream. Every step draws a fresh batch (one pass over
+    an unbounded stream, the regime of language-model pretraining), so the number of
+    samples seen plays the role of tokens ``D``; ``N`` is the parameter count
+    ``width (input_dim + 2) + 1``. All seeds and widths train together as one batched
+    model (hidden units beyond a model's width are masked), with Adam and the learning
+    rate ``lr / sqrt(1 + t / 200)``. That schedule does not depend on the run's length, so
+    the checkpoint after ``t`` steps is exactly the run trained for ``t`` steps: the test
+    loss (mean squared error on ``test_size`` fresh points, plus the noise floor
+    ``noise^2``) is recorded at ``checkpoints`` log-spaced sample counts from
+    ``min_samples`` to ``steps * batch_size`` and, when ``budgets`` is given, at the IsoFLOP
+    design ``D = C / (6 N)`` (rounded to whole batches) of every width and budget ``C``
+    that fits in the run.
+
+    Parameters
+    ----------
+    seed_list : list of int
+        One independent run of every width per seed (``companion.training.seeds(3)``).
+    widths : sequence of int
+        Hidden widths (each at least 1).
+    steps, batch_size : int
+        Adam steps, and fresh samples per step.
+    lr : float
+        Initial learning rate, in ``(0, 1]``.
+    input_dim, noise, frequency : int, float, float
+        The task: input dimension, label-noise standard deviation (at most 1e3) and the
+        cosines' frequency scale (in ``(0, 1e3]``).
+    checkpoints, min_samples, test_size : int
+        Log-spaced checkpoints from ``min_samples`` (below ``steps * batch_size``) on, and
+        the number of test points.
+    budgets : array-like, optional
+        Compute budgets ``C = 6 N D`` of the IsoFLOP design.
+    device : torch.device or str, optional
+        Where to train (default the CPU). These models are tiny: on a GPU the run is
+        bound by per-step overhead, so the CPU is usually as fast.
+    show_progress : bool, optional
+        Progress bar over the steps.
+
+    Returns
+    -------
+    list of SweepResult
+        One per seed, in the order of ``seed_list``.
+
+    References
+    ----------
+    - kaplan2020scaling: Kaplan et al. (2020), "Scaling Laws for Neural Language Models".
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+
+    Examples
+    --------
+    >>> sweeps = training_sweeps([0, 1], (2, 4), steps=20, batch_size=8, min_samples=16,
+    ...                          checkpoints=3, test_size=64, show_progress=False)
+    >>> len(sweeps), sorted(set(sweeps[0].width.tolist()))
+    (2, [2, 4])
+    """
+    seed_list = [int(sd) for sd in as_array(seed_list, "seed_list", dtype=None)]
+    widths = [int(w) for w in as_array(widths, "widths", dtype=None)]
+    if min_samples >= steps * batch_size:
+        raise ValueError(f"min_samples must be below steps * batch_size = {steps * batch_size}")
+    device = _torch_device(device)
+    task_generator = torch.Generator().manual_seed(seed_list[0])
+    target = _sweep_target(input_dim, 64, frequency, task_generator)
+    x_test = (torch.rand(test_size, input_dim, generator=task_generator) * 2 - 1).to(device)
+    y_test = target(x_test)
+
+    S, M, W = len(seed_list), len(widths), max(widths)
+    n_params = [w * (input_dim + 2) + 1 for w in widths]
+    generators = [torch.Generator().manual_seed(sd) for sd in seed_list]
+    mask = torch.zeros(M, W)
+    for i, w in enumerate(widths):
+        mask[i, :w] = 1.0
+    fan = torch.tensor(widths, dtype=torch.float32).sqrt()[:, None, None]
+    init = [[torch.randn(M, input_dim, W, generator=g) * mask[:, None, :],
+             torch.randn(M, 1, W, generator=g) * mask[:, None, :],
+             torch.randn(M, W, 1, generator=g) / fan * mask[:, :, None]] for g in generators]
+    # one model per (seed, width): (S M, d, W), (S M, 1, W), (S M, W, 1)
+    w1, b1, w2 = (torch.cat([per_seed[k] for per_seed in init]).to(device).requires_grad_()
+                  for k in range(3))
+    b2 = torch.zeros(S * M, 1, 1, device=device, requires_grad=True)
+    params = [w1, b1, w2, b2]
+    full_mask = mask.repeat(S, 1).to(device)
+    masks = [full_mask[:, None, :], full_mask[:, None, :], full_mask[:, :, None],
+             torch.ones(S * M, 1, 1, device=device)]
+    optimizer = torch.optim.Adam(params, lr=lr)
+
+    def forward(x):
+        return (torch.tanh(x @ w1 + b1) @ w2 + b2).squeeze(-1)
+
+    regular = set(np.unique(np.round(np.geomspace(min_samples / batch_size, steps, checkpoints))).astype(int))
+    design = {}  # (step, width index) -> budget index
+    if budgets is not None:
+        budgets = as_array(budgets, "budgets")
+        for g, C in enumerate(budgets):
+            for i, n in enumerate(n_params):
+                t = int(round(C / (6.0 * n * batch_size)))
+                if min_samples <= t * batch_size and t <= steps:  # skip the first transient steps
+                    design[(t, i)] = g
+    record = regular | {t for t, _ in design}
+    disable = None if show_progress is None else not show_progress
+    rows = [[] for _ in seed_list]
+    for step in progress(range(1, steps + 1), desc="training sweep", disable=disable):
+        x = torch.cat([torch.rand(M, batch_size, input_dim, generator=g) * 2 - 1 for g in generators])  # (S M, B, d)
+        eps = torch.cat([torch.randn(M, batch_size, generator=g) for g in generators])                 # (S M, B)
+        x = x.to(device)
+        y = target(x) + noise * eps.to(device)                                                         # (S M, B)
+        loss = ((forward(x) - y) ** 2).mean(dim=1).sum()  # sum over models of each one's batch MSE
+        optimizer.zero_grad()
+        loss.backward()
+        for p, m in zip(params, masks):
+            p.grad.mul_(m)
+        for group in optimizer.param_groups:
+            group["lr"] = lr / np.sqrt(1.0 + step / 200.0)
+        optimizer.step()
+        if step in record:
+            with torch.no_grad():
+                test = (((forward(x_test.expand(S * M, -1, -1)) - y_test) ** 2).mean(dim=1)
+                        + noise ** 2).cpu().numpy().reshape(S, M)  # (S, M) test loss per seed and width
+            for k in range(S):
+                for i, w in enumerate(widths):
+                    g = design.get((step, i), -1)
+                    if step in regular or g >= 0:
+                        rows[k].append((w, n_params[i], step * batch_size, float(test[k, i]), g))
+    results = []
+    for k, sd in enumerate(seed_list):
+        width, N, D, loss, group = (np.array(col, dtype=float) for col in zip(*rows[k]))
+        order = np.lexsort((D, width))
+        results.append(SweepResult(N=N[order], D=D[order], loss=loss[order],
+                                   width=width[order].astype(int), noise_floor=noise ** 2,
+                                   group=group[order].astype(int),
+                                   budgets=None if budgets is None else budgets.copy(), seed=sd))
+    return results
+
+
+@validate_params({"widths": [_WIDTHS], "seed": [Interval(int, 0, None)]})
+def training_sweep(widths=(4, 8, 16, 32, 64), *, seed: int = 0, **kwargs) -> SweepResult:
+    """One seed of :func:`training_sweeps` (same arguments; ``seed`` draws task and run)."""
+    return training_sweeps([seed], widths, **kwargs)[0]
 
 
 # ---------------------------------------------------------------------------------------
@@ -568,7 +1036,7 @@ def isoflop_grid(params: ChinchillaParams = HOFFMANN_2022, budgets=(1e17, 1e18, 
 
 
 # ---------------------------------------------------------------------------------------
-# Fits
+# Fits: the result type and Approach 2 (IsoFLOP parabolas, Hoffmann et al., 2022)
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ScalingFit:
@@ -781,7 +1249,9 @@ def approach2_bias(params: ChinchillaParams, width: float, *, target_compute: fl
     return n_fit / n_true - 1.0, d_fit / d_true - 1.0
 
 
-# -- Approach 3: Huber on log loss, log-sum-exp form, L-BFGS from a grid -------------------
+# ---------------------------------------------------------------------------------------
+# Variable projection (Golub and Pereyra, 1973)
+# ---------------------------------------------------------------------------------------
 def _huber(r, delta):
     small = np.abs(r) <= delta
     value = np.where(small, 0.5 * r ** 2, delta * (np.abs(r) - 0.5 * delta))
@@ -789,182 +1259,6 @@ def _huber(r, delta):
     return value, grad
 
 
-def _approach3_objective(theta, log_n, log_d, log_loss, delta):
-    """Sum of Huber(log L - LSE(a - alpha log N, b - beta log D, e)) and its gradient."""
-    a, b, e, alpha, beta = theta
-    terms = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
-    top = terms.max(axis=0)
-    weights = np.exp(terms - top)
-    total = weights.sum(axis=0)
-    pred = top + np.log(total)
-    weights /= total
-    value, dres = _huber(log_loss - pred, delta)
-    dpred = -dres  # d objective / d pred
-    grad = np.array([
-        np.sum(dpred * weights[0]),
-        np.sum(dpred * weights[1]),
-        np.sum(dpred * weights[2]),
-        np.sum(dpred * weights[0] * -log_n),
-        np.sum(dpred * weights[1] * -log_d),
-    ])
-    return float(value.sum()), grad
-
-
-@validate_params({"kind": [Options(("full", "small"))]})
-def approach3_start_grid(kind: str = "full") -> np.ndarray:
-    """Starting points ``(a, b, e, alpha, beta)`` of the Approach 3 grid (Besiroglu et al., 2024).
-
-    ``"full"``: ``a, b`` in ``0, 5, ..., 25``, ``e`` in ``-1, -0.5, ..., 1``, ``alpha, beta`` in
-    ``0, 0.5, ..., 2`` (4500 starts), the grid of Epoch's replication. ``"small"``: ``a, b`` in
-    ``0, 5, 10``, ``e`` in ``-1, 0, 1``, ``alpha, beta`` in ``0, 0.5, 1`` (243 starts).
-
-    References
-    ----------
-    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
-
-    Examples
-    --------
-    >>> approach3_start_grid("full").shape, approach3_start_grid("small").shape
-    ((4500, 5), (243, 5))
-    """
-    if kind == "full":
-        ab, e, ex = np.arange(0, 30, 5.0), np.arange(-1, 1.5, 0.5), np.arange(0, 2.5, 0.5)
-    else:
-        ab, e, ex = np.array([0.0, 5.0, 10.0]), np.array([-1.0, 0.0, 1.0]), np.array([0.0, 0.5, 1.0])
-    return np.array(list(itertools.product(ab, ab, e, ex, ex)), dtype=float)
-
-
-def load_approach3_grid() -> dict:
-    """Where each start of Epoch's full Approach 3 grid ends on the 240 Chinchilla points.
-
-    Read from ``companion/resources/chinchilla_approach3_grid.csv``, made once by
-    ``tools/chinchilla_approach3_grid.py`` (:func:`fit_approach3` from every start of
-    ``approach3_start_grid("full")``, Besiroglu et al., 2024). Returns arrays ``start``
-    (index into the grid), ``objective`` (the Huber objective reached), ``E``, ``alpha``,
-    ``beta`` (where the start ended) and the header line ``made_by``. A start whose run
-    failed has objective ``inf`` and NaN parameters (as the script wrote them).
-
-    References
-    ----------
-    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
-
-    Examples
-    --------
-    >>> grid = load_approach3_grid()
-    >>> grid["start"].size
-    4500
-    """
-    from importlib import resources
-
-    text = resources.files("companion.resources").joinpath("chinchilla_approach3_grid.csv").read_text()
-    lines = text.splitlines()
-    table = np.genfromtxt(lines[1:], delimiter=",", names=True)
-    out = {name: np.asarray(table[name], dtype=float) for name in table.dtype.names}
-    out["start"] = out["start"].astype(int)
-    out["made_by"] = lines[0].lstrip("# ")
-    return out
-
-
-def _params_to_theta(params: ChinchillaParams) -> np.ndarray:
-    tiny = 1e-12  # a vanished term (e.g. E = 0 from a non-negative fit) starts at a tiny value
-    return np.array([np.log(max(params.A, tiny)), np.log(max(params.B, tiny)), np.log(max(params.E, tiny)),
-                     params.alpha, params.beta])
-
-
-def _theta_to_params(theta) -> ChinchillaParams:
-    a, b, e, alpha, beta = theta
-    return ChinchillaParams(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)),
-                            alpha=float(alpha), beta=float(beta))
-
-
-_STARTS = Array(2, shape=(None, 5), min_size=1, max_abs=100.0)
-
-
-@validate_params({**_POINTS,
-                  "starts": [_STARTS, Array(1, shape=(5,), max_abs=100.0), ChinchillaParams,
-                             Options(("full", "small")), None],
-                  "delta": [Interval(float, 0, None, closed="neither")],
-                  "show_progress": ["boolean", None]})
-@thread_limit()
-def fit_approach3(N, D, loss, starts=None, *, delta: float = 1e-3, show_progress=None) -> ScalingFit:
-    """Chinchilla Approach 3: a robust direct fit of the loss surface from a grid of starts.
-
-    Following Hoffmann et al. (2022, §3.3) and the replication of Besiroglu et al. (2024),
-    minimise over ``theta = (a, b, e, alpha, beta)``
-
-    ``sum_i Huber_delta( log L_i - LSE(a - alpha log N_i, b - beta log D_i, e) )``
-
-    (``LSE`` is log-sum-exp, so ``exp(LSE) = e^e + e^a / N^alpha + e^b / D^beta``, and
-    ``E, A, B = exp(e), exp(a), exp(b)``) with L-BFGS (``scipy.optimize.minimize``, an exact
-    gradient) from every start, and keep the best. Huber's loss (Huber, 1964) is quadratic
-    for residuals below ``delta`` and linear above, so outliers pull less.
-
-    Parameters
-    ----------
-    N, D, loss : array-like, shape (n,)
-    starts : array-like, shape (k, 5) or (5,), ChinchillaParams, or str, optional
-        Starting values of ``theta`` (entries of magnitude at most 100); ``"full"`` or
-        ``"small"`` for :func:`approach3_start_grid`; a ``ChinchillaParams`` for a single
-        start (e.g. a variable-projection solution). Default ``"full"`` (4500 starts: minutes).
-    delta : float
-        Huber threshold on log-loss residuals (1e-3 as in both papers).
-    show_progress : bool, optional
-        Progress bar over the starts.
-
-    Returns
-    -------
-    ScalingFit
-        ``info["starts"]`` is the number of starts, ``info["theta"]`` the best ``theta`` and
-        ``info["start_objectives"]`` the objective reached from each start and
-        ``info["start_thetas"]`` the ``theta`` each start ended at (NaN where it failed).
-        L-BFGS stops after 2000 iterations; a start that has not converged by then keeps
-        where it is (its objective is compared with the others as it stands).
-
-    References
-    ----------
-    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
-    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
-    - huber1964robust: Huber (1964), "Robust Estimation of a Location Parameter".
-
-    Examples
-    --------
-    >>> data = isoflop_grid(HOFFMANN_2022, width=4.0)
-    >>> fit = fit_approach3(data.N, data.D, data.loss, starts=HOFFMANN_2022, show_progress=False)
-    >>> print(fit.params)
-    E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28
-    """
-    from scipy.optimize import minimize
-
-    begin = time.perf_counter()
-    N, D, loss = _check_points(N, D, loss)
-    if starts is None or isinstance(starts, str):
-        starts = approach3_start_grid(starts or "full")
-    elif isinstance(starts, ChinchillaParams):
-        starts = _params_to_theta(starts)[None, :]
-    else:
-        starts = np.atleast_2d(as_array(starts, "starts"))
-    args = (np.log(N), np.log(D), np.log(loss), delta)
-    best = None
-    values = np.full(len(starts), np.inf)
-    thetas = np.full(starts.shape, np.nan)
-    disable = None if show_progress is None else not show_progress
-    for i, theta0 in enumerate(progress(starts, desc="Approach 3 starts", disable=disable)):
-        res = minimize(_approach3_objective, theta0, args=args, jac=True, method="L-BFGS-B",
-                       options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12})
-        if np.all(np.isfinite(res.x)) and np.isfinite(res.fun):
-            values[i] = res.fun
-            thetas[i] = res.x
-            if best is None or res.fun < best.fun:
-                best = res
-    if best is None:
-        raise ValueError("no start of Approach 3 converged to a finite objective")
-    params = _theta_to_params(best.x)
-    return _fit_from_params("approach3", params, best.fun, time.perf_counter() - begin,
-                            {"starts": len(starts), "theta": best.x, "start_objectives": values,
-                             "start_thetas": thetas})
-
-
-# -- Variable projection ---------------------------------------------------------------------
 def _vp_design(alpha, beta, log_n, log_d):
     return np.column_stack([np.ones_like(log_n), np.exp(-alpha * log_n), np.exp(-beta * log_d)])
 
@@ -1155,95 +1449,6 @@ def fit_variable_projection(N, D, loss, *, robust: bool = True, delta: float = 1
 
 
 # ---------------------------------------------------------------------------------------
-# Prediction of a held-out budget: the test of a scaling law
-# ---------------------------------------------------------------------------------------
-METHODS = ("Approach 2", "Approach 3", "variable projection")
-
-
-def _check_extra(extra):
-    """``extra = (N, D, loss)`` of further runs, validated like the points of a fit."""
-    if len(extra) != 3:
-        raise ValueError(f"extra must be a tuple (N, D, loss), got {len(extra)} entries")
-    try:
-        check_params(dict(zip(("N", "D", "loss"), extra)), _POINTS)
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"extra: {err}") from None
-    return _check_points(*extra)
-
-
-def predict_held_out(iso: IsoflopData, held_out, *, extra=None, approach3_starts=None,
-                     vp_kwargs=None) -> dict:
-    """Fit on the smaller budgets, predict the compute-optimal run at a held-out budget.
-
-    The test of a scaling law is a prediction it was not fitted to (Hoffmann et al., 2022,
-    chose Chinchilla's size this way). From IsoFLOP data ``iso`` every budget below
-    ``held_out`` is used for fitting:
-
-    - Approach 2 (:func:`fit_approach2`) on the IsoFLOP curves of those budgets;
-    - variable projection (:func:`fit_variable_projection`, keyword arguments
-      ``vp_kwargs``) and Approach 3 (:func:`fit_approach3` from ``approach3_starts``, plus
-      one start at the variable-projection solution) on the same points together with
-      ``extra = (N, D, loss)`` runs (e.g. a sweep's checkpoints) whose ``6 N D`` does not
-      exceed the largest fitted budget by more than 5%.
-
-    Each method then predicts the compute-optimal ``N*`` and loss ``L*`` at ``held_out``
-    (:meth:`ScalingFit.optimal`, :meth:`ScalingFit.optimal_loss`). Every method sees the
-    same runs up to the fitted budgets (the matched cost).
-
-    Returns
-    -------
-    dict
-        ``{method: {"N_opt": float, "L_opt": float, "fit": ScalingFit, "failure": str}}`` for
-        the methods in :data:`METHODS`; when Approach 2 cannot be fitted (a parabola opens
-        downwards) its predictions are NaN by design, ``fit`` is None and ``failure`` says why.
-
-    References
-    ----------
-    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
-    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
-
-    Examples
-    --------
-    >>> iso = isoflop_grid(HOFFMANN_2022, budgets=[1e17, 1e18, 1e19, 1e20], points_per_curve=7)
-    >>> grid = np.linspace(0.1, 0.6, 6)
-    >>> pred = predict_held_out(iso, 1e20, vp_kwargs=dict(robust=False, alpha_grid=grid, beta_grid=grid))
-    >>> n_true = compute_optimal(1e20, HOFFMANN_2022)[0]
-    >>> print(f"{pred['variable projection']['N_opt'] / n_true:.4f}")
-    1.0000
-    """
-    check_params(locals(), {"iso": [IsoflopData], "held_out": [Interval(float, 0, _MAX_SCALE, closed="neither")],
-                            "extra": [tuple, list, None], "approach3_starts": [_STARTS, None],
-                            "vp_kwargs": [dict, None]})
-    budgets = np.asarray(iso.budgets, dtype=float)
-    fit_groups = np.flatnonzero(budgets < held_out * (1 - 1e-9))
-    if fit_groups.size < 2:
-        raise ValueError(f"held_out must exceed at least two budgets of iso, got {held_out:g}")
-    m = np.isin(iso.group, fit_groups)
-    N, D, L = iso.N[m], iso.D[m], iso.loss[m]
-    try:
-        fit2, failure = fit_approach2(N, D, L, iso.group[m]), None
-    except ValueError as err:  # e.g. a noisy IsoFLOP curve whose parabola opens downwards
-        fit2, failure = None, str(err)
-    if extra is not None:
-        eN, eD, eL = _check_extra(extra)
-        keep = 6.0 * eN * eD <= budgets[fit_groups].max() * 1.05
-        N, D, L = np.concatenate([N, eN[keep]]), np.concatenate([D, eD[keep]]), np.concatenate([L, eL[keep]])
-    vp = fit_variable_projection(N, D, L, **(vp_kwargs or {}))
-    starts = _params_to_theta(vp.params)[None, :]
-    if approach3_starts is not None:
-        starts = np.vstack([as_array(approach3_starts, "approach3_starts", ndim=2), starts])
-    fit3 = fit_approach3(N, D, L, starts=starts)
-    out = {}
-    for name, fit in zip(METHODS, (fit2, fit3, vp)):
-        if fit is None:
-            out[name] = {"N_opt": float("nan"), "L_opt": float("nan"), "fit": None, "failure": failure}
-        else:
-            out[name] = {"N_opt": float(fit.optimal(held_out)[0]),
-                         "L_opt": float(fit.optimal_loss(held_out)), "fit": fit, "failure": None}
-    return out
-
-
-# ---------------------------------------------------------------------------------------
 # Bootstrap
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -1373,463 +1578,270 @@ def bootstrap(fit: Callable, N, D, loss, *, n_resamples: int = 100, budget: floa
 
 
 # ---------------------------------------------------------------------------------------
-# Teacher-student regression with a power-law spectrum (Bahri et al., 2024)
+# Approach 3: a robust direct fit from a grid of starts (Besiroglu et al., 2024)
 # ---------------------------------------------------------------------------------------
-_SPECTRUM = [_PositiveArray(1, min_size=1, max_abs=1e100)]
+def _approach3_objective(theta, log_n, log_d, log_loss, delta):
+    """Sum of Huber(log L - LSE(a - alpha log N, b - beta log D, e)) and its gradient."""
+    a, b, e, alpha, beta = theta
+    terms = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])  # (3, n)
+    top = terms.max(axis=0)                                                          # (n,)
+    weights = np.exp(terms - top)
+    total = weights.sum(axis=0)
+    pred = top + np.log(total)
+    weights /= total
+    value, dres = _huber(log_loss - pred, delta)
+    dpred = -dres  # d objective / d pred
+    grad = np.array([
+        np.sum(dpred * weights[0]),
+        np.sum(dpred * weights[1]),
+        np.sum(dpred * weights[2]),
+        np.sum(dpred * weights[0] * -log_n),
+        np.sum(dpred * weights[1] * -log_d),
+    ])
+    return float(value.sum()), grad
 
 
-@validate_params({"num_features": [Interval(int, 1, None)],
-                  "exponent": [Interval(float, 0, 50, closed="right")]})
-def power_law_spectrum(num_features: int, exponent: float) -> np.ndarray:
-    """Eigenvalues ``lambda_k = k^-exponent`` for ``k = 1 .. num_features``.
+@validate_params({"kind": [Options(("full", "small"))]})
+def approach3_start_grid(kind: str = "full") -> np.ndarray:
+    """Starting points ``(a, b, e, alpha, beta)`` of the Approach 3 grid (Besiroglu et al., 2024).
 
-    A kernel (or feature covariance) with this spectrum gives power-law learning curves
-    (Bahri et al., 2024): with a teacher of unit weight per mode the test error after
-    ``n`` samples is about the tail ``sum_{k > n} lambda_k ~ n^-(exponent - 1)``.
-    ``0 < exponent <= 50``.
-
-    References
-    ----------
-    - bahri2024explaining: Bahri et al. (2024), "Explaining Neural Scaling Laws".
-
-    Examples
-    --------
-    >>> power_law_spectrum(4, 2.0).tolist()
-    [1.0, 0.25, 0.1111111111111111, 0.0625]
-    """
-    return np.arange(1, num_features + 1, dtype=float) ** -exponent
-
-
-def _teacher_student_once(seed, trial, spectrum, n_train, n_features, noise, ridge):
-    P = spectrum.size
-    rng = np.random.default_rng([seed, trial])  # teacher and student features: shared by every n
-    w = rng.standard_normal(P)
-    F = None if n_features is None else rng.standard_normal((P, n_features)) / np.sqrt(n_features)
-    rng = np.random.default_rng([seed, trial, n_train or 0])  # the training sample
-    if n_train is None:  # infinite data: the best student in the span of its features
-        if F is None:
-            return 0.0
-        S = F.T @ (spectrum[:, None] * F)
-        v = np.linalg.lstsq(S, F.T @ (spectrum * w), rcond=None)[0]
-        diff = w - F @ v
-        return float(diff @ (spectrum * diff))
-    X = rng.standard_normal((n_train, P)) * np.sqrt(spectrum)
-    y = X @ w + noise * rng.standard_normal(n_train)
-    Z = X if F is None else X @ F
-    K = Z @ Z.T
-    scale = np.trace(K) / n_train
-    coef = np.linalg.solve(K + ridge * scale * np.eye(n_train), y)
-    u = Z.T @ coef  # student weights in its own features
-    diff = w - (u if F is None else F @ u)
-    return float(diff @ (spectrum * diff))
-
-
-_TEACHER_STUDENT = {"spectrum": _SPECTRUM, "n_features": [Interval(int, 1, None), None],
-                    "noise": [Interval(float, 0, 1e3)], "ridge": [Interval(float, 0, 1e6)],
-                    "trials": [Interval(int, 1, None)], "seed": [Interval(int, 0, None)]}
-
-
-@validate_params({"n_train": [Interval(int, 1, None), None], **_TEACHER_STUDENT})
-@thread_limit()
-def teacher_student_risk(n_train, spectrum, *, n_features=None, noise: float = 0.0,
-                         ridge: float = 1e-8, trials: int = 4, seed: int = 0) -> float:
-    """Excess test risk of ridge regression in a linear teacher-student model.
-
-    Inputs ``x`` have independent coordinates of variances ``spectrum`` (the kernel's
-    eigenvalues ``lambda_k``); the teacher is ``y = w . x + noise z`` with ``w ~ N(0, I)``.
-    The student is ridge regression (ridge ``ridge`` times the mean kernel diagonal) on
-    all features, or on ``n_features`` random projections ``F^T x`` (a random-feature
-    model of width ``n_features``). The excess risk ``(w - w_hat)^T Lambda (w - w_hat)``
-    is computed exactly, averaged over ``trials`` draws. Trial ``t`` draws the teacher and
-    the student's features from the seed ``(seed, t)`` whatever ``n_train``, so curves over
-    ``n`` (and the infinite-data limit) are paired. ``n_train=None`` gives the
-    infinite-data limit (the best predictor with ``n_features`` features).
-
-    This is the solvable model of Bahri et al. (2024): resolution-limited scaling
-    ``~ n^-(a - 1)`` for ``lambda_k = k^-a`` while ``n`` is below the width, and
-    variance-limited ``~ 1/n`` corrections once ``n`` exceeds it.
-
-    ``spectrum`` holds positive variances of magnitude at most 1e100 (larger ones overflow
-    the kernel); ``0 <= noise <= 1e3`` and ``0 <= ridge <= 1e6``.
+    ``"full"``: ``a, b`` in ``0, 5, ..., 25``, ``e`` in ``-1, -0.5, ..., 1``, ``alpha, beta`` in
+    ``0, 0.5, ..., 2`` (4500 starts), the grid of Epoch's replication. ``"small"``: ``a, b`` in
+    ``0, 5, 10``, ``e`` in ``-1, 0, 1``, ``alpha, beta`` in ``0, 0.5, 1`` (243 starts).
 
     References
     ----------
-    - bahri2024explaining: Bahri et al. (2024), "Explaining Neural Scaling Laws".
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
 
     Examples
     --------
-    >>> spectrum = power_law_spectrum(200, 2.0)
-    >>> risks = [teacher_student_risk(n, spectrum, trials=2) for n in (8, 32)]
-    >>> print(f"{risks[0]:.3f} -> {risks[1]:.3f}")
-    0.248 -> 0.062
+    >>> approach3_start_grid("full").shape, approach3_start_grid("small").shape
+    ((4500, 5), (243, 5))
     """
-    spectrum = as_array(spectrum, "spectrum")
-    return float(np.mean([_teacher_student_once(seed, t, spectrum, n_train, n_features, noise, ridge)
-                          for t in range(trials)]))
+    if kind == "full":
+        ab, e, ex = np.arange(0, 30, 5.0), np.arange(-1, 1.5, 0.5), np.arange(0, 2.5, 0.5)
+    else:
+        ab, e, ex = np.array([0.0, 5.0, 10.0]), np.array([-1.0, 0.0, 1.0]), np.array([0.0, 0.5, 1.0])
+    return np.array(list(itertools.product(ab, ab, e, ex, ex)), dtype=float)
 
 
-@validate_params({"n_values": [Array(1, dtype="integer", min_size=1, low=1)], **_TEACHER_STUDENT})
-@thread_limit()
-def teacher_student_sweep(n_values, spectrum, *, n_features=None, noise: float = 0.0,
-                          ridge: float = 1e-8, trials: int = 4, seed: int = 0) -> np.ndarray:
-    """:func:`teacher_student_risk` for every ``n`` in ``n_values`` (same seed for each).
+def load_approach3_grid() -> dict:
+    """Where each start of Epoch's full Approach 3 grid ends on the 240 Chinchilla points.
 
-    ``n_values`` is a 1-D integer array of training-set sizes (each at least 1).
+    Read from ``companion/resources/chinchilla_approach3_grid.csv``, made once by
+    ``tools/chinchilla_approach3_grid.py`` (:func:`fit_approach3` from every start of
+    ``approach3_start_grid("full")``, Besiroglu et al., 2024). Returns arrays ``start``
+    (index into the grid), ``objective`` (the Huber objective reached), ``E``, ``alpha``,
+    ``beta`` (where the start ended) and the header line ``made_by``. A start whose run
+    failed has objective ``inf`` and NaN parameters (as the script wrote them).
 
     References
     ----------
-    - bahri2024explaining: Bahri et al. (2024), "Explaining Neural Scaling Laws".
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
 
     Examples
     --------
-    >>> risks = teacher_student_sweep([8, 16, 32], power_law_spectrum(200, 2.0), trials=2)
-    >>> risks.shape, bool(np.all(np.diff(risks) < 0))
-    ((3,), True)
+    >>> grid = load_approach3_grid()
+    >>> grid["start"].size
+    4500
     """
-    n_values = [int(n) for n in as_array(n_values, "n_values", dtype=None)]
-    return np.array([teacher_student_risk(n, spectrum, n_features=n_features, noise=noise,
-                                          ridge=ridge, trials=trials, seed=seed)
-                     for n in progress(n_values, desc="teacher-student")])
+    from importlib import resources
+
+    text = resources.files("companion.resources").joinpath("chinchilla_approach3_grid.csv").read_text()
+    lines = text.splitlines()
+    table = np.genfromtxt(lines[1:], delimiter=",", names=True)
+    out = {name: np.asarray(table[name], dtype=float) for name in table.dtype.names}
+    out["start"] = out["start"].astype(int)
+    out["made_by"] = lines[0].lstrip("# ")
+    return out
 
 
-def _width_gap_once(seed, trial, spectrum, n_train, widths, ridge):
-    """Per-width ``R(M) - R(inf) - dR`` for one draw of teacher, sample and features."""
-    P = spectrum.size
-    w = np.random.default_rng([seed, trial]).standard_normal(P)
-    X = np.random.default_rng([seed, trial, n_train]).standard_normal((n_train, P)) * np.sqrt(spectrum)
-    y = X @ w
-    K0 = X @ X.T
-    s0 = np.trace(K0) / n_train
-    M0 = np.linalg.inv(K0 + ridge * s0 * np.eye(n_train))
-    c0 = M0 @ y
-    e0 = w - X.T @ c0                      # error of the infinite-width student
-    r0 = float(e0 @ (spectrum * e0))
-    gaps = []
-    for m in widths:
-        F = np.random.default_rng([seed, trial, n_train, m]).standard_normal((P, m)) / np.sqrt(m)
-        Z = X @ F                          # width-m random features of the sample
-        K = Z @ Z.T
-        c = np.linalg.solve(K + ridge * np.trace(K) / n_train * np.eye(n_train), y)
-        e = w - F @ (Z.T @ c)
-        # first-order change of the risk in dS = F F^T - I (mean zero over F)
-        dS_xc = F @ (Z.T @ c0) - X.T @ c0
-        dK_c = X @ dS_xc
-        ds = (np.trace(K) - np.trace(K0)) / n_train
-        dw = dS_xc - X.T @ (M0 @ (dK_c + ridge * ds * c0))
-        gaps.append(float(e @ (spectrum * e)) - r0 + 2.0 * float(e0 @ (spectrum * dw)))
-    return np.array(gaps)
+def _params_to_theta(params: ChinchillaParams) -> np.ndarray:
+    tiny = 1e-12  # a vanished term (e.g. E = 0 from a non-negative fit) starts at a tiny value
+    return np.array([np.log(max(params.A, tiny)), np.log(max(params.B, tiny)), np.log(max(params.E, tiny)),
+                     params.alpha, params.beta])
 
 
-@validate_params({"n_train": [Interval(int, 1, None)], "spectrum": _SPECTRUM,
-                  "widths": [Array(1, dtype="integer", min_size=1, low=1)],
-                  "ridge": [Interval(float, 0, 1e6, closed="right")], "trials": [Interval(int, 1, None)],
-                  "seed": [Interval(int, 0, None)]})
+def _theta_to_params(theta) -> ChinchillaParams:
+    a, b, e, alpha, beta = theta
+    return ChinchillaParams(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)),
+                            alpha=float(alpha), beta=float(beta))
+
+
+_STARTS = Array(2, shape=(None, 5), min_size=1, max_abs=100.0)
+
+
+@validate_params({**_POINTS,
+                  "starts": [_STARTS, Array(1, shape=(5,), max_abs=100.0), ChinchillaParams,
+                             Options(("full", "small")), None],
+                  "delta": [Interval(float, 0, None, closed="neither")],
+                  "show_progress": ["boolean", None]})
 @thread_limit()
-def teacher_student_width_gap(n_train, spectrum, widths, *, ridge: float = 1e-3, trials: int = 16,
-                              seed: int = 0) -> np.ndarray:
-    """Expected excess risk of a width-``M`` random-feature student over its infinite-width limit.
+def fit_approach3(N, D, loss, starts=None, *, delta: float = 1e-3, show_progress=None) -> ScalingFit:
+    """Chinchilla Approach 3: a robust direct fit of the loss surface from a grid of starts.
 
-    The variance-limited regime in model size of Bahri et al. (2024): at fixed data
-    (``n_train`` samples), a random-feature student ``x -> (F^T x) . u`` with ``F`` of shape
-    ``(P, M)``, entries ``N(0, 1/M)``, trained by ridge regression as in
-    :func:`teacher_student_risk`, approaches the kernel (infinite-width) student as ``M``
-    grows, and ``E_F[R(M)] - R(inf) ~ 1/M``. Each draw of ``F`` moves the risk by
-    ``O(1/sqrt(M))`` with mean zero (the first-order term in ``F F^T - I``), which would
-    drown the ``1/M`` mean in any affordable number of draws; this function subtracts that
-    first-order term exactly (a control variate of known mean zero), so the average of
-    ``trials`` draws estimates the expected gap with ``O(1/M)`` noise.
+    Following Hoffmann et al. (2022, §3.3) and the replication of Besiroglu et al. (2024),
+    minimise over ``theta = (a, b, e, alpha, beta)``
+
+    ``sum_i Huber_delta( log L_i - LSE(a - alpha log N_i, b - beta log D_i, e) )``
+
+    (``LSE`` is log-sum-exp, so ``exp(LSE) = e^e + e^a / N^alpha + e^b / D^beta``, and
+    ``E, A, B = exp(e), exp(a), exp(b)``) with L-BFGS (``scipy.optimize.minimize``, an exact
+    gradient) from every start, and keep the best. Huber's loss (Huber, 1964) is quadratic
+    for residuals below ``delta`` and linear above, so outliers pull less.
 
     Parameters
     ----------
-    n_train : int
-        Training samples (fixed).
-    spectrum : array-like, shape (P,)
-        Eigenvalues of the input covariance (:func:`power_law_spectrum`), positive, at
-        most 1e100.
-    widths : array-like of int, shape (k,)
-        Student widths ``M``.
-    ridge : float
-        Ridge, relative to the mean kernel diagonal, in ``(0, 1e6]``.
-    trials, seed : int
-        Draws of teacher, sample and features averaged; trial ``t`` uses seed ``(seed, t)``.
-
-    Returns
-    -------
-    ndarray, shape (len(widths),)
-        The estimated ``E[R(M)] - R(inf)`` per width.
-
-    References
-    ----------
-    - bahri2024explaining: Bahri et al. (2024), "Explaining Neural Scaling Laws".
-
-    Examples
-    --------
-    >>> gap = teacher_student_width_gap(8, power_law_spectrum(50, 2.0), [16, 64], trials=4)
-    >>> gap.shape
-    (2,)
-    """
-    spectrum = as_array(spectrum, "spectrum")
-    widths = [int(m) for m in as_array(widths, "widths", dtype=None)]
-    return np.mean([_width_gap_once(seed, t, spectrum, n_train, widths, ridge) for t in range(trials)],
-                   axis=0)
-
-
-# ---------------------------------------------------------------------------------------
-# A real training sweep: MLPs of several widths, checkpoints at several data sizes
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SweepResult:
-    """Test losses of a training sweep, one point per (width, checkpoint).
-
-    ``N`` parameters, ``D`` training samples seen, ``loss`` test mean squared error
-    (including the label-noise floor ``noise_floor``), ``width`` hidden width. ``group``
-    is the index into ``budgets`` of the IsoFLOP design point a run belongs to (its
-    ``6 N D`` equals that budget up to rounding ``D`` to whole batches), ``-1`` for the
-    plain log-spaced checkpoints.
-    """
-
-    N: np.ndarray
-    D: np.ndarray
-    loss: np.ndarray
-    width: np.ndarray
-    noise_floor: float
-    group: np.ndarray | None = None
-    budgets: np.ndarray | None = None
-    seed: int | None = None
-
-    def __post_init__(self):
-        values = {"budgets": self.budgets, **{k: getattr(self, k) for k in ("N", "D", "loss", "width", "group")},
-                  "noise_floor": self.noise_floor, "seed": self.seed}
-        budget_count = (lambda args: None if args["budgets"] is None else len(args["budgets"]))
-        check_params(values, {
-            "budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE), None], **_POINTS,
-            "width": [Array(1, shape=("n",), dtype="integer", low=1)],
-            "group": [_DesignGroups(budget_count, shape=("n",)), None],
-            "noise_floor": [Interval(float, 0, None)],
-            "seed": [Interval(int, 0, None), None],
-        })
-
-    def __len__(self) -> int:
-        return len(self.loss)
-
-    def design(self) -> IsoflopData:
-        """The runs of the IsoFLOP design (several widths at each budget ``C = 6 N D``)."""
-        if self.group is None or self.budgets is None or not np.any(self.group >= 0):
-            raise ValueError("this sweep was trained without an IsoFLOP design (budgets=None)")
-        m = self.group >= 0
-        return IsoflopData(N=self.N[m], D=self.D[m], loss=self.loss[m], group=self.group[m],
-                           budgets=np.asarray(self.budgets, dtype=float))
-
-    @validate_params({"budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE)]})
-    def isoflop(self, budgets) -> IsoflopData:
-        """IsoFLOP slices: each width's loss interpolated (log-log) at ``D = C / (6 N)``.
-
-        Only budgets inside a width's range of checkpoints contribute a point.
-        """
-        budgets = as_array(budgets, "budgets")
-        rows = []
-        for g, C in enumerate(budgets):
-            for w in np.unique(self.width):
-                mask = self.width == w
-                n = self.N[mask][0]
-                d = C / (6.0 * n)
-                log_d, order = np.log(self.D[mask]), np.argsort(self.D[mask])
-                if log_d.min() <= np.log(d) <= log_d.max():
-                    loss = np.exp(np.interp(np.log(d), log_d[order], np.log(self.loss[mask][order])))
-                    rows.append((n, d, loss, g))
-        if not rows:
-            raise ValueError("budgets must intersect the sweep's range of 6 N D")
-        N, D, loss, group = (np.array(col) for col in zip(*rows))
-        return IsoflopData(N=N, D=D, loss=loss, group=group.astype(int), budgets=budgets)
-
-
-def _sweep_target(input_dim, num_terms, frequency, generator):
-    scale = torch.arange(1, num_terms + 1, dtype=torch.float32)
-    omega = torch.randn(num_terms, input_dim, generator=generator) * scale.sqrt()[:, None] * frequency
-    phase = torch.rand(num_terms, generator=generator) * 2 * np.pi
-    amplitude = 1.0 / scale
-
-    def target(x):
-        return (torch.cos(x @ omega.T.to(x.device) + phase.to(x.device)) * amplitude.to(x.device)).sum(-1)
-
-    probe = torch.rand(8192, input_dim, generator=generator) * 2 - 1
-    values = target(probe)
-    mean, std = values.mean(), values.std()
-    return lambda x: (target(x) - mean.to(x.device)) / std.to(x.device)
-
-
-def _torch_device(device):
-    """``device`` (None: the CPU) as a ``torch.device``; an unknown name raises ``ValueError``."""
-    if device is None:
-        return torch.device("cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, ValueError) as err:
-        raise ValueError(f"device must name a torch device ('cpu', 'cuda', 'cuda:0', ...), got {device!r}: "
-                         f"{err}") from None
-
-
-_SEED_LIST = Array(1, dtype="integer", min_size=1, low=0)
-_WIDTHS = Array(1, dtype="integer", min_size=1, low=1)
-
-
-@validate_params({
-    "seed_list": [_SEED_LIST], "widths": [_WIDTHS],
-    "steps": [Interval(int, 1, None)], "batch_size": [Interval(int, 1, None)],
-    "lr": [Interval(float, 0, 1, closed="right")], "input_dim": [Interval(int, 1, None)],
-    "noise": [Interval(float, 0, 1e3)], "checkpoints": [Interval(int, 1, None)],
-    "min_samples": [Interval(int, 1, None)], "frequency": [Interval(float, 0, 1e3, closed="right")],
-    "test_size": [Interval(int, 1, None)],
-    "budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE), None],
-    "device": ["string", torch.device, None], "show_progress": ["boolean", None],
-})
-@thread_limit()
-def training_sweeps(seed_list, widths=(4, 8, 16, 32, 64), *, steps: int = 1500, batch_size: int = 128,
-                    lr: float = 1e-2, input_dim: int = 4, noise: float = 0.1,
-                    checkpoints: int = 12, min_samples: int = 5_000, frequency: float = 0.7,
-                    test_size: int = 4096, budgets=None, device=None,
-                    show_progress=None) -> list[SweepResult]:
-    """Train one-hidden-layer tanh MLPs of several widths, for several seeds, in one batch.
-
-    The task is regression of a fixed smooth function on ``[-1, 1]^input_dim``, a sum of
-    64 random cosines with amplitudes ``1/k`` and frequencies growing like ``sqrt(k)``
-    (normalised to unit variance), with label noise of standard deviation ``noise``. The
-    task and the test set are drawn from the first seed; every seed has its own
-    initialisation and its own data stream. Every step draws a fresh batch (one pass over
-    an unbounded stream, the regime of language-model pretraining), so the number of
-    samples seen plays the role of tokens ``D``; ``N`` is the parameter count
-    ``width (input_dim + 2) + 1``. All seeds and widths train together as one batched
-    model (hidden units beyond a model's width are masked), with Adam and the learning
-    rate ``lr / sqrt(1 + t / 200)``. That schedule does not depend on the run's length, so
-    the checkpoint after ``t`` steps is exactly the run trained for ``t`` steps: the test
-    loss (mean squared error on ``test_size`` fresh points, plus the noise floor
-    ``noise^2``) is recorded at ``checkpoints`` log-spaced sample counts from
-    ``min_samples`` to ``steps * batch_size`` and, when ``budgets`` is given, at the IsoFLOP
-    design ``D = C / (6 N)`` (rounded to whole batches) of every width and budget ``C``
-    that fits in the run.
-
-    Parameters
-    ----------
-    seed_list : list of int
-        One independent run of every width per seed (``companion.training.seeds(3)``).
-    widths : sequence of int
-        Hidden widths (each at least 1).
-    steps, batch_size : int
-        Adam steps, and fresh samples per step.
-    lr : float
-        Initial learning rate, in ``(0, 1]``.
-    input_dim, noise, frequency : int, float, float
-        The task: input dimension, label-noise standard deviation (at most 1e3) and the
-        cosines' frequency scale (in ``(0, 1e3]``).
-    checkpoints, min_samples, test_size : int
-        Log-spaced checkpoints from ``min_samples`` (below ``steps * batch_size``) on, and
-        the number of test points.
-    budgets : array-like, optional
-        Compute budgets ``C = 6 N D`` of the IsoFLOP design.
-    device : torch.device or str, optional
-        Where to train (default the CPU). These models are tiny: on a GPU the run is
-        bound by per-step overhead, so the CPU is usually as fast.
+    N, D, loss : array-like, shape (n,)
+    starts : array-like, shape (k, 5) or (5,), ChinchillaParams, or str, optional
+        Starting values of ``theta`` (entries of magnitude at most 100); ``"full"`` or
+        ``"small"`` for :func:`approach3_start_grid`; a ``ChinchillaParams`` for a single
+        start (e.g. a variable-projection solution). Default ``"full"`` (4500 starts: minutes).
+    delta : float
+        Huber threshold on log-loss residuals (1e-3 as in both papers).
     show_progress : bool, optional
-        Progress bar over the steps.
+        Progress bar over the starts.
 
     Returns
     -------
-    list of SweepResult
-        One per seed, in the order of ``seed_list``.
+    ScalingFit
+        ``info["starts"]`` is the number of starts, ``info["theta"]`` the best ``theta`` and
+        ``info["start_objectives"]`` the objective reached from each start and
+        ``info["start_thetas"]`` the ``theta`` each start ended at (NaN where it failed).
+        L-BFGS stops after 2000 iterations; a start that has not converged by then keeps
+        where it is (its objective is compared with the others as it stands).
 
     References
     ----------
-    - kaplan2020scaling: Kaplan et al. (2020), "Scaling Laws for Neural Language Models".
     - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
+    - huber1964robust: Huber (1964), "Robust Estimation of a Location Parameter".
 
     Examples
     --------
-    >>> sweeps = training_sweeps([0, 1], (2, 4), steps=20, batch_size=8, min_samples=16,
-    ...                          checkpoints=3, test_size=64, show_progress=False)
-    >>> len(sweeps), sorted(set(sweeps[0].width.tolist()))
-    (2, [2, 4])
+    >>> data = isoflop_grid(HOFFMANN_2022, width=4.0)
+    >>> fit = fit_approach3(data.N, data.D, data.loss, starts=HOFFMANN_2022, show_progress=False)
+    >>> print(fit.params)
+    E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28
     """
-    seed_list = [int(sd) for sd in as_array(seed_list, "seed_list", dtype=None)]
-    widths = [int(w) for w in as_array(widths, "widths", dtype=None)]
-    if min_samples >= steps * batch_size:
-        raise ValueError(f"min_samples must be below steps * batch_size = {steps * batch_size}")
-    device = _torch_device(device)
-    task_generator = torch.Generator().manual_seed(seed_list[0])
-    target = _sweep_target(input_dim, 64, frequency, task_generator)
-    x_test = (torch.rand(test_size, input_dim, generator=task_generator) * 2 - 1).to(device)
-    y_test = target(x_test)
+    from scipy.optimize import minimize
 
-    S, M, W = len(seed_list), len(widths), max(widths)
-    n_params = [w * (input_dim + 2) + 1 for w in widths]
-    generators = [torch.Generator().manual_seed(sd) for sd in seed_list]
-    mask = torch.zeros(M, W)
-    for i, w in enumerate(widths):
-        mask[i, :w] = 1.0
-    fan = torch.tensor(widths, dtype=torch.float32).sqrt()[:, None, None]
-    init = [[torch.randn(M, input_dim, W, generator=g) * mask[:, None, :],
-             torch.randn(M, 1, W, generator=g) * mask[:, None, :],
-             torch.randn(M, W, 1, generator=g) / fan * mask[:, :, None]] for g in generators]
-    w1, b1, w2 = (torch.cat([per_seed[k] for per_seed in init]).to(device).requires_grad_()
-                  for k in range(3))
-    b2 = torch.zeros(S * M, 1, 1, device=device, requires_grad=True)
-    params = [w1, b1, w2, b2]
-    full_mask = mask.repeat(S, 1).to(device)
-    masks = [full_mask[:, None, :], full_mask[:, None, :], full_mask[:, :, None],
-             torch.ones(S * M, 1, 1, device=device)]
-    optimizer = torch.optim.Adam(params, lr=lr)
-
-    def forward(x):
-        return (torch.tanh(x @ w1 + b1) @ w2 + b2).squeeze(-1)
-
-    regular = set(np.unique(np.round(np.geomspace(min_samples / batch_size, steps, checkpoints))).astype(int))
-    design = {}  # (step, width index) -> budget index
-    if budgets is not None:
-        budgets = as_array(budgets, "budgets")
-        for g, C in enumerate(budgets):
-            for i, n in enumerate(n_params):
-                t = int(round(C / (6.0 * n * batch_size)))
-                if min_samples <= t * batch_size and t <= steps:  # skip the first transient steps
-                    design[(t, i)] = g
-    record = regular | {t for t, _ in design}
+    begin = time.perf_counter()
+    N, D, loss = _check_points(N, D, loss)
+    if starts is None or isinstance(starts, str):
+        starts = approach3_start_grid(starts or "full")
+    elif isinstance(starts, ChinchillaParams):
+        starts = _params_to_theta(starts)[None, :]
+    else:
+        starts = np.atleast_2d(as_array(starts, "starts"))
+    args = (np.log(N), np.log(D), np.log(loss), delta)
+    best = None
+    values = np.full(len(starts), np.inf)
+    thetas = np.full(starts.shape, np.nan)
     disable = None if show_progress is None else not show_progress
-    rows = [[] for _ in seed_list]
-    for step in progress(range(1, steps + 1), desc="training sweep", disable=disable):
-        x = torch.cat([torch.rand(M, batch_size, input_dim, generator=g) * 2 - 1 for g in generators])
-        eps = torch.cat([torch.randn(M, batch_size, generator=g) for g in generators])
-        x = x.to(device)
-        y = target(x) + noise * eps.to(device)
-        loss = ((forward(x) - y) ** 2).mean(dim=1).sum()
-        optimizer.zero_grad()
-        loss.backward()
-        for p, m in zip(params, masks):
-            p.grad.mul_(m)
-        for group in optimizer.param_groups:
-            group["lr"] = lr / np.sqrt(1.0 + step / 200.0)
-        optimizer.step()
-        if step in record:
-            with torch.no_grad():
-                test = (((forward(x_test.expand(S * M, -1, -1)) - y_test) ** 2).mean(dim=1)
-                        + noise ** 2).cpu().numpy().reshape(S, M)
-            for k in range(S):
-                for i, w in enumerate(widths):
-                    g = design.get((step, i), -1)
-                    if step in regular or g >= 0:
-                        rows[k].append((w, n_params[i], step * batch_size, float(test[k, i]), g))
-    results = []
-    for k, sd in enumerate(seed_list):
-        width, N, D, loss, group = (np.array(col, dtype=float) for col in zip(*rows[k]))
-        order = np.lexsort((D, width))
-        results.append(SweepResult(N=N[order], D=D[order], loss=loss[order],
-                                   width=width[order].astype(int), noise_floor=noise ** 2,
-                                   group=group[order].astype(int),
-                                   budgets=None if budgets is None else budgets.copy(), seed=sd))
-    return results
+    for i, theta0 in enumerate(progress(starts, desc="Approach 3 starts", disable=disable)):
+        res = minimize(_approach3_objective, theta0, args=args, jac=True, method="L-BFGS-B",
+                       options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12})
+        if np.all(np.isfinite(res.x)) and np.isfinite(res.fun):
+            values[i] = res.fun
+            thetas[i] = res.x
+            if best is None or res.fun < best.fun:
+                best = res
+    if best is None:
+        raise ValueError("no start of Approach 3 converged to a finite objective")
+    params = _theta_to_params(best.x)
+    return _fit_from_params("approach3", params, best.fun, time.perf_counter() - begin,
+                            {"starts": len(starts), "theta": best.x, "start_objectives": values,
+                             "start_thetas": thetas})
 
 
-@validate_params({"widths": [_WIDTHS], "seed": [Interval(int, 0, None)]})
-def training_sweep(widths=(4, 8, 16, 32, 64), *, seed: int = 0, **kwargs) -> SweepResult:
-    """One seed of :func:`training_sweeps` (same arguments; ``seed`` draws task and run)."""
-    return training_sweeps([seed], widths, **kwargs)[0]
+# ---------------------------------------------------------------------------------------
+# Prediction of a held-out budget: the test of a scaling law
+# ---------------------------------------------------------------------------------------
+METHODS = ("Approach 2", "Approach 3", "variable projection")
+
+
+def _check_extra(extra):
+    """``extra = (N, D, loss)`` of further runs, validated like the points of a fit."""
+    if len(extra) != 3:
+        raise ValueError(f"extra must be a tuple (N, D, loss), got {len(extra)} entries")
+    try:
+        check_params(dict(zip(("N", "D", "loss"), extra)), _POINTS)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"extra: {err}") from None
+    return _check_points(*extra)
+
+
+def predict_held_out(iso: IsoflopData, held_out, *, extra=None, approach3_starts=None,
+                     vp_kwargs=None) -> dict:
+    """Fit on the smaller budgets, predict the compute-optimal run at a held-out budget.
+
+    The test of a scaling law is a prediction it was not fitted to (Hoffmann et al., 2022,
+    chose Chinchilla's size this way). From IsoFLOP data ``iso`` every budget below
+    ``held_out`` is used for fitting:
+
+    - Approach 2 (:func:`fit_approach2`) on the IsoFLOP curves of those budgets;
+    - variable projection (:func:`fit_variable_projection`, keyword arguments
+      ``vp_kwargs``) and Approach 3 (:func:`fit_approach3` from ``approach3_starts``, plus
+      one start at the variable-projection solution) on the same points together with
+      ``extra = (N, D, loss)`` runs (e.g. a sweep's checkpoints) whose ``6 N D`` does not
+      exceed the largest fitted budget by more than 5%.
+
+    Each method then predicts the compute-optimal ``N*`` and loss ``L*`` at ``held_out``
+    (:meth:`ScalingFit.optimal`, :meth:`ScalingFit.optimal_loss`). Every method sees the
+    same runs up to the fitted budgets (the matched cost).
+
+    Returns
+    -------
+    dict
+        ``{method: {"N_opt": float, "L_opt": float, "fit": ScalingFit, "failure": str}}`` for
+        the methods in :data:`METHODS`; when Approach 2 cannot be fitted (a parabola opens
+        downwards) its predictions are NaN by design, ``fit`` is None and ``failure`` says why.
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
+
+    Examples
+    --------
+    >>> iso = isoflop_grid(HOFFMANN_2022, budgets=[1e17, 1e18, 1e19, 1e20], points_per_curve=7)
+    >>> grid = np.linspace(0.1, 0.6, 6)
+    >>> pred = predict_held_out(iso, 1e20, vp_kwargs=dict(robust=False, alpha_grid=grid, beta_grid=grid))
+    >>> n_true = compute_optimal(1e20, HOFFMANN_2022)[0]
+    >>> print(f"{pred['variable projection']['N_opt'] / n_true:.4f}")
+    1.0000
+    """
+    check_params(locals(), {"iso": [IsoflopData], "held_out": [Interval(float, 0, _MAX_SCALE, closed="neither")],
+                            "extra": [tuple, list, None], "approach3_starts": [_STARTS, None],
+                            "vp_kwargs": [dict, None]})
+    budgets = np.asarray(iso.budgets, dtype=float)
+    fit_groups = np.flatnonzero(budgets < held_out * (1 - 1e-9))
+    if fit_groups.size < 2:
+        raise ValueError(f"held_out must exceed at least two budgets of iso, got {held_out:g}")
+    m = np.isin(iso.group, fit_groups)
+    N, D, L = iso.N[m], iso.D[m], iso.loss[m]
+    try:
+        fit2, failure = fit_approach2(N, D, L, iso.group[m]), None
+    except ValueError as err:  # e.g. a noisy IsoFLOP curve whose parabola opens downwards
+        fit2, failure = None, str(err)
+    if extra is not None:
+        eN, eD, eL = _check_extra(extra)
+        keep = 6.0 * eN * eD <= budgets[fit_groups].max() * 1.05
+        N, D, L = np.concatenate([N, eN[keep]]), np.concatenate([D, eD[keep]]), np.concatenate([L, eL[keep]])
+    vp = fit_variable_projection(N, D, L, **(vp_kwargs or {}))
+    starts = _params_to_theta(vp.params)[None, :]
+    if approach3_starts is not None:
+        starts = np.vstack([as_array(approach3_starts, "approach3_starts", ndim=2), starts])
+    fit3 = fit_approach3(N, D, L, starts=starts)
+    out = {}
+    for name, fit in zip(METHODS, (fit2, fit3, vp)):
+        if fit is None:
+            out[name] = {"N_opt": float("nan"), "L_opt": float("nan"), "fit": None, "failure": failure}
+        else:
+            out[name] = {"N_opt": float(fit.optimal(held_out)[0]),
+                         "L_opt": float(fit.optimal_loss(held_out)), "fit": fit, "failure": None}
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -1840,7 +1852,12 @@ _XY = {"x": [_PositiveArray(1, shape=("n",), min_size=1)], "y": [_PositiveArray(
 
 @validate_params({**_XY, "fit": [PowerLawFit], "xlabel": ["string"], "ylabel": ["string"]})
 def plot_power_law_fit(x, y, fit: PowerLawFit, *, xlabel: str = "scale x", ylabel: str = "loss"):
-    """Data and a fitted :class:`PowerLawFit` on log-log axes, with ``L_inf`` dashed."""
+    """Data and a fitted :class:`PowerLawFit` on log-log axes, with ``L_inf`` dashed.
+
+    References
+    ----------
+    - henighan2020scaling: Henighan et al. (2020), "Scaling Laws for Autoregressive Generative Modeling".
+    """
     x, y = as_array(x, "x"), as_array(y, "y")
     fig, (ax,) = subplots(width=5.0, height=3.8)
     grid = np.geomspace(x.min(), x.max(), 200)
@@ -1865,6 +1882,10 @@ def plot_teacher_student(n_values, curves: dict, *, reference_slope=None, xlabel
 
     ``curves`` maps a label to risks (one per ``n``); ``reference_slope`` draws a dotted
     power law ``n^slope`` through the first curve's first point.
+
+    References
+    ----------
+    - bahri2024explaining: Bahri et al. (2024), "Explaining Neural Scaling Laws".
     """
     n_values = as_array(n_values, "n_values")
     curves = _check_curves(curves, "curves", n_values.size)
@@ -1886,7 +1907,12 @@ def plot_teacher_student(n_values, curves: dict, *, reference_slope=None, xlabel
                   "budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE), None]})
 def plot_training_sweep(sweep: SweepResult, fit: ScalingFit, budgets=None):
     """Left: test loss vs samples seen per width, with the fitted surface. Right: IsoFLOP
-    slices of the sweep (loss vs N at fixed ``C = 6 N D``) with the fit's optimum."""
+    slices of the sweep (loss vs N at fixed ``C = 6 N D``) with the fit's optimum.
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+    """
     import matplotlib.pyplot as plt
 
     if fit.params is None:
@@ -1931,7 +1957,12 @@ def plot_sweep_seeds(sweeps, fits):
     (regular checkpoints). Right: each seed's fitted compute-optimal ``N*(C)``.
 
     ``sweeps`` (one :class:`SweepResult` per seed, same widths and checkpoints) and
-    ``fits`` (one :class:`ScalingFit` each) are lists of equal length."""
+    ``fits`` (one :class:`ScalingFit` each) are lists of equal length.
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+    """
     import matplotlib.pyplot as plt
 
     from .plotting import plot_spread
@@ -1980,7 +2011,13 @@ def plot_held_out(designs, predictions, held_out, labels=None):
 
     ``designs`` are :class:`IsoflopData` (e.g. :meth:`SweepResult.design`), ``predictions``
     the matching results of :func:`predict_held_out` at ``held_out``, ``labels`` one title
-    each (default "run k")."""
+    each (default "run k").
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
+    """
     designs = _check_items(designs, "designs", IsoflopData)
     predictions = _check_items(predictions, "predictions", dict)
     if len(predictions) != len(designs):
@@ -2023,7 +2060,12 @@ def plot_isoflop_fits(data: IsoflopData, fit: ScalingFit, params: ChinchillaPara
     """IsoFLOP curves with their parabolas (in log D) and vertices; true optima as stars.
 
     The parabolas are refitted per budget from ``data`` (as :func:`fit_approach2` does);
-    ``fit`` is the Approach 2 fit they belong to (not drawn)."""
+    ``fit`` is the Approach 2 fit they belong to (not drawn).
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+    """
     import matplotlib.pyplot as plt
 
     fig, (ax,) = subplots(width=6, height=3.8)
@@ -2052,7 +2094,13 @@ def plot_isoflop_fits(data: IsoflopData, fit: ScalingFit, params: ChinchillaPara
 @validate_params({"widths": [_PositiveArray(1, min_size=1)], "errors": [dict]})
 def plot_approach2_bias(widths, errors: dict):
     """Approach 2's relative error in extrapolated ``D*`` (percent) against the grid's
-    half-width factor, one line per label in ``errors`` (one value per width)."""
+    half-width factor, one line per label in ``errors`` (one value per width).
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
+    """
     widths = as_array(widths, "widths")
     errors = _check_curves(errors, "errors", widths.size)
     fig, (ax,) = subplots(width=5.0, height=3.8)
@@ -2071,7 +2119,13 @@ def plot_approach2_bias(widths, errors: dict):
 def plot_chinchilla_fits(data, fits: dict, compute=(1e18, 1e26)):
     """Left: the Chinchilla points (loss vs N, colour = compute). Right: the compute-optimal
     ``N*(C)`` implied by each fit in ``fits`` (label -> ScalingFit or ChinchillaParams)
-    over ``compute = (low, high)`` FLOP."""
+    over ``compute = (low, high)`` FLOP.
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
+    """
     if not fits or not all(isinstance(f, (ScalingFit, ChinchillaParams)) for f in fits.values()):
         raise TypeError("fits must be a non-empty dict of label -> ScalingFit or ChinchillaParams")
     fig, (ax, bx) = subplots(2, width=5.0, height=3.8)
@@ -2097,7 +2151,12 @@ def plot_chinchilla_fits(data, fits: dict, compute=(1e18, 1e26)):
 @validate_params({"results": [dict], "name": ["string"], "truth": [Interval(float), None]})
 def plot_bootstrap(results: dict, name: str = "N_opt", truth=None):
     """Histograms of bootstrap replicates of ``name`` (one per label in ``results``,
-    each a :class:`BootstrapResult`), with the true value as a vertical line."""
+    each a :class:`BootstrapResult`), with the true value as a vertical line.
+
+    References
+    ----------
+    - besiroglu2024chinchilla: Besiroglu et al. (2024), "Chinchilla Scaling: A Replication Attempt".
+    """
     if not results or not all(isinstance(r, BootstrapResult) for r in results.values()):
         raise TypeError("results must be a non-empty dict of label -> BootstrapResult")
     fig, (ax,) = subplots(width=5.0, height=3.8)
@@ -2148,6 +2207,12 @@ def scaling_explorer():
     Controls: the true exponents ``alpha`` and ``beta`` (with Chinchilla's ``E, A, B``), the
     IsoFLOP grid's half-width factor and the relative noise on the losses. The static
     book precomputes grid width x noise (12 frames).
+
+    References
+    ----------
+    - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+    - golub1973differentiation: Golub and Pereyra (1973), "The Differentiation of Pseudo-Inverses and
+      Nonlinear Least Squares Problems Whose Variables Separate".
     """
     from .widgets import Choice, Explorer
 

@@ -117,3 +117,23 @@ def test_new_registry_entries_name_what_the_student_writes():
     assert registry["sc-predict"]["points"] == 3
     assert registry["sc-optimal"]["implements"] == ("companion.scaling.compute_optimal",
                                                     "companion.scaling.optimal_exponents")
+
+
+def test_references_reject_bad_input_without_hanging():
+    """Issue 19: reference_parabola_vertex hung (LAPACK) on 1e308; now a clear error."""
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    y = np.array([3.0, 2.5, 2.4, 2.6])
+    for bad in (1e308, np.inf, np.nan):
+        with pytest.raises(ValueError, match="log10_d"):
+            ex.reference_parabola_vertex(np.where(x == 3.0, bad, x), y)
+        with pytest.raises(ValueError, match="loss"):
+            ex.reference_parabola_vertex(x, np.where(x == 3.0, bad, y))
+    with pytest.raises(ValueError, match="loss"):
+        ex.reference_parabola_vertex(x, -y)  # opens downwards: no vertex to return
+    with pytest.raises(TypeError, match="loss"):
+        ex.reference_parabola_vertex(x, y + 1j)
+    data = sc.isoflop_grid(points_per_curve=5)
+    with pytest.raises(ValueError, match="alpha"):
+        ex.reference_linear_coefficients(data.N, data.D, data.loss, np.inf, 0.28)
+    with pytest.raises(ValueError, match="width"):
+        ex.reference_vertex_offset(0.34, 0.28, 1.0)

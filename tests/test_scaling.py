@@ -366,3 +366,55 @@ def test_training_sweeps_batch_seeds_and_record_an_isoflop_design():
     np.testing.assert_allclose(single.loss, runs[0].loss, rtol=1e-5)
     with pytest.raises((TypeError, ValueError), match="seed_list"):
         sc.training_sweeps([], widths=(4,))
+
+
+# -- bad input (issue 19): a clear error naming the argument, no NaN, no hang ---------------------
+def test_huge_values_inside_arrays_are_rejected_not_turned_into_nan():
+    spectrum = sc.power_law_spectrum(20, 1.5)
+    spectrum[10] = 1e308
+    with pytest.raises(ValueError, match="spectrum"):
+        sc.teacher_student_risk(10, spectrum)
+    with pytest.raises(ValueError, match="spectrum"):
+        sc.teacher_student_width_gap(10, spectrum, [2, 4])
+    data = sc.isoflop_grid(points_per_curve=5)
+    N = data.N.copy()
+    N[3] = 1e308
+    with pytest.raises(ValueError, match="N"):
+        sc.fit_approach2(N, data.D, data.loss, data.group)
+    with pytest.raises(ValueError, match="noise"):
+        sc.isoflop_grid(noise=1e308)
+
+
+def test_bad_arguments_name_themselves():
+    data = sc.isoflop_grid(points_per_curve=5)
+    with pytest.raises(ValueError, match="D"):
+        sc.fit_variable_projection(data.N, data.D[:-1], data.loss)
+    with pytest.raises(TypeError, match="params"):
+        sc.compute_optimal(1e21, params="Chinchilla")
+    with pytest.raises(ValueError, match="alpha_bounds"):
+        sc.power_law_fit([1.0, 2.0, 4.0], [3.0, 2.0, 1.5], alpha_bounds=(2.0, 1.0))
+    with pytest.raises(TypeError, match="n_values"):
+        sc.teacher_student_sweep([2.5, 4.0], sc.power_law_spectrum(20, 1.5))
+    with pytest.raises(ValueError, match="N and D"):
+        sc.chinchilla_loss(np.ones(3) * 1e9, np.ones(2) * 1e9)
+    with pytest.raises(ValueError, match="device"):
+        sc.training_sweeps([0], (2,), steps=2, batch_size=4, min_samples=4, device="nonsense")
+    with pytest.raises(TypeError, match="fit"):
+        sc.plot_isoflop_fits(data, "approach2")
+
+
+def test_the_dataclasses_hold_no_nan_by_default():
+    law = sc.PowerLawFit(l_inf=1.0, x0=2.0, alpha=0.5)
+    assert law.rms_relative_error is None
+    fit = sc.ScalingFit(method="approach2", a=0.5, b=0.5, log10_n_intercept=0.0, log10_d_intercept=0.0)
+    assert fit.objective is None and fit.seconds is None
+    with pytest.raises(ValueError, match="method"):
+        sc.ScalingFit(method="approach4", a=0.5, b=0.5, log10_n_intercept=0.0, log10_d_intercept=0.0)
+
+
+def test_the_robust_inner_solve_raises_at_its_iteration_cap():
+    data = sc.isoflop_grid(sc.HOFFMANN_2022, width=4)
+    args = ((0.05, 0.3), np.log(data.N), np.log(data.D), data.loss, 1e-3)
+    sc._vp_inner(*args, max_iter=sc._IRLS_SEARCH_ITER)  # in the search: the value reached, an upper bound
+    with pytest.raises(RuntimeError, match="did not converge in 3 "):
+        sc._vp_inner(*args, max_iter=3, strict=True)

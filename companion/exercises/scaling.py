@@ -177,8 +177,9 @@ def reference_vertex_offset(alpha, beta, width, points=15):
     >>> print(f"{reference_vertex_offset(0.465, 0.155, 8.0):.4f}")
     0.8609
     """
-    check_params(locals(), {"alpha": [_EXPONENT], "beta": [_EXPONENT], "width": [Interval(float, 1, 1e4, closed="neither")],
-                      "points": [Interval(int, 3, None)]})
+    check_params(locals(), {"alpha": [_EXPONENT], "beta": [_EXPONENT],
+                            "width": [Interval(float, 1, 1e4, closed="neither")],
+                            "points": [Interval(int, 3, None)]})
     x = np.linspace(-np.log(width), np.log(width), points)
     shape = np.exp(-alpha * x) / alpha + np.exp(beta * x) / beta
     c2, c1, _ = np.polyfit(x, shape, 2)
