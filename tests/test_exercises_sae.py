@@ -152,3 +152,30 @@ def test_top_tokens_check():
                   lambda v, k: sae.top_token_indices(v, k)):                   # the companion function
         with pytest.raises(AssertionError):
             ex.check_top_tokens(wrong)
+
+
+def test_references_reject_bad_input_without_hanging():
+    import time
+
+    rng = np.random.default_rng(0)
+    args = [rng.normal(size=(40, 4)), rng.normal(size=(40, 4)), rng.normal(size=(20, 4)), rng.normal(size=(20, 4))]
+    start = time.monotonic()
+    for i, name in enumerate(["x_train", "e_train", "x_test", "e_test"]):
+        for value in (np.inf, np.nan, 1e308):
+            bad = [a.copy() for a in args]
+            bad[i][3, 1] = value
+            with pytest.raises(ValueError, match=name):
+                ex.reference_linear_error_r2(*bad)
+    assert time.monotonic() - start < 5  # LAPACK never sees inf (it spun for minutes)
+    with pytest.raises(ValueError, match="e_test"):
+        ex.reference_linear_error_r2(args[0], args[1], args[2], np.ones((20, 4)))
+    with pytest.raises(TypeError, match="k"):
+        ex.reference_topk(torch.randn(3, 5), None)
+    with pytest.raises(ValueError, match="k"):
+        ex.reference_topk(torch.randn(3, 5), 6)
+    with pytest.raises(ValueError, match="pre"):
+        ex.reference_topk(torch.tensor([[float("nan"), 1.0]]), 1)
+    with pytest.raises(TypeError, match="dead"):
+        ex.reference_auxk_loss(torch.randn(4, 6), torch.randn(4, 3), torch.zeros(6), torch.randn(3, 6), 2)
+    with pytest.raises(ValueError, match="lam"):
+        ex.reference_l1_code(np.ones(3), float("nan"))

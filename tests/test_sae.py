@@ -506,3 +506,79 @@ def test_model_switch_end_to_end_with_a_tiny_gpt2(tmp_path):
     assert len(view) == 4
     explorer = sae.latent_explorer(single, acts, [0, 1], model=MODEL)
     assert "token view" in explorer.render()[1]
+
+
+# -- bad inputs (issue 19): a ValueError/TypeError naming the argument, never NaN or a hang ----
+
+def test_metrics_reject_values_whose_squares_overflow():
+    x = np.random.default_rng(0).normal(size=(64, 4))
+    huge = x.copy()
+    huge[3, 1] = 1e308
+    with pytest.raises(ValueError, match="x_hat"):
+        sae.fvu(x, huge)
+    with pytest.raises(ValueError, match="x"):
+        sae.fvu(huge, x)
+    with pytest.raises(ValueError, match="x_hat"):
+        sae.dark_matter(x, huge)
+    with pytest.raises(ValueError, match="x"):
+        sae.dark_matter(huge, x)
+    with pytest.raises(ValueError, match="x"):
+        sae.dark_matter(np.where(np.arange(4) == 1, np.inf, x), x)  # no least squares on inf
+    with pytest.raises(ValueError, match="x_hat"):
+        sae.fvu(x, x[:-1])  # mismatched rows name the second array
+    with pytest.raises(ValueError, match="x_hat"):
+        sae.dark_matter(x, x)  # a zero error: its R^2 is 0 / 0, an error and not NaN
+
+
+def test_reconstruct_batch_size_and_inputs_are_checked():
+    model = sae.TopKSAE(8, 16, k=4, seed=0)
+    x = torch.randn(10, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="batch_size"):
+        sae.reconstruct(model, x, batch_size=0)
+    with pytest.raises(TypeError, match="batch_size"):
+        sae.reconstruct(model, x, batch_size=2.5)
+    with pytest.raises(ValueError, match="x"):
+        sae.reconstruct(model, x[:0])
+    with pytest.raises(ValueError, match="x"):
+        sae.reconstruct(model, torch.randn(10, 7))
+    assert sae.reconstruct(model, x, batch_size=3)[0].shape == (10, 8)
+
+
+def test_sae_maps_check_their_batch():
+    model = sae.TopKSAE(8, 16, k=4, seed=0)
+    bad = torch.randn(5, 8)
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="x"):
+        model(bad)
+    with pytest.raises(ValueError, match="x"):
+        model.loss(torch.full((5, 8), 1e30))  # squares overflow float32
+    with pytest.raises(ValueError, match="x"):
+        model.encode(torch.randn(1, 5, 8))  # a single SAE takes (n, d)
+    with pytest.raises(ValueError, match="z"):
+        model.decode(torch.randn(5, 8))
+    with pytest.raises(TypeError, match="pre"):
+        model.activation("abc")
+    with pytest.raises(TypeError, match="dead"):
+        model.aux_loss(torch.randn(4, 16), torch.randn(4, 8), torch.zeros(16))
+    with pytest.raises(TypeError, match="residuals"):
+        sae.BoostedSAE(model, "abc")
+    stack = sae.TopKSAE(8, 16, k=4, seed=[0, 1])
+    assert stack(torch.randn(2, 5, 8))[0].shape == (2, 5, 8)
+    with pytest.raises(ValueError, match="x"):
+        stack(torch.randn(3, 5, 8))
+
+
+def test_training_hyperparameters_are_checked():
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="lr"):
+        sae.train_sae(sae.TopKSAE(8, 16, k=4, seed=0), x, steps=2, lr=1e308)
+    with pytest.raises(TypeError, match="seed"):
+        sae.train_sae(sae.TopKSAE(8, 16, k=4, seed=0), x, steps=2, seed=2.5)
+    with pytest.raises(TypeError, match="fit_scale"):
+        sae.train_sae(sae.TopKSAE(8, 16, k=4, seed=0), x, steps=2, fit_scale="yes")
+    with pytest.raises(ValueError, match="kind"):
+        sae.train_residual_sae(sae.TopKSAE(8, 16, k=4, seed=0), x, 8, kind="nonsense")
+    with pytest.raises(TypeError, match="seed"):
+        sae.train_residual_sae(sae.TopKSAE(8, 16, k=4, seed=0), x, 8, seed=None)
+    with pytest.raises(ValueError, match="groups"):
+        sae.split_tokens(6, groups=np.zeros(6, dtype=np.int64))  # one group cannot be split
