@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import (Array, Interval, Options, as_array, as_tensor, check_choice, check_int,
+from ._validation import (Array, Interval, Labels, Options, TokenIds, as_array, as_tensor, check_choice, check_int,
                           check_nonnegative, check_params, check_positive, is_tensor, validate_params)
 from .training import History, progress, set_seed, train_loop
 
@@ -1292,6 +1292,11 @@ class TokenActivations:
     token_ids: np.ndarray
     model: str
     layer: int
+
+    def __post_init__(self):
+        check_params(vars(self), {"acts": [Array(shape=("n", None), min_size=1)],
+                                  "doc": [Labels(shape=("n",))], "token_ids": [TokenIds(shape=("n",))],
+                                  "model": [str], "layer": [Interval(int, 0, None)]})
 
     def __len__(self) -> int:
         return int(self.acts.shape[0])
