@@ -771,7 +771,12 @@ def training_sweeps(seed_list, widths=(4, 8, 16, 32, 64), *, steps: int = 1500, 
 
 @validate_params({"widths": [_WIDTHS], "seed": [Interval(int, 0, None)]})
 def training_sweep(widths=(4, 8, 16, 32, 64), *, seed: int = 0, **kwargs) -> SweepResult:
-    """One seed of :func:`training_sweeps` (same arguments; ``seed`` draws task and run)."""
+    """One seed of :func:`training_sweeps` (same arguments; ``seed`` draws task and run).
+
+    References
+    ----------
+    - kaplan2020scaling: Kaplan et al. (2020), "Scaling Laws for Neural Language Models".
+    """
     return training_sweeps([seed], widths, **kwargs)[0]
 
 
@@ -841,11 +846,6 @@ BESIROGLU_2024_HUBER = ChinchillaParams(E=1.8172, A=477.84, B=2143.86, alpha=0.3
 #: Bootstrap standard errors of Besiroglu et al. (2024) (4000 resamples, each refitted by
 #: BFGS on the plain Huber loss from Hoffmann et al.'s values), reported with BESIROGLU_2024.
 BESIROGLU_2024_SE = ChinchillaParams(E=0.026, A=124.5, B=1293.0, alpha=0.015, beta=0.021)
-
-
-def _positive_array(x, name):
-    """``x`` as a float array (validated at the entry as positive)."""
-    return as_array(x, name)
 
 
 @validate_params({"N": [Interval(float, 0, None, closed="neither"), _PositiveArray()],
@@ -1095,8 +1095,13 @@ class ScalingFit:
         saturating power law :func:`power_law_fit` through its parabolas' vertex losses
         ``info["L_opt"]`` against the budgets (a pure power law with two budgets, a
         straight line in log-log when the vertex losses do not fall with ``C``).
+
+        References
+        ----------
+        - hoffmann2022training: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models".
+        - henighan2020scaling: Henighan et al. (2020), "Scaling Laws for Autoregressive Generative Modeling".
         """
-        C = _positive_array(C, "C")
+        C = as_array(C, "C")
         if self.params is not None:
             loss = compute_optimal(C, self.params)[2]
         else:
@@ -1115,7 +1120,7 @@ class ScalingFit:
     @validate_params({"C": _SCALE})
     def optimal(self, C):
         """The implied compute-optimal ``(N*, D*)`` at budget(s) ``C``."""
-        C = _positive_array(C, "C")
+        C = as_array(C, "C")
         log_c = np.log10(C)
         n = 10.0 ** (self.log10_n_intercept + self.a * log_c)
         d = 10.0 ** (self.log10_d_intercept + self.b * log_c)
@@ -1376,8 +1381,9 @@ def fit_variable_projection(N, D, loss, *, robust: bool = True, delta: float = 1
         Huber loss on the relative residuals (default) or squared loss.
     delta : float
         Huber threshold (1e-3, as in Approach 3).
-    alpha_grid, beta_grid : array-like, shape (k,), optional
-        Grids of the exponents, in ``(0, 50]`` (default 30 values each over ``[0.05, 1.5]``).
+    alpha_grid, beta_grid : array-like, shape (k,) and (m,), optional
+        Grids of the exponents (independent, of any lengths), in ``(0, 50]`` (default 30
+        values each over ``[0.05, 1.5]``).
 
     Returns
     -------
