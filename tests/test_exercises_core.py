@@ -197,6 +197,31 @@ def test_every_registered_implements_name_resolves():
             assert _core._code_objects(obj), f"{ex_id}: {name} has no Python code to watch"
 
 
+def test_a_shared_decorator_never_makes_another_function_forbidden():
+    """validate_params wraps many functions with the same wrapper code: watching that code
+    would report any decorated companion call as the forbidden one. Only each function's
+    own code is watched, so no code object is forbidden by two different names."""
+    from companion._validation import Interval, validate_params
+
+    @validate_params({"x": [Interval(float, None, None)]})
+    def first(x):
+        return x
+
+    @validate_params({"x": [Interval(float, None, None)]})
+    def second(x):
+        return -x
+
+    assert _core._code_objects(first) == [first.__wrapped__.__code__]
+    assert not set(_core._code_objects(first)) & set(_core._code_objects(second))
+    owners = {}
+    for ex_id, info in load_all().items():
+        for name in info.get("implements", ()):
+            for code in _core._code_objects(_core.resolve_implements(name)):
+                owners.setdefault(code, set()).add(name)
+    shared = {code.co_name: names for code, names in owners.items() if len(names) > 1}
+    assert not shared, f"code watched for several implements names: {shared}"
+
+
 def test_register_rejects_bad_implements():
     with pytest.raises(ValueError, match="implements"):
         register("demo-bad", points=1, chapter="demo", implements=("slope",))

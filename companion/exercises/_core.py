@@ -133,12 +133,14 @@ def _code_objects(obj, seen=None) -> list:
         return _code_objects(obj.func, seen)
     if inspect.isclass(obj):
         return [c for member in vars(obj).values() for c in _code_objects(member, seen)]
+    if getattr(obj, "__wrapped__", None) is not None:
+        # a decorator's wrapper code is shared by every function it decorates (the
+        # package's validate_params): only the wrapped function's own code identifies it
+        return _code_objects(obj.__wrapped__, seen)
     codes = []
     code = getattr(obj, "__code__", None)
     if code is not None:
         codes.append(code)
-    if getattr(obj, "__wrapped__", None) is not None:
-        codes += _code_objects(obj.__wrapped__, seen)
     if inspect.ismethod(obj):
         codes += _code_objects(obj.__func__, seen)
     return codes
