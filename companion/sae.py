@@ -916,8 +916,6 @@ def fvu(x, x_hat) -> float:
     >>> fvu(x, x), fvu(x, np.tile(x.mean(0), (2, 1)))  # perfect, and predicting the mean
     (0.0, 1.0)
     """
-    # checked in the body, not by @validate_params: an exercise implements this function,
-    # and the grader's watch must see its own code (not the decorator's shared wrapper)
     check_params({"x": x, "x_hat": x_hat}, _PAIR)
     x, x_hat = as_array(x, "x"), as_array(x_hat, "x_hat")
     total = float(((x - x.mean(0)) ** 2).sum())

@@ -25,10 +25,22 @@ CHAPTER_MODULES = ("neural_collapse", "entropy", "sae", "scaling", "rl")
 
 #: Chapter-called entries that teach no paper's method (utilities, containers), with why.
 NO_PAPER = {
+    "companion.rl.ModularTask": "a toy verifiable task built for the chapter",
+    "companion.rl.GRUPolicy": "a tiny policy for the toy task, no paper's model",
+    "companion.rl.seed_values": "a utility that reads History objects",
+    "companion.rl.supervised_warm_start": "plain cross-entropy on correct answers before RL",
+    "companion.sae.reconstruct": "a utility: runs an SAE over data in batches",
+    "companion.sae.format_contexts": "formats top_contexts' output as text or HTML",
 }
 #: Chapter-called entries without an Examples section beyond the rule (train_*, plot_*,
 #: *_explorer), with why.
 NO_EXAMPLE = {
+    "companion.entropy.learning_rate_sweep": "trains a grid of transformers",
+    "companion.rl.supervised_warm_start": "trains a policy",
+    "companion.sae.load_activations": "runs MiniLM over the corpus (minutes on a cold cache)",
+    "companion.sae.spliced_similarity": "loads the MiniLM weights",
+    "companion.sae.token_view": "loads the MiniLM weights",
+    "companion.sae.toy_setup": "trains the toy model",
 }
 
 

@@ -22,9 +22,6 @@ __all__ = ["check_fvu", "check_topk", "check_effective_features", "check_linear_
 
 
 _MAX_ABS = 1e12  # entries are squared and summed: larger ones overflow (and 1e308 gives NaN)
-# The reference functions check their arguments with check_params in the body, not with
-# @validate_params: the grader watches their own code objects, and the decorator's wrapper is
-# one code object shared by every decorated function of the package.
 
 
 def _real_rows(rows, cols, min_rows=1):
