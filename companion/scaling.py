@@ -62,10 +62,6 @@ __all__ = [
 # ---------------------------------------------------------------------------------------
 # Parameter constraints shared by the fits below (companion._validation)
 # ---------------------------------------------------------------------------------------
-# Functions that a graded exercise asks students to write (``register(implements=...)`` in
-# companion/exercises/scaling.py) declare their constraints in their first line,
-# ``check_params(locals(), {...})``, instead of ``@validate_params``: the grader recognises a
-# forbidden function by its code object, and every validate_params wrapper shares one.
 class _PositiveArray(Array):
     """:class:`~companion._validation.Array` whose entries are all strictly positive."""
 
@@ -876,6 +872,7 @@ def chinchilla_loss(N, D, params: ChinchillaParams = HOFFMANN_2022):
     return float(loss) if loss.ndim == 0 else loss
 
 
+@validate_params({"params": [ChinchillaParams]})
 def optimal_exponents(params: ChinchillaParams):
     """``(G, a, b)`` of the compute-optimal allocation (Hoffmann et al., 2022, eq. 4).
 
@@ -892,7 +889,6 @@ def optimal_exponents(params: ChinchillaParams):
     >>> print(f"G = {G:.4f}, a = {a:.4f}, b = {b:.4f}")
     G = 1.3447, a = 0.4516, b = 0.5484
     """
-    check_params(locals(), {"params": [ChinchillaParams]})
     if params.B == 0 or params.A == 0:
         raise ValueError("params.A and params.B must be > 0 for a compute-optimal allocation")
     s = params.alpha + params.beta
@@ -900,6 +896,7 @@ def optimal_exponents(params: ChinchillaParams):
     return float(G), params.beta / s, params.alpha / s
 
 
+@validate_params({"C": _SCALE, "params": [ChinchillaParams]})
 def compute_optimal(C, params: ChinchillaParams = HOFFMANN_2022):
     """Compute-optimal model size, data size and loss at budget ``C = 6 N D``.
 
@@ -930,7 +927,6 @@ def compute_optimal(C, params: ChinchillaParams = HOFFMANN_2022):
     >>> print(f"N* = {n:.3g}, D* = {d:.3g}, L* = {loss:.4f}")
     N* = 3.22e+10, D* = 2.98e+12, L* = 1.9307
     """
-    check_params(locals(), {"C": _SCALE, "params": [ChinchillaParams]})
     C = as_array(C, "C")
     G, a, b = optimal_exponents(params)
     n_opt = G * (C / 6.0) ** a
@@ -969,6 +965,15 @@ class IsoflopData:
 _GRID_WIDTH = Interval(float, 1, 1e4, closed="neither")
 
 
+@validate_params({
+    "params": [ChinchillaParams],
+    "budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE)],
+    "points_per_curve": [Interval(int, 3, None)],
+    "width": [_GRID_WIDTH],
+    "centre": [Interval(float, 1e-6, 1e6)],
+    "noise": [Interval(float, 0, 1, closed="left")],
+    "seed": [Interval(int, 0, None)],
+})
 def isoflop_grid(params: ChinchillaParams = HOFFMANN_2022, budgets=(1e17, 1e18, 1e19, 1e20, 1e21),
                  points_per_curve: int = 15, width: float = 4.0, centre: float = 1.0,
                  noise: float = 0.0, seed: int = 0) -> IsoflopData:
@@ -1012,15 +1017,6 @@ def isoflop_grid(params: ChinchillaParams = HOFFMANN_2022, budgets=(1e17, 1e18, 
     >>> bool(np.allclose(6 * data.N * data.D, data.budgets[data.group]))
     True
     """
-    check_params(locals(), {
-        "params": [ChinchillaParams],
-        "budgets": [_PositiveArray(1, min_size=1, max_abs=_MAX_SCALE)],
-        "points_per_curve": [Interval(int, 3, None)],
-        "width": [_GRID_WIDTH],
-        "centre": [Interval(float, 1e-6, 1e6)],
-        "noise": [Interval(float, 0, 1, closed="left")],
-        "seed": [Interval(int, 0, None)],
-    })
     budgets = as_array(budgets, "budgets")
     rng = np.random.default_rng(seed)
     n_opt, _, _ = compute_optimal(budgets, params)
@@ -1147,6 +1143,7 @@ def _budget_groups(N, D, decimals=3):
     return group
 
 
+@validate_params({**_POINTS, "groups": [Array(1, shape=("n",), dtype=None), None]})
 @thread_limit()
 def fit_approach2(N, D, loss, groups=None) -> ScalingFit:
     """Chinchilla Approach 2: IsoFLOP parabolas (Hoffmann et al., 2022, §3.2).
@@ -1186,7 +1183,6 @@ def fit_approach2(N, D, loss, groups=None) -> ScalingFit:
     >>> print(f"a = {fit.a:.3f} (true {optimal_exponents(HOFFMANN_2022)[1]:.3f})")
     a = 0.452 (true 0.452)
     """
-    check_params(locals(), {**_POINTS, "groups": [Array(1, shape=("n",), dtype=None), None]})
     start = time.perf_counter()
     N, D, loss = _check_points(N, D, loss)
     groups = _budget_groups(N, D) if groups is None else as_array(groups, "groups", dtype=None)
@@ -1215,6 +1211,16 @@ def fit_approach2(N, D, loss, groups=None) -> ScalingFit:
                       info={"budgets": budgets, "N_opt": n_opt, "D_opt": d_opt, "L_opt": l_opt})
 
 
+@validate_params({
+    "params": [ChinchillaParams],
+    "width": [_GRID_WIDTH],
+    "target_compute": [Interval(float, 0, _MAX_SCALE, closed="neither")],
+    "budgets": [_PositiveArray(1, min_size=2, max_abs=_MAX_SCALE)],
+    "points_per_curve": [Interval(int, 3, None)],
+    "centre": [Interval(float, 1e-6, 1e6)],
+    "noise": [Interval(float, 0, 1, closed="left")],
+    "seed": [Interval(int, 0, None)],
+})
 def approach2_bias(params: ChinchillaParams, width: float, *, target_compute: float = 1e24,
                    budgets=(1e17, 1e18, 1e19, 1e20, 1e21), points_per_curve: int = 15,
                    centre: float = 1.0, noise: float = 0.0, seed: int = 0):
@@ -1237,16 +1243,6 @@ def approach2_bias(params: ChinchillaParams, width: float, *, target_compute: fl
     >>> print(f"D* off by {100 * d_err:+.1f}% at 1e24 FLOP")
     D* off by -13.9% at 1e24 FLOP
     """
-    check_params(locals(), {
-        "params": [ChinchillaParams],
-        "width": [_GRID_WIDTH],
-        "target_compute": [Interval(float, 0, _MAX_SCALE, closed="neither")],
-        "budgets": [_PositiveArray(1, min_size=2, max_abs=_MAX_SCALE)],
-        "points_per_curve": [Interval(int, 3, None)],
-        "centre": [Interval(float, 1e-6, 1e6)],
-        "noise": [Interval(float, 0, 1, closed="left")],
-        "seed": [Interval(int, 0, None)],
-    })
     data = isoflop_grid(params, budgets, points_per_curve, width, centre, noise, seed)
     fit = fit_approach2(data.N, data.D, data.loss, data.group)
     n_fit, d_fit = fit.optimal(target_compute)
@@ -1353,6 +1349,8 @@ def _vp_inner(exponents, log_n, log_d, loss, delta=None, max_iter=_IRLS_SEARCH_I
     return coef, residual, value
 
 
+@validate_params({**_POINTS, "robust": ["boolean"], "delta": [Interval(float, 0, None, closed="neither")],
+                  "alpha_grid": _EXPONENT_GRID, "beta_grid": _EXPONENT_GRID})
 @thread_limit()
 def fit_variable_projection(N, D, loss, *, robust: bool = True, delta: float = 1e-3,
                             alpha_grid=None, beta_grid=None) -> ScalingFit:
@@ -1413,8 +1411,6 @@ def fit_variable_projection(N, D, loss, *, robust: bool = True, delta: float = 1
     >>> print(fit.params)
     E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28
     """
-    check_params(locals(), {**_POINTS, "robust": ["boolean"], "delta": [Interval(float, 0, None, closed="neither")],
-                            "alpha_grid": _EXPONENT_GRID, "beta_grid": _EXPONENT_GRID})
     from scipy.optimize import least_squares, minimize
 
     begin = time.perf_counter()
@@ -1778,6 +1774,9 @@ def _check_extra(extra):
     return _check_points(*extra)
 
 
+@validate_params({"iso": [IsoflopData], "held_out": [Interval(float, 0, _MAX_SCALE, closed="neither")],
+                  "extra": [tuple, list, None], "approach3_starts": [_STARTS, None],
+                  "vp_kwargs": [dict, None]})
 def predict_held_out(iso: IsoflopData, held_out, *, extra=None, approach3_starts=None,
                      vp_kwargs=None) -> dict:
     """Fit on the smaller budgets, predict the compute-optimal run at a held-out budget.
@@ -1818,9 +1817,6 @@ def predict_held_out(iso: IsoflopData, held_out, *, extra=None, approach3_starts
     >>> print(f"{pred['variable projection']['N_opt'] / n_true:.4f}")
     1.0000
     """
-    check_params(locals(), {"iso": [IsoflopData], "held_out": [Interval(float, 0, _MAX_SCALE, closed="neither")],
-                            "extra": [tuple, list, None], "approach3_starts": [_STARTS, None],
-                            "vp_kwargs": [dict, None]})
     budgets = np.asarray(iso.budgets, dtype=float)
     fit_groups = np.flatnonzero(budgets < held_out * (1 - 1e-9))
     if fit_groups.size < 2:

@@ -50,8 +50,9 @@ def check_compute_optimal(student_fn):
 
 # Bounds that keep the least-squares solves finite (LAPACK can spin on values whose squares
 # overflow): log10 D is a logarithm, losses are O(1). The reference solutions check them with
-# check_params in their first line, not @validate_params: the grader recognises a reference
-# function by its code object, and every validate_params wrapper shares one.
+# check_params in their first line, not @validate_params: a check recognises its own
+# reference handed in (as the unit tests do) by the function's __code__, which for a
+# validate_params wrapper is the wrapper's, shared by every decorated function.
 _LOG10_D = Array(1, shape=("n",), min_size=3, max_abs=1e3)
 _LOSS = Array(1, shape=("n",), max_abs=1e100)
 _POINTS = {"N": [scaling._PositiveArray(1, shape=("n",), min_size=3, max_abs=scaling._MAX_SCALE)],
