@@ -49,7 +49,21 @@ def line(key: str, known: dict | None = None) -> str:
     return f'- {key}: {authors} ({year}), "{title}".'
 
 
-if __name__ == "__main__":
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Print docstring reference lines for bibliography keys.")
+    parser.add_argument("keys", nargs="+", help="keys of book/references.bib")
+    args = parser.parse_args(argv)
     known = entries()
-    for k in sys.argv[1:]:
+    unknown = [k for k in args.keys if k not in known]
+    if unknown:
+        print(f"not in {BIB.name}: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    for k in args.keys:
         print(line(k, known))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
