@@ -845,14 +845,13 @@ class StackedMLP(nn.Module):
     and every layer is one batched matrix product, so the seeds (or the weight decays) of an
     experiment train together at the cost of one larger model. Model ``k`` computes exactly
     what ``models[k]`` computes; :meth:`unstack` gives it back as an :class:`MLPClassifier`.
+    Inputs ``x`` are real tensors ``(N, in_dim)`` (the same inputs for every model) or
+    ``(S, N, in_dim)`` (one batch per model), ``N >= 1``, finite.
 
     Parameters
     ----------
     models : sequence of MLPClassifier
         The models to stack (same architecture), e.g. freshly initialised with different seeds.
-
-    Inputs ``x`` are real tensors ``(N, in_dim)`` (the same inputs for every model) or
-    ``(S, N, in_dim)`` (one batch per model), ``N >= 1``, finite.
     """
 
     def __init__(self, models: Sequence[MLPClassifier]):
