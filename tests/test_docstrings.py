@@ -147,42 +147,52 @@ def test_chapter_functions_have_examples(name):
 
 def _rst_warnings(qualname, obj) -> list[str]:
     """Warnings docutils gives on the docstring as napoleon turns it into reStructuredText
-    (the API page's build is strict, so each would fail ``make book-strict``)."""
+    (the API page's build is strict, so each would fail ``make book-strict``). Sphinx's
+    roles and directives stand in as plain docutils ones, registered for this parse only
+    (another test may have loaded Sphinx's, which need a build environment)."""
     import docutils.core
-    import docutils.utils
-    from docutils.parsers.rst import roles
+    from docutils import nodes
+    from docutils.parsers.rst import Directive, directives, roles
+    from docutils.parsers.rst.directives import body
     from sphinx.ext.napoleon import Config
     from sphinx.ext.napoleon.docstring import NumpyDocstring
 
-    for role in ("class", "func", "meth", "attr", "mod", "data", "ref", "cite", "obj", "exc",
-                 "py:func", "py:class", "py:meth", "py:mod", "doc", "numref", "eq"):
-        roles.register_generic_role(role, __import__("docutils.nodes").nodes.literal)
-    from docutils.parsers.rst import Directive, directives
-
-    class SphinxOnly(Directive):  # Sphinx's own directives: content is parsed, options ignored
+    class SphinxOnly(Directive):  # Sphinx's own directives: content parsed, options ignored
         optional_arguments, final_argument_whitespace, has_content = 10, True, True
-        option_spec = None
+        option_spec = type("AnyOption", (dict,), {"__missing__": lambda self, key: directives.unchanged,
+                                                  "__contains__": lambda self, key: True})()
 
         def run(self):
-            node = __import__("docutils.nodes").nodes.container()
+            node = nodes.container()
             self.state.nested_parse(self.content, self.content_offset, node)
             return [node]
 
-    SphinxOnly.option_spec = type("AnyOption", (dict,), {"__missing__": lambda self, key: directives.unchanged,
-                                                        "__contains__": lambda self, key: True})()
-    for name in ("attribute", "method", "function", "seealso", "versionadded", "versionchanged",
-                 "deprecated", "autosummary", "plot", "py:attribute"):
-        directives.register_directive(name, SphinxOnly)
-    what = "class" if inspect.isclass(obj) else "function"
-    text = str(NumpyDocstring(inspect.getdoc(obj) or "", Config(napoleon_use_param=True), what=what))
-    messages = []
+    saved = dict(directives._directives), dict(roles._roles)
+    try:
+        for role in ("class", "func", "meth", "attr", "mod", "data", "ref", "cite", "obj", "exc", "math",
+                     "py:func", "py:class", "py:meth", "py:mod", "doc", "numref", "eq"):
+            roles.register_generic_role(role, nodes.literal)
+        for name in ("attribute", "method", "function", "seealso", "versionadded", "versionchanged",
+                     "deprecated", "autosummary", "plot", "py:attribute"):
+            directives.register_directive(name, SphinxOnly)
+        directives.register_directive("math", body.MathBlock)
+        directives.register_directive("code-block", body.CodeBlock)
+        directives.register_directive("sourcecode", body.CodeBlock)
+        what = "class" if inspect.isclass(obj) else "function"
+        text = str(NumpyDocstring(inspect.getdoc(obj) or "", Config(napoleon_use_param=True), what=what))
+        messages = []
 
-    class Collect:
-        def write(self, message):
-            messages.append(message.strip())
+        class Collect:
+            def write(self, message):
+                messages.append(message.strip())
 
-    docutils.core.publish_doctree(text, settings_overrides={"warning_stream": Collect(), "report_level": 2,
-                                                             "halt_level": 5})
+        docutils.core.publish_doctree(text, settings_overrides={"warning_stream": Collect(), "report_level": 2,
+                                                                 "halt_level": 5})
+    finally:
+        directives._directives.clear()
+        directives._directives.update(saved[0])
+        roles._roles.clear()
+        roles._roles.update(saved[1])
     return [m for m in messages if m]
 
 
