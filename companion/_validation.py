@@ -192,8 +192,7 @@ def as_tensor(x, name: str, *, ndim: int | Iterable[int] | None = None, dtype=No
         raise TypeError(f"dtype must be a floating torch dtype, got {_short(dtype)}")
     finite = _flag(finite, "finite")
     if not is_tensor(x):
-        numpy_dtype = torch.empty((), dtype=dtype).numpy().dtype if dtype != torch.bfloat16 else np.float32
-        return torch.from_numpy(as_array(x, name, ndim=ndim, dtype=numpy_dtype, finite=finite)).to(dtype)
+        return torch.from_numpy(as_array(x, name, ndim=ndim, finite=finite)).to(dtype)
     allowed = _ndims(ndim)
     if x.is_complex():
         raise TypeError(f"{name} must be real, got complex values")

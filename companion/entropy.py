@@ -85,10 +85,6 @@ __all__ = [
     "plot_lr_sweep_seeds",
     "plot_modular_ensembles",
     "plot_rank_during_training",
-    "plot_copy_runs",
-    "plot_lr_sweep",
-    "plot_modular_runs",
-    "plot_representation_ranks",
     "entropy_explorer",
 ]
 
@@ -2289,126 +2285,6 @@ def plot_rank_during_training(runs: dict, depth: int = 1):
     ax.set_xlabel("step")
     ax.set_ylabel(f"effective rank, centred states at depth {depth}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-# ---------------------------------------------------------------------------------------
-# figures of single runs (train_copy_task, train_modular_addition, hidden_state_ranks)
-# ---------------------------------------------------------------------------------------
-
-@validate_params({"histories": [dict], "chance": _CHANCE})
-def plot_copy_runs(histories: dict, chance: float | None = None):
-    """Loss (log scale) and attention entropy (mean and lowest head) of several :func:`train_copy_task` runs.
-
-    References
-    ----------
-    - zhai2023stabilizing: Zhai et al. (2023), "Stabilizing Transformer Training by Preventing Attention Entropy Collapse".
-    """
-    import matplotlib.pyplot as plt
-
-    _check_runs(histories, "histories", ("loss", "entropy", "min_entropy"))
-    fig, (ax_loss, ax_ent) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for k, (name, h) in enumerate(histories.items()):
-        color = f"C{k}"
-        ax_loss.plot(h.steps("loss"), h["loss"], color=color, label=name)
-        ax_ent.plot(h.steps("entropy"), h["entropy"], color=color, label=f"{name}: mean")
-        ax_ent.plot(h.steps("min_entropy"), h["min_entropy"], color=color, ls=":", label=f"{name}: lowest head")
-    if chance is not None:
-        ax_loss.axhline(chance, color="gray", ls="--", lw=1, label="chance")
-    ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel("training loss")
-    ax_loss.legend(fontsize=8)
-    ax_ent.set_yscale("log")
-    ax_ent.set_xlabel("step")
-    ax_ent.set_ylabel("attention entropy (nats)")
-    ax_ent.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return fig
-
-
-@validate_params({"sweep": [dict], "chance": _CHANCE})
-def plot_lr_sweep(sweep: dict, chance: float | None = None):
-    """Final loss against learning rate for each variant (Wortsman et al., 2024, style).
-
-    References
-    ----------
-    - wortsman2023small: Wortsman et al. (2024), "Small-scale proxies for large-scale Transformer training instabilities".
-    """
-    import matplotlib.pyplot as plt
-
-    _check_runs(sweep, "sweep", ("lr",), top=True)
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    lrs = sweep["lr"]
-    for name, losses in sweep.items():
-        if name == "lr":
-            continue
-        shown = np.where(np.isfinite(losses), losses, np.nan)
-        ax.plot(lrs, shown, "o-", label=name)
-    if chance is not None:
-        ax.axhline(chance, color="gray", ls="--", lw=1, label="chance")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("final training loss")
-    ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-@validate_params({"histories": [dict]})
-def plot_modular_runs(histories: dict):
-    """Accuracy and the fraction of training samples with exactly zero loss, against step.
-
-    A zero per-sample loss means no gradient from that sample: for a softmax model this is
-    Softmax Collapse (Prieto et al., 2025).
-
-    References
-    ----------
-    - prieto2025grokking: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability".
-    """
-    import matplotlib.pyplot as plt
-
-    _check_runs(histories, "histories", ("test_acc", "train_acc", "zero_loss_fraction"))
-    fig, (ax_acc, ax_sc) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for k, (name, h) in enumerate(histories.items()):
-        ax_acc.plot(h.steps("test_acc"), h["test_acc"], color=f"C{k}", label=f"{name}: test")
-        ax_acc.plot(h.steps("train_acc"), h["train_acc"], color=f"C{k}", ls=":", label=f"{name}: train")
-        ax_sc.plot(h.steps("zero_loss_fraction"), h["zero_loss_fraction"], color=f"C{k}", label=name)
-    ax_acc.set_xlabel("step")
-    ax_acc.set_ylabel("accuracy")
-    ax_acc.legend(fontsize=7)
-    ax_sc.set_xlabel("step")
-    ax_sc.set_ylabel("training samples with zero loss")
-    ax_sc.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-@validate_params({"ranks": [dict]})
-def plot_representation_ranks(ranks: dict):
-    """Effective rank and VNE of hidden states against depth, one line per model (:func:`hidden_state_ranks`).
-
-    References
-    ----------
-    - roy2007effective: Roy and Vetterli (2007), "The effective rank: A measure of effective dimensionality".
-    - kim2023vne: Kim et al. (2023), "VNE: An Effective Method for Improving Deep Representation by Manipulating
-      Eigenvalue Distribution".
-    """
-    import matplotlib.pyplot as plt
-
-    _check_runs(ranks, "ranks", ("effective_rank", "vne"))
-    fig, (ax_r, ax_v) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for name, r in ranks.items():
-        depth = np.arange(len(r["effective_rank"]))
-        ax_r.plot(depth, r["effective_rank"], "o-", label=name)
-        ax_v.plot(depth, r["vne"], "o-", label=name)
-    for ax, label in ((ax_r, "effective rank"), (ax_v, "von Neumann entropy (nats)")):
-        ax.set_xlabel("depth (0 = embeddings)")
-        ax.set_ylabel(label)
-        ax.set_xticks(depth)
-    ax_r.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

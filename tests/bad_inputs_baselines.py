@@ -289,15 +289,6 @@ def _entropy_tiny():
     return TinyTransformer(10, 6, d_model=8, num_heads=2, num_layers=1)
 
 
-def _entropy_history(keys):
-    from companion.training import History
-
-    h = History()
-    for i in range(3):
-        h.log(i, {k: 1.0 / (i + 1) for k in keys})
-    return h
-
-
 def _entropy_runs():
     """What train_copy_ensemble returns for 2 seeds, 4 steps, stats and ranks every 2 steps (no training)."""
     rng = _rng()
@@ -388,14 +379,6 @@ BASELINES = {
     "entropy.plot_entropy_vs_scale": lambda: {"result": {"scale": np.array([0.5, 1.0]), "mean": np.array([2.0, 1.5]),
                                                          "min": np.array([1.8, 1.2]), "bound": np.array([1.5, 1.0])}},
     "entropy.plot_attention_maps": lambda: {"maps": [np.eye(3), np.full((3, 3), 1 / 3)], "titles": ["a", "b"]},
-    "entropy.plot_copy_runs": lambda: {"histories": {"a": _entropy_history(("loss", "entropy", "min_entropy"))},
-                                       "chance": 2.3},
-    "entropy.plot_lr_sweep": lambda: {"sweep": {"lr": np.array([1e-3, 1e-2]), "a": np.array([1.0, np.inf])},
-                                      "chance": 2.3},
-    "entropy.plot_modular_runs": lambda: {"histories": {"a": _entropy_history(("train_acc", "test_acc",
-                                                                               "zero_loss_fraction"))}},
-    "entropy.plot_representation_ranks": lambda: {"ranks": {"a": {"effective_rank": np.array([4.0, 3.0]),
-                                                                  "vne": np.array([1.2, 1.0])}}},
     "entropy.plot_copy_ensembles": lambda: {"runs": {"a": _entropy_runs()}, "chance": 2.3, "ceiling": 1.9},
     "entropy.plot_entropy_mechanism": lambda: {"runs": {"a": _entropy_runs()}},
     "entropy.plot_lr_sweep_seeds": lambda: {"sweep": {"lr": np.array([1e-3, 1e-2]),

@@ -572,8 +572,6 @@ def run_modules(modules, timeout: float = 20.0, python: str = sys.executable,
                     finished = True
                     break
             timed_out = proc.poll() is None
-            if current is not None and current["id"].endswith("(baseline)") and not finished and not timed_out:
-                pass
             if finished:
                 proc.wait()
                 reader.close()

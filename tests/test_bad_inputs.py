@@ -152,28 +152,33 @@ def test_a_hanging_call_is_reported_and_the_sweep_goes_on(tmp_path, monkeypatch)
 SHARED_MODULES = ("data", "training", "evidence", "plotting", "_validation")
 
 
-def _shared_array_calls(modules=SHARED_MODULES):
-    """(qualified name, object, kind, parameter) for every float-array argument of the
-    public entries of ``modules`` (functions in ``SLOW`` left out)."""
-    import torch
-
-    out = []
+def _baseline_arguments(modules):
+    """(qualified name, object, kind, parameter, valid value) for every argument of the
+    public entries of ``modules`` that have a baseline (functions in ``SLOW`` left out)."""
     for module in modules:
         for qual, obj, kind in engine.public_api(module):
             if qual in baselines.SKIP or qual in baselines.SLOW:
                 continue
             try:
-                fn, kwargs, params = engine.baseline_call(qual, obj, kind)
+                _, kwargs, params = engine.baseline_call(qual, obj, kind)
             except engine.NoBaseline:
                 continue
             for p in params:
-                value = kwargs.get(p.name, p.default)
-                if isinstance(value, (np.ndarray, torch.Tensor)) and value.dtype in (
-                        np.float64, np.float32, torch.float32, torch.float64) and value.ndim >= 1:
-                    if (qual, p.name, "nan") in baselines.HARMLESS or (qual, p.name, "*") in baselines.HARMLESS:
-                        continue
-                    out.append((qual, obj, kind, p.name))
-    return out
+                yield qual, obj, kind, p.name, kwargs.get(p.name, p.default)
+
+
+def _harmless(qual, name, kind):
+    return (qual, name, kind) in baselines.HARMLESS or (qual, name, "*") in baselines.HARMLESS
+
+
+def _shared_array_calls(modules=SHARED_MODULES):
+    """(qualified name, object, kind, parameter) for every float-array argument of ``modules``."""
+    import torch
+
+    return [(qual, obj, kind, name) for qual, obj, kind, name, value in _baseline_arguments(modules)
+            if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim >= 1
+            and value.dtype in (np.float64, np.float32, torch.float32, torch.float64)
+            and not _harmless(qual, name, "nan")]
 
 
 SHARED_ARRAY_CALLS = _shared_array_calls()
@@ -216,27 +221,15 @@ def test_property_chapter_functions_reject_a_nonfinite_entry_anywhere(call, bad,
 
 def _id_array_calls():
     """(qualified name, object, kind, parameter) for every integer id or label argument
-    (by name, as the sweep finds them) of the chapter and exercise modules."""
+    (by name, as the sweep finds them) of every module."""
     import torch
 
-    out = []
-    for module in engine.MODULES:
-        for qual, obj, kind in engine.public_api(module):
-            if qual in baselines.SKIP or qual in baselines.SLOW:
-                continue
-            try:
-                _, kwargs, params = engine.baseline_call(qual, obj, kind)
-            except engine.NoBaseline:
-                continue
-            for p in params:
-                value = kwargs.get(p.name, p.default)
-                if isinstance(value, torch.Tensor):
-                    value = value.detach().cpu().numpy()
-                if isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.size \
-                        and engine.ID_NAMES.search(p.name) \
-                        and (qual, p.name, "out_of_range") not in baselines.HARMLESS:
-                    out.append((qual, obj, kind, p.name))
-    return out
+    def ids(value):
+        value = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+        return isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.size > 0
+
+    return [(qual, obj, kind, name) for qual, obj, kind, name, value in _baseline_arguments(engine.MODULES)
+            if ids(value) and engine.ID_NAMES.search(name) and not _harmless(qual, name, "out_of_range")]
 
 
 ID_ARRAY_CALLS = _id_array_calls()

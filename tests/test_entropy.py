@@ -368,26 +368,6 @@ def test_figures_and_explorer():
     assert len(ex.controls["scale"].values) <= 12
 
 
-def test_training_figures_have_labelled_axes():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from companion.training import History
-
-    copy_h, mod_h = History(), History()
-    for i in range(5):
-        copy_h.log(i + 1, {"loss": 3.0 - i * 0.5, "entropy": 1.5 - 0.1 * i, "min_entropy": 1.0 - 0.1 * i})
-        mod_h.log(i, {"train_acc": 0.2 * i, "test_acc": 0.1 * i, "zero_loss_fraction": 0.0})
-    figs = [E.plot_copy_runs({"a": copy_h}, chance=3.4),
-            E.plot_lr_sweep({"lr": np.array([1e-3, 1e-2]), "a": np.array([0.1, np.inf])}),
-            E.plot_modular_runs({"a": mod_h}),
-            E.plot_representation_ranks({"a": {"effective_rank": np.array([3.0, 2.0]), "vne": np.array([1.0, 0.5])}})]
-    for fig in figs:
-        for ax in fig.axes:
-            assert ax.get_xlabel() and ax.get_ylabel()
-        plt.close(fig)
-
-
 # --- causal ceiling and causal bound --------------------------------------------------------
 
 def test_causal_entropy_ceiling_values():
