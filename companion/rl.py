@@ -819,7 +819,9 @@ def clip_cov_mask(cov, mask=None, *, ratio: float = 2e-4, bounds=(1.0, 5.0), cli
     (at most all candidates) uniformly at random; the loss multiplies their clipped
     surrogate by 0 (verl's ``compute_policy_loss_clip_cov``, ``clip_cov_ratio=2e-4``,
     ``clip_cov_lb=1``, ``clip_cov_ub=5``). The reference recomputes ``cov`` from the current
-    log-probabilities at every update, and so does :func:`train_grpo`.
+    log-probabilities at every update, over the update's micro-batch, and so does
+    :func:`train_grpo`, whose micro-batch is the step's whole batch (tests/test_rl.py
+    compares the loss and its gradient with a transcription of the reference).
 
     Parameters
     ----------
@@ -864,7 +866,11 @@ def kl_cov_mask(cov, mask=None, *, ratio: float = 2e-3):
     ``k_percent = 100 * ratio = 0.2``), the count is rounded down but is at least one, so a
     small batch still has one penalised token. KL-Cov's loss is the *unclipped* surrogate
     ``-A rho`` on every token plus ``kl_coef * |log pi_t - log pi_old,t|`` on these tokens
-    (:func:`train_grpo` with ``intervention="kl_cov"``).
+    (:func:`train_grpo` with ``intervention="kl_cov"``, which selects them from the current
+    log-probabilities at every update, over the whole batch, where the reference uses each
+    micro-batch). One difference: the reference computes the count from
+    ``min(k_percent, n_valid)``, so with ``100 * ratio > n_valid`` (never at the papers'
+    fractions) it selects fewer tokens than here.
 
     Returns
     -------

@@ -250,6 +250,106 @@ def test_clip_cov_and_kl_cov_masks():
     assert not rl.kl_cov_mask(cov, mask, ratio=0.25)[0, 3]
 
 
+# Cui et al.'s released code, transcribed line by line (PRIME-RL/Entropy-Mechanism-of-RL,
+# verl/trainer/ppo/core_algos.py at 88505792, compute_policy_loss_kl_cov and
+# compute_policy_loss_clip_cov with agg_loss "token-mean"; verl's current copies are the same math).
+def _reference_masked_mean(x, mask):
+    return (x * mask).sum() / mask.sum()
+
+
+def _reference_kl_cov(old_log_prob, log_prob, advantages, response_mask, k_percent, ppo_kl_coef):
+    ratio = torch.exp(log_prob - old_log_prob)
+    pg_losses1 = -advantages * ratio
+    pg_losses_kl = -advantages * ratio + ppo_kl_coef * (log_prob - old_log_prob).abs()
+    pg_losses = pg_losses1
+    all_valid = response_mask > 0
+    all_valid_idx = torch.nonzero(all_valid.reshape(-1), as_tuple=True)[0]
+    all_valid_adv = advantages[all_valid].detach().reshape(-1)
+    all_valid_logp = log_prob[all_valid].detach().reshape(-1)
+    k = min(k_percent, len(all_valid_adv))
+    if k != 0:
+        cov = (all_valid_adv - all_valid_adv.mean()) * (all_valid_logp - all_valid_logp.mean())
+        idx = all_valid_idx[torch.topk(cov, max(1, int(len(cov) * k / 100)), largest=True).indices]
+        T = advantages.shape[1]
+        pg_losses[idx // T, idx % T] = pg_losses_kl[idx // T, idx % T]
+    return _reference_masked_mean(pg_losses, response_mask)
+
+
+def _reference_clip_cov(old_log_prob, log_prob, advantages, response_mask, cliprange_low, cliprange_high,
+                        clip_ratio, clip_cov_lb, clip_cov_ub):
+    ratio = torch.exp(log_prob - old_log_prob)
+    pg_losses1 = -advantages * ratio
+    corr = torch.ones_like(advantages)
+    pg_losses2 = -advantages * torch.clamp(ratio, 1 - cliprange_low, 1 + cliprange_high)
+    clip_by_origin = (pg_losses2 > pg_losses1) & (response_mask > 0)
+    cov_all = (advantages - _reference_masked_mean(advantages, response_mask)) * (
+        log_prob - _reference_masked_mean(log_prob.detach(), response_mask))
+    cov_all[response_mask == 0] = -torch.inf
+    cov_all[clip_by_origin] = -torch.inf
+    clip_num = max(int(clip_ratio * response_mask.sum().item()), 1)
+    top_k_idx = torch.nonzero((cov_all < clip_cov_ub) & (cov_all > clip_cov_lb) & (response_mask > 0))
+    if len(top_k_idx) > 0:
+        top_k_idx = top_k_idx[torch.randperm(len(top_k_idx))[: min(clip_num, len(top_k_idx))]]
+    corr[top_k_idx[:, 0], top_k_idx[:, 1]] = 0
+    return _reference_masked_mean(torch.maximum(pg_losses1, pg_losses2) * corr, response_mask)
+
+
+def _cov_batch(seed, B=8, T=6):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, T + 1, (B,), generator=g)
+    lengths[0] = T
+    mask = (torch.arange(T)[None, :] < lengths[:, None]).double()
+    logp = -torch.rand(B, T, generator=g, dtype=torch.float64) * 4
+    old = logp + 0.3 * torch.randn(B, T, generator=g, dtype=torch.float64)   # ratios beyond the clip range
+    adv = 2 * torch.randn(B, generator=g, dtype=torch.float64)
+    return logp, old, adv, mask
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("ratio", [2e-3, 0.05, 0.12])
+def test_kl_cov_loss_equals_the_released_code(seed, ratio):
+    """train_grpo's KL-Cov loss (unclipped surrogate + |log ratio| on the top-cov tokens) = the reference.
+
+    The reference's ``k = min(k_percent, n_valid)`` caps the *percentage* by the token count, a
+    quirk that only acts when ``100 * ratio > n_valid`` (never at the papers' 0.2 %); the
+    ratios here stay below it (``n_valid >= 13``).
+    """
+    logp, old, adv, mask = _cov_batch(seed)
+    assert 100 * ratio <= mask.sum()
+    cfg = rl.GRPOConfig(intervention="kl_cov", kl_cov_ratio=ratio, kl_cov_coef=0.7)
+    leaf = logp.clone().requires_grad_(True)
+    extra = rl._kl_cov_penalty(leaf, old, adv, mask, cfg)
+    ours, _ = rl.policy_loss(leaf, old, adv, mask, loss_type="dapo", clip=False, extra_token_loss=extra)
+    ref_leaf = logp.clone().requires_grad_(True)
+    theirs = _reference_kl_cov(old, ref_leaf, adv[:, None].expand_as(logp), mask, 100 * ratio, 0.7)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    g_ours, = torch.autograd.grad(ours, leaf)
+    g_theirs, = torch.autograd.grad(theirs, ref_leaf)
+    torch.testing.assert_close(g_ours, g_theirs, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("ratio,bounds", [(2e-4, (1.0, 5.0)), (0.1, (0.05, 3.0)), (1.0, (0.05, 3.0))])
+def test_clip_cov_loss_equals_the_released_code(seed, ratio, bounds):
+    """train_grpo's Clip-Cov loss (same random draw of the candidates) = the reference, loss and gradient."""
+    logp, old, adv, mask = _cov_batch(seed)
+    cfg = rl.GRPOConfig(intervention="clip_cov", clip_cov_ratio=ratio, clip_cov_bounds=bounds,
+                        epsilon=0.2, epsilon_high=0.28)
+    leaf = logp.clone().requires_grad_(True)
+    weights = rl._clip_cov_weights(leaf, old, adv, mask, cfg, torch.Generator().manual_seed(seed))
+    ours, _ = rl.policy_loss(leaf, old, adv, mask, loss_type="dapo", epsilon=0.2, epsilon_high=0.28,
+                             token_weights=weights)
+    ref_leaf = logp.clone().requires_grad_(True)
+    torch.manual_seed(seed)                                   # the reference draws from the global generator
+    theirs = _reference_clip_cov(old, ref_leaf, adv[:, None].expand_as(logp), mask, 0.2, 0.28, ratio, *bounds)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    g_ours, = torch.autograd.grad(ours, leaf)
+    g_theirs, = torch.autograd.grad(theirs, ref_leaf)
+    torch.testing.assert_close(g_ours, g_theirs, rtol=0, atol=1e-12)
+    if ratio < 1.0:
+        assert 0 < int((weights == 0).sum()) < int(mask.sum())   # a real selection, not all or nothing
+
+
 def test_steer_weights():
     old = torch.log(torch.tensor([[0.9, 0.5, 0.1]], dtype=torch.float64))
     H = torch.tensor([[0.4, 0.7, 1.5]], dtype=torch.float64)
