@@ -187,6 +187,66 @@ def test_the_watch_is_removed_after_the_call(demo, capsys):
     assert sys.getprofile() is before
 
 
+def test_switching_the_watch_off_or_moving_to_a_thread_fails(demo, capsys):
+    import cProfile
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    module, check = demo
+
+    def off(x, y):                       # sys.setprofile(None), then the answer
+        sys.setprofile(None)
+        return module.slope(x, y)
+
+    def off_and_back(x, y):              # ... and the hook put back afterwards
+        hook = sys.getprofile()
+        sys.setprofile(None)
+        result = module.slope(x, y)
+        sys.setprofile(hook)
+        return result
+
+    def profiler(x, y):                  # another profiler replaces the hook
+        p = cProfile.Profile()
+        p.enable()
+        p.disable()
+        return float(np.polyfit(x, y, 1)[0])
+
+    def pool(x, y):                      # a thread started during the call
+        with ThreadPoolExecutor(1) as workers:
+            return workers.submit(module.slope, x, y).result()
+
+    def thread(x, y):
+        out = []
+        t = threading.Thread(target=lambda: out.append(module.slope(x, y)))
+        t.start()
+        t.join()
+        return out[0]
+
+    for fn in (off, off_and_back, pool, thread):
+        assert "your function calls companion._demo_fit.slope" in _verdict(check, fn, capsys), fn.__name__
+    assert "switched off the grader's watch" in _verdict(check, profiler, capsys)
+    assert sys.getprofile() is None and threading.getprofile() is None
+    assert type(sys.setprofile).__name__ == "builtin_function_or_method"
+
+    def honest_in_a_thread(x, y):        # threads themselves are fine
+        with ThreadPoolExecutor(1) as workers:
+            return workers.submit(lambda: float(np.polyfit(x, y, 1)[0])).result()
+
+    assert _verdict(check, honest_in_a_thread, capsys) == "passed"
+
+
+def test_the_path_skips_decorator_wrappers(capsys):
+    from companion import scaling
+    from companion.exercises import scaling as ex
+
+    def shortcut(C, E, A, B, alpha, beta):
+        n, d, _ = scaling.compute_optimal(C, scaling.ChinchillaParams(E=E, A=A, B=B, alpha=alpha, beta=beta))
+        return n, d
+
+    message = _verdict(ex.check_compute_optimal, shortcut, capsys)
+    assert "calls companion.scaling.compute_optimal" in message and "_validation" not in message
+
+
 def test_every_registered_implements_name_resolves():
     """A typo in ``implements=`` would silently switch the guard off: every name must
     resolve to a function or class, and it must have code to watch."""

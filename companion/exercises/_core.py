@@ -19,7 +19,11 @@ with a message naming the function and the path, however it was reached: a direc
 an alias (``from companion.scaling import compute_optimal as co``), a module attribute
 (``scaling.compute_optimal``), or another function (the student's helper, or another
 companion function that calls it internally: that is the same answer, so it counts
-too). Every other companion function stays usable.
+too), also in a thread the function starts. Turning the watch off during the call
+(``sys.setprofile``, another profiler) fails the case as well. Every other companion
+function stays usable. This catches shortcuts, not a determined attack on the grader:
+code copied out of the package, or work handed to a thread started before the call (on
+Python < 3.12), is not seen.
 
 Two kinds of bad input are told apart: a mistake of the check's author (``points`` that
 is not an int >= 1, a NaN ``rtol``, a non-finite or complex ``expected``, a ``condition``
@@ -181,11 +185,20 @@ def forbidden_functions(exercise_id: str) -> dict:
 class _Watch:
     """Context manager: while active, records every entry into one of ``codes`` (and the
     companion functions the call went through on its way there) with :func:`sys.setprofile`.
-    The student's code runs to its end either way; the verdict is read afterwards."""
+    The student's code runs to its end either way; the verdict is read afterwards.
+
+    The watch also covers threads the call starts (:func:`threading.setprofile`; on
+    Python 3.12+ every thread), and notices a call that turns it off: ``sys.setprofile``
+    is guarded while it runs (a call to it re-installs the watch and counts as
+    tampering), and the hook must still be in place when the call returns (a profiler
+    such as ``cProfile`` replaces it). It catches shortcuts, not a determined attack on
+    the grader (code copied out of the package is new code, for instance).
+    """
 
     def __init__(self, codes: dict):
         self.codes = codes
         self.hits: list[tuple[str, list[str]]] = []
+        self.tampered = ""
 
     def _hook(self, frame, event, arg):
         if event == "call" and frame.f_code in self.codes:
@@ -196,7 +209,8 @@ class _Watch:
                     return
                 if not module.startswith("companion.") or module.startswith("companion.exercises"):
                     break
-                path.append(f"{module}.{getattr(caller.f_code, 'co_qualname', caller.f_code.co_name)}")
+                if module != "companion._validation":  # a decorator's wrapper, not a step of the path
+                    path.append(f"{module}.{getattr(caller.f_code, 'co_qualname', caller.f_code.co_name)}")
                 caller = caller.f_back
             hit = (self.codes[frame.f_code], path[::-1])
             if hit not in self.hits:
@@ -204,18 +218,46 @@ class _Watch:
         if self.previous is not None:
             self.previous(frame, event, arg)
 
+    def _guard(self, function):
+        """Stands in for ``sys.setprofile`` during the call: the watch stays on (a thread the
+        call starts installs the watch through it, which is no tampering)."""
+        if function != self._hook:
+            self.tampered = self.tampered or "sys.setprofile called"
+        self._setprofile(self._hook)
+
     def __enter__(self):
+        import threading
+
         self.previous = sys.getprofile() if self.codes else None
         if self.codes:
-            sys.setprofile(self._hook)
+            self._setprofile, self._thread_hook = sys.setprofile, threading.getprofile()
+            everywhere = getattr(threading, "setprofile_all_threads", None)  # Python 3.12+
+            (everywhere or threading.setprofile)(self._hook)
+            sys.setprofile = self._guard
+            self._setprofile(self._hook)
         return self
 
     def __exit__(self, *exc):
         if self.codes:
+            import threading
+
+            installed = sys.getprofile()
+            sys.setprofile = self._setprofile
+            everywhere = getattr(threading, "setprofile_all_threads", None)
+            if everywhere is not None:
+                everywhere(self._thread_hook)
+            else:
+                threading.setprofile(self._thread_hook)
             sys.setprofile(self.previous)
+            if installed != self._hook and not self.tampered:
+                self.tampered = (f"replaced by {type(installed).__name__}" if installed is not None
+                                 else "removed by a profiler")
         return False
 
     def message(self) -> str:
+        if not self.hits:  # only tampering
+            return (f"your function switched off the grader's watch ({self.tampered}), which checks that "
+                    "it does not call the course's own implementation; remove that call")
         name, path = self.hits[0]
         via = f" (through {' -> '.join(path)})" if path else ""
         return (f"your function calls {name}{via}, the course's own implementation of what this "
@@ -367,10 +409,10 @@ class ExerciseCheck:
             with watch:
                 result = fn(*args, **kwargs)
         except Exception:
-            if watch.hits:
+            if watch.hits or watch.tampered:
                 raise ExerciseFailed(f"{description}: {watch.message()}") from None
             raise
-        if watch.hits:
+        if watch.hits or watch.tampered:
             raise ExerciseFailed(f"{description}: {watch.message()}")
         return result
 
