@@ -67,6 +67,22 @@ def test_standin_wheel_names_the_pinned_build(tmp_path):
     assert "Name: torch\n" in meta and "Version: 2.11.0+cpu\n" in meta and "Requires-Dist" not in meta
 
 
+def test_resolver_python_is_colabs_minor_version(monkeypatch, tmp_path):
+    """pip evaluates environment markers for the Python that runs it: the resolver looks for
+    one of Colab's version (this one's version here), and finds none of a version not installed."""
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    found = check_pins.colab_python(here)
+    assert found is not None
+    import subprocess
+
+    out = subprocess.run([found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == here
+    monkeypatch.setenv("COLAB_PINS_PYTHON", str(tmp_path / "no-such-python"))
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
+    assert check_pins.colab_python("2.99") is None
+
+
 def test_python_versions_declared():
     import tomllib
 

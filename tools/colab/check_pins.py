@@ -12,7 +12,11 @@ notebook's ``%pip install`` would, and fails when any pinned package would have 
    and platform (wheels only), with every pin as a constraint. A bound anywhere in the
    dependency tree that excludes a pinned version makes the resolution impossible and the
    check fail; otherwise the report lists the packages the install would add, and the check
-   confirms that every pinned package in it keeps Colab's version.
+   confirms that every pinned package in it keeps Colab's version. pip's ``--python-version``
+   only selects wheels: environment markers (``overrides; python_version < "3.12"``) are
+   evaluated for the interpreter that runs pip. So pip runs under a Python of Colab's minor
+   version when one is found (``$COLAB_PINS_PYTHON``, ``python3.13`` on the PATH, a pyenv
+   install); otherwise under this Python, and the check says so.
 
 Packages that Colab installs from a URL or another index than PyPI (its CPU or CUDA builds
 of torch, torchvision, torchaudio, torchcodec from PyTorch's own index, google-colab from a
@@ -31,7 +35,9 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -139,6 +145,27 @@ def constraints(pins: dict[str, dict], standins: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def colab_python(version: str = COLAB_PYTHON) -> str | None:
+    """An interpreter of Python ``version`` (``"3.13"``) with pip, or None when there is none.
+
+    Tried in order: ``$COLAB_PINS_PYTHON``, ``python3.13`` on the PATH, pyenv's installs
+    (``$PYENV_ROOT/versions/3.13*``, default ``~/.pyenv``), this Python.
+    """
+    candidates = [os.environ.get("COLAB_PINS_PYTHON"), shutil.which(f"python{version}")]
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates += sorted((str(p) for p in pyenv.glob(f"{version}*/bin/python{version}")), reverse=True)
+    candidates.append(sys.executable)
+    for python in filter(None, candidates):
+        try:
+            out = subprocess.run([python, "-c", "import sys, pip; print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if out.returncode == 0 and out.stdout.strip() == version:
+            return python
+    return None
+
+
 def build_wheel(folder: Path, python: str = sys.executable) -> Path:
     subprocess.run([python, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w", str(folder)],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -147,12 +174,16 @@ def build_wheel(folder: Path, python: str = sys.executable) -> Path:
 
 def resolve(pins: dict[str, dict], work: Path, python: str = sys.executable,
             python_version: str = COLAB_PYTHON) -> tuple[int, str, dict | None]:
-    """``pip install --dry-run --report`` of this checkout against the pins: (returncode, pip's log, report)."""
+    """``pip install --dry-run --report`` of this checkout against the pins: (returncode, pip's log, report).
+
+    ``python`` runs pip's resolver (its version decides the environment markers); the wheel
+    is built with this Python.
+    """
     standins = work / "standins"
     standins.mkdir()
     (work / "constraints.txt").write_text(constraints(pins, standins))
     (work / "wheel").mkdir()
-    wheel = build_wheel(work / "wheel", python)
+    wheel = build_wheel(work / "wheel")
     cmd = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-input",
            "--report", str(work / "report.json"), "-c", str(work / "constraints.txt"),
            "--find-links", str(standins), "--only-binary", ":all:",
@@ -204,7 +235,7 @@ def summarize(report: dict, pins: dict[str, dict]) -> tuple[list[str], list[str]
 def check_one(path: Path, python_version: str, static_only: bool = False) -> int:
     """The static check and the resolver against one pip freeze; 1 on failure."""
     pins = read_pins(path)
-    shown = path.relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
+    shown = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
     print(f"== {shown}: {len(pins)} pinned packages")
     problems = static_conflicts(project_dependencies(), pins)
     for p in problems:
@@ -215,8 +246,15 @@ def check_one(path: Path, python_version: str, static_only: bool = False) -> int
     print("pyproject's direct dependencies all admit Colab's versions")
     if static_only:
         return 0
+    python = colab_python(python_version)
+    if python is None:
+        python = sys.executable
+        print(f"NOTE: no Python {python_version} found (set COLAB_PINS_PYTHON): pip's environment markers "
+              f"are evaluated for this Python {sys.version_info[0]}.{sys.version_info[1]}, wheels for {python_version}")
     with tempfile.TemporaryDirectory(prefix="colab-pins-") as tmp:
-        code, log, report = resolve(pins, Path(tmp), python_version=python_version)
+        code, log, report = resolve(pins, Path(tmp), python=python, python_version=python_version)
+    if report is not None:
+        print(f"pip's resolver ran under Python {report['environment']['python_full_version']} ({python})")
     if code != 0:
         print(log[-6000:])
         print(f"FAIL: the package does not install into Colab's pinned set (Python {python_version}) "
