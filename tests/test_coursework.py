@@ -510,6 +510,13 @@ def test_exercises_are_numbered_per_chapter(chapter, registry):
     assert cw.chapter_number("unknown") is None
 
 
+def test_rows_and_wide_columns_follow_the_exercise_numbers():
+    from companion.coursework.grade import _number_key
+
+    numbers = ["5.10", "5.2", "", "5.1", "x"]
+    assert sorted(numbers, key=_number_key) == ["5.1", "5.2", "5.10", "", "x"]
+
+
 def _with_markdown(chapter, text, metadata=None, at=None):
     nb = copy.deepcopy(chapter)
     cell = nbformat.v4.new_markdown_cell(text)

@@ -40,6 +40,12 @@ def _student_of(relative: Path) -> str:
     return relative.parts[0] if len(relative.parts) > 1 else relative.stem
 
 
+def _number_key(number: str) -> tuple:
+    """``"5.10"`` -> ``(5, 10)`` (numeric order); an exercise without a number goes last."""
+    parts = str(number or "").split(".")
+    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else (10 ** 9,)
+
+
 def wide_path(output) -> Path:
     """Where the wide table goes: ``grades.csv`` -> ``grades-wide.csv``."""
     output = Path(output)
@@ -252,6 +258,9 @@ def grade_notebook(path, root=None, *, timeout: float = 600,
         run, verdicts, rejected = _run(run_nb, registry, expected, only=only, **options)
         return run_nb, run, _rows(run_nb, run, verdicts, rejected, expected, exercises, **context)
 
+    # rows in the order students see the exercises (1.1, 1.2, ...), not the registry's
+    expected = dict(sorted(expected.items(), key=lambda item: _number_key(
+        exercises[item[0]].number if item[0] in exercises else "")))
     run_nb, run, rows = attempt(None if plan is None else {0} | {i + 1 for i in plan})
     if mode == "fast" and _missing_name(rows, run, exercises):
         mode = "full"
@@ -436,7 +445,8 @@ def grade_submissions(folder, output, *, timeout: float = 600,
     pool.shutdown(wait=True)
     bar.close()
     all_rows = kept + new_rows
-    order = list(registry)
+    numbers = {r["exercise"]: _number_key(r.get("number", "")) for r in all_rows if r["exercise"]}
+    order = sorted(registry, key=lambda e: numbers.get(e, (10 ** 9,)))  # as numbered: 1.1, 1.2, ...
     write_wide(wide_path(output), all_rows, order)
     if feedback_dir is not None:
         numbers = {r["exercise"]: r.get("number", "") for r in all_rows if r.get("number")}
