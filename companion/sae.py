@@ -762,7 +762,7 @@ def train_sae(sae: SparseAutoencoder, x, *, target=None, steps: int = 1000, batc
         with torch.no_grad():
             batch_fvu = ((out["target"] - out["x_hat"]) ** 2).sum(-1).mean(-1) / variance
             logged = {"loss": out["loss"].mean().item(), "fvu": batch_fvu.mean().item(),
-                      "l0": (out["z"] != 0).float().sum(-1).mean().item()}
+                      "l0": torch.count_nonzero(out["z"]).item() * out["z"].shape[-1] / out["z"].numel()}
             if "aux" in out:
                 logged["aux"] = out["aux"].mean().item()
         return logged
@@ -946,9 +946,18 @@ def normalized_mse(x, x_hat) -> float:
 
     Unlike :func:`fvu` this does not subtract the mean, so it is smaller whenever the
     data have a large mean (as transformer activations often do). Note the names: what
-    Gao et al. (2024) call "normalized MSE" is the variance-normalised error, i.e.
-    :func:`fvu`; this function keeps the older name of the ``||x||^2``-normalised error,
-    which the chapter reports only to show why FVU is the number to quote.
+    Gao et al. (2024) call "normalized MSE" in the paper (and ``normalized_mse`` in the
+    training code of ``openai/sparse_autoencoder``) is the variance-normalised error, i.e.
+    :func:`fvu`; this function is the ``||x||^2``-normalised error of that repository's
+    ``loss.normalized_mean_squared_error``, pooled over the tokens (that one averages the
+    per-token ratios). :func:`sae_metrics` reports it; the chapter quotes FVU and only
+    explains the difference (Section 1).
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 0.0], [3.0, 2.0]])
+    >>> normalized_mse(x, np.tile(x.mean(0), (2, 1))), fvu(x, np.tile(x.mean(0), (2, 1)))
+    (0.2857142857142857, 1.0)
     """
     x, x_hat = as_array(x, "x"), as_array(x_hat, "x_hat")
     total = float((x ** 2).sum())
