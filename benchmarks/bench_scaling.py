@@ -7,7 +7,8 @@ set (true parameters known) with
 - ``fit_approach3`` from a grid of starts (Huber on log-loss residuals, L-BFGS per start),
 
 and prints a table of wall-clock time, objective, the fitted parameters and their error
-against the reference (Epoch's published Huber fit for the real data, the truth for the
+against the reference (for the real data the Huber-loss grid fit of Epoch's repository
+notebook, ``scaling.BESIROGLU_2024_HUBER``, which is the protocol of ``fit_approach3``; the truth for the
 synthetic data), plus the fraction of Approach 3 starts that reach the best objective.
 
 Usage::
@@ -66,8 +67,8 @@ def report(kind: str) -> None:
         print(f"    fraction of Approach 3 starts reaching the best objective: {reached:.3f}")
     print("objective: each method's own (Huber of relative residuals for VP, of log residuals for A3).")
     print("A3 from VP: time includes the variable-projection fit that provides the start.")
-    print("max err: largest relative error of (E, A, B, alpha, beta) against Epoch's Huber fit "
-          "(Chinchilla) or the truth (synthetic).")
+    print("max err: largest relative error of (E, A, B, alpha, beta) against the Huber-loss grid "
+          "fit of Epoch's repository (Chinchilla) or the truth (synthetic).")
 
 
 def run(quick: bool = False) -> list[dict]:

@@ -340,6 +340,24 @@ def test_shipped_approach3_grid_matches_a_live_fit():
     assert again.info["start_thetas"].shape == (1, 5)
 
 
+def test_epoch_constants_are_the_published_ones():
+    # Besiroglu et al. (2024), Table 1; the Huber-loss grid fit and the bootstrap standard errors
+    # as the final version of their repository's data_analysis.ipynb prints them.
+    assert sc.BESIROGLU_2024.as_array().tolist() == [1.8172, 482.01, 2085.43, 0.3478, 0.3658]
+    np.testing.assert_allclose(sc.BESIROGLU_2024_HUBER.as_array(),
+                               [1.817235504, 477.84171253, 2143.86378803, 0.34731266, 0.36718262], rtol=1e-4)
+    np.testing.assert_allclose(sc.BESIROGLU_2024_SE.as_array(),
+                               [0.02566, 124.52232, 1293.28410, 0.01540, 0.02060], rtol=1e-3)
+
+
+def test_approach3_objective_equals_epochs_on_the_same_points():
+    # Epoch's notebook ("Replicate exactly") reaches a summed Huber loss of 0.0010182740346 on
+    # the same 240 points; fit_approach3 minimises the same objective, so it reaches it too.
+    data = load_chinchilla()
+    fit = sc.fit_approach3(data.N, data.D, data.loss, starts=sc.BESIROGLU_2024_HUBER)
+    assert fit.objective == pytest.approx(0.0010182740346, rel=1e-6)
+
+
 def test_chinchilla_fits_by_relative_deviation_from_both_epoch_sets():
     data = load_chinchilla()
     vp = sc.fit_variable_projection(data.N, data.D, data.loss)
