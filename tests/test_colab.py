@@ -25,6 +25,7 @@ def _load(name, path):
 
 
 check_pins = _load("check_pins", ROOT / "tools" / "colab" / "check_pins.py")
+model_switch = _load("model_switch", ROOT / "tools" / "colab" / "model_switch.py")
 PINS = check_pins.read_pins()
 
 
@@ -81,6 +82,22 @@ def test_resolver_python_is_colabs_minor_version(monkeypatch, tmp_path):
     monkeypatch.setenv("COLAB_PINS_PYTHON", str(tmp_path / "no-such-python"))
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
     assert check_pins.colab_python("2.99") is None
+
+
+def test_chapter_3_has_one_model_switch_that_model_switch_py_sets():
+    """`make colab` runs chapter 3 with its switch set to a tiny GPT-2 (model_switch.py); here,
+    offline: the switch is one line in one cell, and no other code cell names the model or a layer."""
+    import nbformat
+
+    nb = nbformat.read(model_switch.CHAPTER, as_version=4)
+    cells = model_switch.switch_cells(nb)
+    assert len(cells) == 1
+    others = [c for c in nb.cells if c.cell_type == "code" and c is not cells[0]]
+    for cell in others:
+        assert "MINILM" not in cell.source and not re.search(r"\blayer\s*=\s*\d", cell.source), cell.get("id")
+    before = cells[0].source
+    model_switch.set_switch(nb, "/tmp/tiny-gpt2", 1)
+    assert cells[0].source == before.replace("MODEL, LAYER = sae.MINILM, 3", "MODEL, LAYER = '/tmp/tiny-gpt2', 1", 1)
 
 
 def test_python_versions_declared():

@@ -21,6 +21,8 @@
 5. Afterwards: no package of Colab's pinned set changed version or disappeared (the install
    left Colab's runtime alone), the installed companion came from the tag, and the explorer
    widgets build and redraw with ipywidgets 7.7.1 (tests/test_colab.py, in the venv).
+6. When chapter 3 ran: chapter 3 again, every cell, with its one switch ``MODEL, LAYER`` set to
+   a tiny GPT-2 built offline (``tools/colab/model_switch.py``, in the venv).
 
     python tools/colab/run_chapters.py                      # all chapters
     python tools/colab/run_chapters.py book/02_*.ipynb      # some
@@ -254,6 +256,15 @@ def main(argv=None) -> int:
                            "-k", "widget"], env=env, cwd=ROOT)
     if proc.returncode != 0:
         failures.append("the explorer widgets fail with Colab's ipywidgets")
+
+    # Chapter 3's one model switch, end to end on a tiny GPT-2 built offline (model_switch.py).
+    if any(nb.name.startswith("03_") for nb in chapters):
+        start, start_cpu = time.time(), _children_cpu()
+        proc = subprocess.run([vpy, HERE / "model_switch.py"], env=env, cwd=ROOT)
+        key = "03 with MODEL = tiny GPT-2"
+        times[key], cpu[key] = time.time() - start, _children_cpu() - start_cpu
+        if proc.returncode != 0:
+            failures.append("chapter 3 does not run end to end with MODEL switched to a tiny GPT-2")
 
     print("chapter times, wall (CPU) s: " + ", ".join(f"{k} {v:.0f} ({cpu[k]:.0f})" for k, v in times.items()))
     for f in failures:
