@@ -291,6 +291,9 @@ def graded(tmp_path_factory, chapter, student, registry):
     # an infinite loop after the first exercise
     dan = _solve(student, {"fx-add": SOLUTIONS["fx-add"], "fx-stats": "while True:\n    pass"})
     nbformat.write(dan, folder / "dan.ipynb")
+    # a loop inside one C call, which ignores the interrupt
+    dora = _solve(student, dict(SOLUTIONS, **{"fx-stats": "total = sum(range(10 ** 14))"}))
+    nbformat.write(dora, folder / "dora.ipynb")
     # a syntax error in one exercise, the others solved
     erin = _solve(student, dict(SOLUTIONS, **{"fx-add": "def add(a, b)\n    return a + b"}))
     nbformat.write(erin, folder / "erin.ipynb")
@@ -361,6 +364,15 @@ def test_infinite_loop_costs_one_cell_limit_and_the_rest_is_graded(graded):
     assert dan["fx-n-params"]["message"].startswith("not attempted")  # the run went on
 
 
+def test_a_cell_that_ignores_the_interrupt_costs_one_cell_limit_too(graded):
+    """The kernel stays busy after the interrupt: the grader goes on in a fresh kernel
+    without that cell, so the exercises after it are graded (not timed out one by one)."""
+    dora = _by_student(graded[2])["dora"]
+    assert dora["fx-add"]["score"] == 2 and dora["fx-n-params"]["score"] == 1, dora
+    assert dora["fx-stats"]["score"] == 0 and dora["fx-stats"]["message"].startswith(
+        "timeout: your solution cell (cell "), dora["fx-stats"]["message"]
+
+
 def test_a_shortcut_to_the_librarys_answer_gets_zero_with_the_reason(graded):
     rows = _by_student(graded[2])
     for name, how in (("hana", "fixture_lib.mean"), ("igor", "fixture_lib.mean")):
@@ -384,7 +396,7 @@ def test_csv_and_summary(graded):
     folder, output, rows, log, _ = graded
     with open(output, newline="") as fh:
         written = list(csv.DictReader(fh))
-    assert len(written) == len(rows) == 3 * 8 + 2
+    assert len(written) == len(rows) == 3 * 9 + 2
     assert list(written[0]) == list(cw.CSV_FIELDS)
     assert "alice" in log and "6/6" in log and "0/6" in log and "timeout" in log
 

@@ -1,5 +1,11 @@
 """Kernel execution: run a notebook's code cells (all, or the fast mode's selection) in a
-fresh Jupyter kernel, errors allowed, within a per-cell and a per-notebook time limit."""
+fresh Jupyter kernel, errors allowed, within a per-cell and a per-notebook time limit.
+
+A cell over its limit is interrupted (``KeyboardInterrupt``). Code that ignores the
+interrupt (a long loop inside one C call, such as ``sum(range(10**13))``) would keep the
+kernel busy, and every later cell would wait for it: after a timeout a short probe cell
+checks that the kernel answers, and when it does not the run stops as ``"stuck"`` so that
+the caller can go on in a fresh kernel without that cell."""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from .notebook import source
 __all__ = ["execute"]
 
 _KERNELS: set = set()          # kernel managers running now (to kill them on Ctrl-C)
+PROBE_SECONDS = 10.0            # how long an interrupted kernel has to answer again
 _STOP = threading.Event()       # set while an interrupted run shuts down
 
 
@@ -29,10 +36,27 @@ def _kill_kernel(km) -> None:
             pass
 
 
+def _answers(client, probe, run) -> bool:
+    """After an interrupted cell: does the kernel run a trivial cell again in time?"""
+    from nbclient.exceptions import CellTimeoutError
+
+    cells = client.nb.cells
+    cells.append(probe)  # nbclient stores the executed cell back at its index
+    index = len(cells) - 1
+    try:
+        client.execute_cell(probe, index, execution_count=None)
+    except CellTimeoutError:
+        return False
+    finally:
+        cells.pop()
+        error = run.errors.pop(index, "")
+    return not error.startswith("Timeout")
+
+
 @dataclass
 class _Run:
     errors: dict = field(default_factory=dict)   # cell index -> "Ename: evalue"
-    stopped: str = ""                            # "timeout", "kernel died", "setup failed"
+    stopped: str = ""                            # "timeout", "kernel died", "setup failed", "stuck"
     stopped_at: int | None = None
     seconds: float = 0.0
 
@@ -56,9 +80,14 @@ def execute(nb, *, timeout: float, cell_timeout: float | None, env: dict, cwd: s
         run.errors[cell_index] = f"{content.get('ename', 'Error')}: {content.get('evalue', '')}".rstrip(": ")
 
     deadline = [math.inf]
+    import nbformat
+
+    probe = nbformat.v4.new_code_cell("pass")
 
     def cell_limit(cell):
         remaining = max(1.0, deadline[0] - time.monotonic())
+        if cell is probe:
+            return int(math.ceil(min(remaining, PROBE_SECONDS, cell_timeout or PROBE_SECONDS)))
         if prologue and cell is nb.cells[0]:  # the grader's own setup: only the notebook's limit
             return int(math.ceil(remaining))
         return int(math.ceil(min(remaining, cell_timeout or remaining)))
@@ -91,9 +120,13 @@ def execute(nb, *, timeout: float, cell_timeout: float | None, env: dict, cwd: s
                 except CellTimeoutError:
                     run.stopped, run.stopped_at = "timeout", index
                     break
-                if run.errors.get(index, "").startswith("Timeout") and time.monotonic() >= deadline[0] - 1:
-                    run.stopped, run.stopped_at = "timeout", index
-                    break
+                if run.errors.get(index, "").startswith("Timeout"):
+                    if time.monotonic() >= deadline[0] - 1:
+                        run.stopped, run.stopped_at = "timeout", index
+                        break
+                    if not _answers(client, probe, run):
+                        run.stopped, run.stopped_at = "stuck", index
+                        break
                 if prologue and index == 0 and index in run.errors:
                     run.stopped, run.stopped_at = "setup failed", 0
                     break

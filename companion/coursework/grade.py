@@ -5,7 +5,9 @@ Each notebook runs in a fresh kernel. The default, fast mode runs only the cells
 exercises need (:func:`~companion.coursework.notebook.grading_plan`): the setup cell, the
 exercise cells, the cells they declare in ``depends_on``, and the cells a student added;
 ``full=True`` runs every cell. A cell that runs longer than ``cell_timeout`` is
-interrupted and the run goes on, so an infinite loop costs at most that.
+interrupted and the run goes on, so an infinite loop costs at most that; a cell that
+ignores the interrupt (a loop inside one C call) costs that plus a short probe, and the
+run goes on in a fresh kernel without it (the cells before it run again).
 """
 
 from __future__ import annotations
@@ -77,8 +79,24 @@ def _run(nb, registry, expected, *, modules, timeout, cell_timeout, kernel_name,
         workdir = Path(tmp) / "work"
         workdir.mkdir()
         env = _kernel_env(results, key_file, registry, expected, modules, threads)
-        run = execute(nb, timeout=timeout, cell_timeout=cell_timeout, env=env, cwd=str(workdir),
-                      kernel_name=kernel_name, prologue=True, only=only)
+        cells = set(only) if only is not None else {i for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+        skipped, errors, seconds = set(), {}, 0.0
+        while True:
+            key_file.write_bytes(key)  # the prologue deletes it
+            run = execute(nb, timeout=timeout - seconds, cell_timeout=cell_timeout, env=env,
+                          cwd=str(workdir), kernel_name=kernel_name, prologue=True, only=cells - skipped)
+            seconds += run.seconds
+            errors = {i: e for i, e in errors.items() if i in skipped} | run.errors
+            if run.stopped != "stuck":
+                break
+            # a cell ignored the interrupt (a loop inside one C call): go on in a fresh
+            # kernel without it; the cells before it run again to rebuild the state, those
+            # that timed out do not
+            skipped |= {run.stopped_at} | {i for i, e in run.errors.items() if e.startswith("Timeout")}
+            if timeout - seconds <= 1:
+                run.stopped = "timeout"
+                break
+        run.errors, run.seconds = errors, seconds
         verdicts, rejected = read_results(results, key)
     return run, verdicts, rejected
 
