@@ -228,6 +228,32 @@ def student_notebook(nb, registry: dict | None = None, *, name: str = "", check_
     return out
 
 
+_FALLBACK_ERRORS = {"NotImplementedError", "RuntimeError", "Exception", "BaseException"}
+
+
+def _unguarded_names(tree) -> set:
+    """Names the code loads, except inside the body of a ``try`` that falls back when the
+    stub raises (``except NotImplementedError:``, or a broader handler): such a cell runs
+    in the student version before the exercise is solved."""
+    def guarded(node) -> bool:
+        for handler in node.handlers:
+            kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            if handler.type is None or any(isinstance(k, ast.Name) and k.id in _FALLBACK_ERRORS for k in kinds):
+                return True
+        return False
+
+    names, stack = set(), [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        children = list(ast.iter_child_nodes(node))
+        if isinstance(node, ast.Try) and guarded(node):
+            children = [c for c in children if not any(c is b for b in node.body)]
+        stack.extend(children)
+    return names
+
+
 def _cells_using_answers(nb) -> list[tuple[int, list, str]]:
     """Code cells (not checks) that use a name an exercise defines: they fail in the
     student version until that exercise is solved. Returns (cell number, names, id)."""
@@ -245,7 +271,7 @@ def _cells_using_answers(nb) -> list[tuple[int, list, str]]:
                     else bound_names(node)
                 defined.update({n: cell.metadata.get("exercise", "?") for n in names})
         elif "check" not in tags(cell) and defined:
-            used = sorted(names_read([source(cell)]) & set(defined))
+            used = sorted(_unguarded_names(tree) & set(defined))
             if used:
                 found.append((number, used, defined[used[0]]))
     return found
