@@ -235,6 +235,28 @@ def test_switching_the_watch_off_or_moving_to_a_thread_fails(demo, capsys):
     assert _verdict(check, honest_in_a_thread, capsys) == "passed"
 
 
+def test_under_the_grader_a_thread_pool_started_before_the_check_is_watched(demo, capsys, monkeypatch):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    module, check = demo
+    monkeypatch.setattr(_core, "_THREADS_WATCHED", [False])
+    try:
+        _core.watch_new_threads()  # what the grader's prologue does
+        workers = ThreadPoolExecutor(1)
+        workers.submit(int).result()  # the thread exists before the check
+        message = _verdict(check, lambda x, y: workers.submit(module.slope, x, y).result(), capsys)
+        assert "your function calls companion._demo_fit.slope" in message
+        assert _verdict(check, lambda x, y: workers.submit(np.polyfit, x, y, 1).result()[0], capsys) == "passed"
+        threading.setprofile(None)  # the notebook removes the grader's thread watch
+        assert "switched off the grader's watch" in _verdict(
+            check, lambda x, y: float(np.polyfit(x, y, 1)[0]), capsys)
+        workers.shutdown()
+    finally:
+        threading.setprofile(None)
+    assert sys.getprofile() is None and not _core._ACTIVE
+
+
 def test_the_path_skips_decorator_wrappers(capsys):
     from companion import scaling
     from companion.exercises import scaling as ex

@@ -43,6 +43,7 @@ def _companion_grader_setup():
             fh.write(json.dumps(row, sort_keys=True) + "\n")
 
     _core.ExerciseCheck._record = _record
+    _core.watch_new_threads()  # a thread pool the notebook starts is watched too
 
 _companion_grader_setup()
 del _companion_grader_setup

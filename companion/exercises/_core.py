@@ -22,8 +22,9 @@ companion function that calls it internally: that is the same answer, so it coun
 too), also in a thread the function starts. Turning the watch off during the call
 (``sys.setprofile``, another profiler) fails the case as well. Every other companion
 function stays usable. This catches shortcuts, not a determined attack on the grader:
-code copied out of the package, or work handed to a thread started before the call (on
-Python < 3.12), is not seen.
+code copied out of the package is new code, and outside the grader (which calls
+:func:`watch_new_threads` first) work handed to a thread started before the call is not
+seen on Python < 3.12.
 
 Two kinds of bad input are told apart: a mistake of the check's author (``points`` that
 is not an int >= 1, a NaN ``rtol``, a non-finite or complex ``expected``, a ``condition``
@@ -56,7 +57,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["ExerciseCheck", "ExerciseFailed", "RESULTS_ENV", "registry", "register",
-           "forbidden_functions", "resolve_implements"]
+           "forbidden_functions", "resolve_implements", "watch_new_threads"]
 
 RESULTS_ENV = "COMPANION_RESULTS"
 
@@ -182,6 +183,31 @@ def forbidden_functions(exercise_id: str) -> dict:
     return found
 
 
+_ACTIVE: list = []          # the watches running now (innermost last), for other threads
+_THREADS_WATCHED = [False]  # set by watch_new_threads(): the grader's kernel
+
+
+def _thread_dispatch(frame, event, arg):
+    """Profile function of every thread started after :func:`watch_new_threads`: it hands
+    the event to the watch running now, if any (a near no-op otherwise)."""
+    if _ACTIVE:
+        _ACTIVE[-1]._hook(frame, event, arg)
+
+
+def watch_new_threads() -> None:
+    """Make every thread started from now on visible to the checks' watch.
+
+    The grader calls it before the student's first cell, so that a student function
+    handing the course's answer to a thread pool created earlier is seen (Python < 3.12
+    cannot install a profile function in a running thread). A notebook that removes it
+    (``threading.setprofile``) fails the next check that watches a call.
+    """
+    import threading
+
+    threading.setprofile(_thread_dispatch)
+    _THREADS_WATCHED[0] = True
+
+
 class _Watch:
     """Context manager: while active, records every entry into one of ``codes`` (and the
     companion functions the call went through on its way there) with :func:`sys.setprofile`.
@@ -201,7 +227,7 @@ class _Watch:
         self.tampered = ""
 
     def _hook(self, frame, event, arg):
-        if event == "call" and frame.f_code in self.codes:
+        if event == "call" and frame.f_code in self.codes:  # any thread
             path, caller = [], frame.f_back
             while caller is not None:
                 module = caller.f_globals.get("__name__", "")
@@ -231,6 +257,9 @@ class _Watch:
         self.previous = sys.getprofile() if self.codes else None
         if self.codes:
             self._setprofile, self._thread_hook = sys.setprofile, threading.getprofile()
+            if _THREADS_WATCHED[0] and self._thread_hook is not _thread_dispatch:
+                self.tampered = "threading.setprofile called"
+            _ACTIVE.append(self)
             everywhere = getattr(threading, "setprofile_all_threads", None)  # Python 3.12+
             (everywhere or threading.setprofile)(self._hook)
             sys.setprofile = self._guard
@@ -243,6 +272,10 @@ class _Watch:
 
             installed = sys.getprofile()
             sys.setprofile = self._setprofile
+            if self in _ACTIVE:
+                _ACTIVE.remove(self)
+            if _THREADS_WATCHED[0]:
+                self._thread_hook = _thread_dispatch
             everywhere = getattr(threading, "setprofile_all_threads", None)
             if everywhere is not None:
                 everywhere(self._thread_hook)
