@@ -90,7 +90,8 @@ def reference_parabola_vertex(log10_d, loss):
     return 10.0 ** vertex
 
 
-@register("sc-vertex", points=2, chapter="scaling")
+@register("sc-vertex", points=2, chapter="scaling",
+          implements=("companion.scaling.fit_approach2",))
 def check_parabola_vertex(student_fn):
     """``student_fn(log10_d, loss)`` must return the D at the vertex of the fitted parabola."""
     with ExerciseCheck("sc-vertex", points=2,
