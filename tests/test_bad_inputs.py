@@ -50,7 +50,7 @@ MIN_RATE = {
     "exercises.rl": 0.99,               # 100 % [15]
     "exercises._core": 0.99,            # 100 % [45]
 }
-#: Calls known to hang today (issue 19), allowed until their module is fixed: delete each
+#: Calls known to hang today, allowed until their module is fixed: delete each
 #: entry with its fix. Any other hang fails the test.
 KNOWN_HANGS: set[str] = set()
 #: Modules whose every public entry must have a baseline (the others list what is missing).

@@ -581,7 +581,7 @@ def test_ensemble_figures_have_labelled_axes():
 
 
 # ---------------------------------------------------------------------------------------
-# bad input (issue 19): each ends in a ValueError/TypeError naming the argument
+# bad input: each ends in a ValueError/TypeError naming the argument
 # ---------------------------------------------------------------------------------------
 
 def _tiny():

@@ -312,7 +312,7 @@ def test_register_rejects_bad_implements():
 
 
 # --------------------------------------------------------------------------------------
-# bad arguments (issue 19): the check author's mistakes name the argument; the student's
+# bad arguments: the check author's mistakes name the argument; the student's
 # (a non-function, a non-number, a complex result) fail the case
 # --------------------------------------------------------------------------------------
 

@@ -120,7 +120,7 @@ def test_new_registry_entries_name_what_the_student_writes():
 
 
 def test_references_reject_bad_input_without_hanging():
-    """Issue 19: reference_parabola_vertex hung (LAPACK) on 1e308; now a clear error."""
+    """reference_parabola_vertex hung (LAPACK) on 1e308; now a clear error."""
     x = np.array([1.0, 2.0, 3.0, 4.0])
     y = np.array([3.0, 2.5, 2.4, 2.6])
     for bad in (1e308, np.inf, np.nan):

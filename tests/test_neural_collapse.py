@@ -262,7 +262,7 @@ def test_tracker_rejects_bad_input(case):
 
 
 # --------------------------------------------------------------------------------------
-# closed forms: the spec's numbers
+# closed forms: the papers' numbers
 # --------------------------------------------------------------------------------------
 def test_ufm_ce_solution_spec_numbers():
     s = nc.ufm_ce_solution(4, 5, 5e-3, 5e-3)
@@ -528,7 +528,7 @@ def test_stratified_split_keeps_class_shares():
         stratified_split([0, 0, 1], 0.5)
     with pytest.raises(ValueError):
         stratified_split(y, 1.0)
-    with pytest.raises(ValueError, match="labels"):  # issue 19: no labels at all
+    with pytest.raises(ValueError, match="labels"):  # no labels at all
         stratified_split([], 0.25)
 
 
@@ -691,7 +691,7 @@ def test_stacked_training_on_cuda_matches_the_cpu():
 
 
 # --------------------------------------------------------------------------------------
-# Bad input (issue 19): clear errors naming the argument, no NaN, no hang
+# Bad input: clear errors naming the argument, no NaN, no hang
 # --------------------------------------------------------------------------------------
 def _huge_inside(a):
     a = np.array(a, dtype=np.float64)
@@ -746,7 +746,7 @@ def test_training_that_diverges_says_so_naming_the_inputs_and_step_size():
                                            ("seeds", None), ("seeds", 3), ("loss", None),
                                            ("weight_decay", 1j), ("test", ([[1.0] * 4], [7]))])
 def test_train_mlp_nc_seeds_rejects_quickly(argname, value):
-    """Empty features and out-of-range labels were minutes in the full sweep (issue 19)."""
+    """Empty features and out-of-range labels were minutes in the full sweep."""
     import time
 
     x, y = gaussian_mixture(num_classes=3, n_per_class=5, dim=4, seed=0)

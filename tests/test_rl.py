@@ -743,7 +743,7 @@ def test_train_grpo_accepts_a_device():
 
 
 # ---------------------------------------------------------------------------------------
-# bad inputs (issue 19): every one ends in a ValueError/TypeError naming the argument
+# bad inputs: every one ends in a ValueError/TypeError naming the argument
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["mask", "token_weights", "extra_token_loss"])
 def test_policy_loss_rejects_nan_in_token_arrays(name):

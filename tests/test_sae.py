@@ -508,7 +508,7 @@ def test_model_switch_end_to_end_with_a_tiny_gpt2(tmp_path):
     assert "token view" in explorer.render()[1]
 
 
-# -- bad inputs (issue 19): a ValueError/TypeError naming the argument, never NaN or a hang ----
+# -- bad inputs: a ValueError/TypeError naming the argument, never NaN or a hang ----
 
 def test_metrics_reject_values_whose_squares_overflow():
     x = np.random.default_rng(0).normal(size=(64, 4))

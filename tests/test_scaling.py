@@ -59,7 +59,7 @@ def test_isoflop_grid_lies_on_budgets_and_is_centred():
         sc.isoflop_grid(width=1.0)
 
 
-# The spec's table, as printed there: errors of D* at C = 1e24 in percent, with the digits
+# The Approach 2 bias table, as the chapter prints it: errors of D* at C = 1e24 in percent, with the digits
 # given (three decimals for the first set, three significant digits for the second).
 @pytest.mark.parametrize("params, expected", [
     ((0.34, 0.28), ["-0.327", "-1.301", "-2.903", "-5.100"]),
@@ -386,7 +386,7 @@ def test_training_sweeps_batch_seeds_and_record_an_isoflop_design():
         sc.training_sweeps([], widths=(4,))
 
 
-# -- bad input (issue 19): a clear error naming the argument, no NaN, no hang ---------------------
+# -- bad input: a clear error naming the argument, no NaN, no hang ---------------------
 def test_huge_values_inside_arrays_are_rejected_not_turned_into_nan():
     spectrum = sc.power_law_spectrum(20, 1.5)
     spectrum[10] = 1e308

@@ -1,6 +1,6 @@
 """Chapter 3's one model switch, end to end: the whole chapter with ``MODEL, LAYER`` set to a
-tiny GPT-2 built offline (issue 17: "one variable in the chapter must switch the model
-everywhere"). ``make colab`` runs it after the chapters, in its Colab-like venv.
+tiny GPT-2 built offline (one variable of the chapter switches the model everywhere).
+``make colab`` runs it after the chapters, in its Colab-like venv.
 
 The chapter's switch cell reads ``MODEL, LAYER = sae.MINILM, 3``. This script builds a
 GPT-2-shaped model (``GPT2Model``: 2 blocks, width 128, random weights) and a byte-level BPE
